@@ -1,0 +1,127 @@
+/*
+ * conf.h - the one INI file both programs read (-c /etc/wspush/wspush.conf).
+ *
+ * Every key of DESIGN.md is described by one row of a table in conf.c
+ * (section, key, type, offset, default, range). Unknown keys, bad values
+ * and values this build does not implement stop the program with
+ * "file:line: section.key: reason". The master parses and validates before
+ * forking; workers only ever see a const struct conf.
+ */
+#ifndef WSP_CONF_H
+#define WSP_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum conf_routing { CONF_ROUTING_INTEREST, CONF_ROUTING_BROADCAST };
+enum conf_delivery { CONF_DELIVERY_ENVELOPE, CONF_DELIVERY_RAW };
+enum conf_client_publish {
+	CONF_PUBLISH_OFF,
+	CONF_PUBLISH_CHANNELS,
+	CONF_PUBLISH_USERS,
+	CONF_PUBLISH_ALL,
+};
+enum conf_slow_client { CONF_SLOW_CLOSE, CONF_SLOW_DROP_OLDEST };
+enum conf_auth_mode { CONF_AUTH_JWT, CONF_AUTH_NONE };
+enum conf_jwt_alg { CONF_JWT_HS256, CONF_JWT_RS256, CONF_JWT_ES256 };
+enum conf_redis_kind { CONF_REDIS_TCP, CONF_REDIS_UNIX };
+
+#define CONF_NODE_ID_MAX 64
+#define CONF_PREFIX_MAX 64
+/* runtime_dir + "/stats.ipc" must fit sun_path (108 bytes with the NUL). */
+#define CONF_RUNTIME_DIR_MAX 96
+#define CONF_PATH_MAX 512
+#define CONF_ORIGINS_MAX 32
+
+/* A parsed "host:port" (IPv4, [IPv6] or a name resolved at bind time). */
+struct conf_hostport {
+	char host[256];
+	uint16_t port;
+};
+
+struct conf {
+	char file[CONF_PATH_MAX]; /* the file this was read from */
+
+	/* [node] */
+	char node_id[CONF_NODE_ID_MAX]; /* "auto": the bridge picks one */
+	char runtime_dir[CONF_RUNTIME_DIR_MAX];
+	int log_level; /* syslog level */
+
+	/* [redis] */
+	char redis_url[CONF_PATH_MAX];
+	enum conf_redis_kind redis_kind;
+	char redis_host[256]; /* TCP */
+	uint16_t redis_port;
+	char redis_unix_path[108]; /* unix:///path */
+	char redis_password[256];  /* empty: no AUTH */
+	char prefix[CONF_PREFIX_MAX];
+	enum conf_routing routing;
+
+	/* [gateway] */
+	struct conf_hostport listen;
+	uint32_t workers; /* 0 = auto (one per core) */
+	char path[256];
+	enum conf_delivery delivery;
+	enum conf_client_publish client_publish;
+	uint32_t max_message_bytes;
+	uint64_t max_queued_bytes;
+	enum conf_slow_client slow_client;
+	uint32_t max_connections; /* per worker, 0 = fd limit */
+	uint32_t max_subscriptions;
+	uint32_t rate_limit_per_s;
+	uint32_t rate_burst;
+	uint32_t ping_interval_s;
+	uint32_t idle_timeout_s;
+	uint32_t handshake_timeout_s;
+	uint32_t drain_timeout_s;
+	/* allowed_origins: "*" (any), or exact origins and "*.example.com" */
+	char allowed_origins_raw[1024];
+	uint32_t n_allowed_origins; /* 0 means "*" */
+	char allowed_origins[CONF_ORIGINS_MAX][128];
+	bool demo_page;
+	uint64_t inbound_maxlen;
+
+	/* [auth] */
+	enum conf_auth_mode auth_mode;
+	enum conf_jwt_alg jwt_alg;
+	char jwt_secret_file[CONF_PATH_MAX];
+	char jwt_public_key_file[CONF_PATH_MAX];
+	uint32_t leeway_s;
+	uint32_t auth_timeout_s;
+
+	/* [bridge] */
+	struct conf_hostport metrics_listen;
+	uint32_t heartbeat_ms;
+};
+
+/* Fills c with the defaults of DESIGN.md (c->file is left empty). */
+void conf_defaults(struct conf *c);
+
+/*
+ * Reads and validates the file at path into c (defaults first). Returns 0,
+ * or -1 with "path:line: section.key: reason" in err. On failure *c is
+ * unspecified; callers keep their previous config in a separate struct.
+ */
+int conf_load(struct conf *c, const char *path, char *err, size_t errlen);
+
+/* Same, from a string; name stands in for the file name in messages. */
+int conf_load_string(struct conf *c, const char *name, const char *text,
+    char *err, size_t errlen);
+
+/* Prints every effective value as INI (what -t shows). */
+void conf_print(const struct conf *c, FILE *f);
+
+/* Worker count to run: c->workers, or the number of online CPUs for auto. */
+uint32_t conf_workers(const struct conf *c);
+
+/* Paths of the node's ipc endpoints: "ipc://<runtime_dir>/bus.ipc" etc. */
+void conf_bus_url(const struct conf *c, char *buf, size_t len);
+void conf_up_url(const struct conf *c, char *buf, size_t len);
+void conf_stats_url(const struct conf *c, char *buf, size_t len);
+
+/* True if origin matches gateway.allowed_origins ("*" allows all). */
+bool conf_origin_allowed(const struct conf *c, const char *origin);
+
+#endif

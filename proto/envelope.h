@@ -1,0 +1,229 @@
+/*
+ * envelope.h - the node-internal wire formats, msgpack over nng ipc.
+ *
+ * Bus (bridge -> every worker, nng PUB/SUB on bus.ipc): MSG, HEARTBEAT and
+ * ACK envelopes. Upstream (worker -> bridge, nng PUSH/PULL on up.ipc):
+ * interest changes, client publishes, inbound sends, connection events and
+ * counters, each stamped with the worker's (slot, generation).
+ *
+ * Every envelope is one msgpack array whose first two elements are the
+ * format version and the kind; one nng message holds one or more envelopes
+ * back to back (the bridge batches under load). Decoders accept extra
+ * trailing array elements (a newer minor peer) and reject anything else
+ * that does not match the schema. Decoded strings and payloads point into
+ * the input buffer, which must outlive the decoded struct. The schema and
+ * the versioning rule are in proto/PROTOCOL.md.
+ */
+#ifndef WSP_ENVELOPE_H
+#define WSP_ENVELOPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#define ENV_VERSION 1
+
+/* A borrowed byte string (not NUL-terminated). p is NULL when absent. */
+struct env_str {
+	const char *p;
+	uint32_t len;
+};
+
+/* How the bridge classified a payload, once, for every worker. */
+enum payload_class {
+	PAYLOAD_JSON = 0,   /* a JSON object or array: embedded as is */
+	PAYLOAD_TEXT = 1,   /* other UTF-8: sent as a JSON string */
+	PAYLOAD_BINARY = 2, /* not UTF-8: sent as data_b64 */
+};
+
+/* ---- bus: bridge -> workers ---- */
+
+enum bus_kind {
+	BUS_MSG = 1,
+	BUS_HEARTBEAT = 2,
+	BUS_ACK = 3,
+};
+
+/* One message for the address `to` ("user:42", "channel:news", "all"). */
+struct bus_msg {
+	uint64_t epoch; /* the bridge's epoch: random per bridge start */
+	uint64_t seq;   /* 1, 2, 3 ... per MSG within an epoch */
+	struct env_str to;
+	enum payload_class cls;
+	struct env_str data;
+	struct env_str from; /* optional: sender's authenticated id */
+	struct env_str id;   /* optional: message id */
+	uint64_t ts;         /* optional: ms since the epoch, 0 if absent */
+};
+
+/* Sent every bridge.heartbeat_ms: lets an idle worker see a new bridge
+ * (epoch change) or a lost tail (last_seq beyond what it received). */
+struct bus_heartbeat {
+	uint64_t epoch;
+	uint64_t last_seq; /* seq of the last MSG published, 0 if none */
+	struct env_str node; /* the node id (resolves node.id = auto) */
+	bool redis_up;       /* the subscriber link is connected */
+};
+
+enum ack_status {
+	ACK_OK = 0,     /* Redis confirmed the subscription */
+	ACK_FAILED = 1, /* it cannot be made (invalid address, Redis error) */
+};
+
+/* Addressed to one worker: its interest request req_id is in effect. */
+struct bus_ack {
+	uint64_t epoch;
+	uint32_t slot, gen; /* the worker the ack is for */
+	uint64_t req_id;
+	enum ack_status status;
+	struct env_str node;
+};
+
+struct bus_env {
+	enum bus_kind kind;
+	union {
+		struct bus_msg msg;
+		struct bus_heartbeat hb;
+		struct bus_ack ack;
+	} u;
+};
+
+/*
+ * Encoders append one envelope to out (which may already hold others).
+ * They return 0, or -1 on allocation failure or a field over its limit.
+ */
+int bus_encode_msg(msgpack_sbuffer *out, const struct bus_msg *m);
+int bus_encode_heartbeat(msgpack_sbuffer *out, const struct bus_heartbeat *h);
+int bus_encode_ack(msgpack_sbuffer *out, const struct bus_ack *a);
+
+/* ---- upstream: worker -> bridge ---- */
+
+enum up_kind {
+	UP_INTEREST_ADD = 1,  /* start wanting an address; acked by req_id */
+	UP_INTEREST_DEL = 2,  /* stop wanting it */
+	UP_INTEREST_SYNC = 3, /* the worker's whole interest set, replacing */
+	UP_PUBLISH = 4,       /* a client publish, to be PUBLISHed to Redis */
+	UP_SEND = 5,          /* a client send: XADD <prefix>:inbound */
+	UP_EVENT = 6,         /* connect / disconnect: XADD <prefix>:events */
+	UP_COUNTERS = 7,      /* periodic worker counters for stats */
+	UP_BYE = 8,           /* the worker is leaving; drop its interest */
+};
+
+/* The sender of every upstream envelope. gen is unique per fork on a node,
+ * so a restarted worker in the same slot is never taken for the old one. */
+struct up_worker {
+	uint32_t slot; /* 1..workers */
+	uint32_t gen;  /* 1, 2, ... per fork, from the master */
+	uint32_t pid;
+};
+
+struct up_interest { /* ADD and DEL */
+	uint64_t req_id; /* 0 for DEL */
+	struct env_str addr;
+};
+
+struct up_counter {
+	struct env_str name;
+	uint64_t value;
+};
+
+/* Everything the bridge must know of a worker after it lost its state: the
+ * addresses the worker holds in effect and its connections per user (for
+ * presence). Arrays are allocated in the reader's zone. */
+struct up_sync {
+	uint64_t epoch; /* the bridge epoch the worker is syncing to */
+	uint32_t n_addrs;
+	const struct env_str *addrs;
+	uint32_t n_users;
+	const struct up_counter *users; /* name = user id, value = conns */
+};
+
+struct up_publish {
+	struct env_str to;   /* "user:7", "channel:news" */
+	struct env_str from; /* stamped by the worker from the auth identity */
+	struct env_str data; /* the client's `data` as JSON text */
+	struct env_str id;   /* optional */
+};
+
+struct up_send {
+	struct env_str user, conn;
+	struct env_str data; /* the client's `data` as JSON text */
+};
+
+struct up_event {
+	struct env_str type; /* "connect" | "disconnect" */
+	struct env_str user, conn, reason;
+};
+
+struct up_counters {
+	uint32_t n;
+	const struct up_counter *items; /* allocated in the reader's zone */
+};
+
+struct up_env {
+	enum up_kind kind;
+	struct up_worker w;
+	union {
+		struct up_interest interest;
+		struct up_sync sync;
+		struct up_publish publish;
+		struct up_send send;
+		struct up_event event;
+		struct up_counters counters;
+	} u;
+};
+
+int up_encode_interest(msgpack_sbuffer *out, const struct up_worker *w,
+    enum up_kind kind, const struct up_interest *i);
+int up_encode_sync(msgpack_sbuffer *out, const struct up_worker *w,
+    const struct up_sync *s);
+int up_encode_publish(msgpack_sbuffer *out, const struct up_worker *w,
+    const struct up_publish *p);
+int up_encode_send(msgpack_sbuffer *out, const struct up_worker *w,
+    const struct up_send *s);
+int up_encode_event(msgpack_sbuffer *out, const struct up_worker *w,
+    const struct up_event *e);
+int up_encode_counters(msgpack_sbuffer *out, const struct up_worker *w,
+    const struct up_counters *c);
+int up_encode_bye(msgpack_sbuffer *out, const struct up_worker *w);
+
+/* ---- decoding: a reader walks the envelopes of one nng message ---- */
+
+enum env_err {
+	ENV_OK = 0,
+	ENV_END = 1,       /* no more envelopes in the buffer */
+	ENV_TRUNCATED = -1, /* the buffer ends inside an envelope */
+	ENV_MALFORMED = -2, /* not msgpack, or not our schema */
+	ENV_VERSION_UNKNOWN = -3,
+	ENV_KIND_UNKNOWN = -4,
+};
+
+const char *env_strerror(int err);
+
+struct env_reader {
+	const char *buf;
+	size_t len, off;
+	msgpack_zone zone; /* arrays of the last decoded envelope */
+};
+
+/* Borrows buf for the reader's life. */
+void env_reader_init(struct env_reader *r, const void *buf, size_t len);
+void env_reader_fini(struct env_reader *r);
+
+/*
+ * Decode the next envelope. Returns ENV_OK and fills *out (valid until the
+ * next call or fini), ENV_END at the end, or a negative env_err. After
+ * ENV_TRUNCATED or ENV_MALFORMED the rest of the buffer is skipped (the
+ * next call returns ENV_END); after ENV_VERSION_UNKNOWN or
+ * ENV_KIND_UNKNOWN of a well-formed array, reading continues after it.
+ */
+int bus_reader_next(struct env_reader *r, struct bus_env *out);
+int up_reader_next(struct env_reader *r, struct up_env *out);
+
+const char *bus_kind_str(enum bus_kind k);
+const char *up_kind_str(enum up_kind k);
+const char *payload_class_str(enum payload_class c);
+
+#endif
