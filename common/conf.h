@@ -103,6 +103,7 @@ void conf_defaults(struct conf *c);
  * Reads and validates the file at path into c (defaults first). Returns 0,
  * or -1 with "path:line: section.key: reason" in err. On failure *c is
  * unspecified; callers keep their previous config in a separate struct.
+ * Not thread-safe (inih's options are process globals): load in the master.
  */
 int conf_load(struct conf *c, const char *path, char *err, size_t errlen);
 
@@ -121,7 +122,15 @@ void conf_bus_url(const struct conf *c, char *buf, size_t len);
 void conf_up_url(const struct conf *c, char *buf, size_t len);
 void conf_stats_url(const struct conf *c, char *buf, size_t len);
 
-/* True if origin matches gateway.allowed_origins ("*" allows all). */
+/*
+ * True if origin matches gateway.allowed_origins ("*" allows all). Entries
+ * compare case-insensitively: an exact origin ("https://app.example.com")
+ * matches whole; a wildcard host matches one or more labels before the
+ * domain, never the bare domain ("*.example.com" matches a.example.com and
+ * a.b.example.com, not example.com). A wildcard with a scheme (https://
+ * then *.example.com, optionally :port) also requires that scheme and
+ * port; a bare "*.example.com" allows any scheme but no explicit port.
+ */
 bool conf_origin_allowed(const struct conf *c, const char *origin);
 
 #endif

@@ -19,7 +19,7 @@ struct dlist {
 	struct dlist_node head;
 };
 
-#define DLIST_ENTRY(node, type, member)                                        \
+#define DLIST_ENTRY(node, type, member) \
 	((type *)(void *)((char *)(node)-offsetof(type, member)))
 
 static inline void
@@ -79,12 +79,12 @@ dlist_first(const struct dlist *l)
 }
 
 /* Iterate nodes; `n` is a struct dlist_node *. Do not remove `n` here. */
-#define DLIST_FOREACH(n, l)                                                    \
+#define DLIST_FOREACH(n, l) \
 	for ((n) = (l)->head.next; (n) != &(l)->head; (n) = (n)->next)
 
 /* Iterate nodes while `n` may be removed; `tmp` holds the successor. */
-#define DLIST_FOREACH_SAFE(n, tmp, l)                                          \
-	for ((n) = (l)->head.next, (tmp) = (n)->next; (n) != &(l)->head;      \
+#define DLIST_FOREACH_SAFE(n, tmp, l)                                    \
+	for ((n) = (l)->head.next, (tmp) = (n)->next; (n) != &(l)->head; \
 	     (n) = (tmp), (tmp) = (n)->next)
 
 #endif

@@ -47,8 +47,8 @@ struct hmap_iter {
 	void *next; /* entry to return next */
 };
 void hmap_iter_init(struct hmap *h, struct hmap_iter *it);
-int hmap_iter_next(struct hmap_iter *it, const void **key, size_t *keylen,
-    void **val);
+int hmap_iter_next(
+    struct hmap_iter *it, const void **key, size_t *keylen, void **val);
 /* Removes the entry hmap_iter_next() returned last. */
 void hmap_iter_del(struct hmap_iter *it);
 

@@ -26,12 +26,13 @@ const char *log_level_str(int level);
 /* with_errno: append ": strerror(errno)". Use the macros below. */
 void log_emit(int level, int with_errno, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void log_vemit(int level, int with_errno, const char *fmt, va_list ap);
+void log_vemit(int level, int with_errno, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
-#define LOG_AT(lvl, e, ...)                                                    \
-	do {                                                                   \
-		if ((lvl) <= log_level_cur)                                    \
-			log_emit((lvl), (e), __VA_ARGS__);                     \
+#define LOG_AT(lvl, e, ...)                                \
+	do {                                               \
+		if ((lvl) <= log_level_cur)                \
+			log_emit((lvl), (e), __VA_ARGS__); \
 	} while (0)
 
 #define log_debug(...) LOG_AT(LOG_DEBUG, 0, __VA_ARGS__)
@@ -43,7 +44,8 @@ void log_vemit(int level, int with_errno, const char *fmt, va_list ap);
 #define log_errx(...) LOG_AT(LOG_ERR, 0, __VA_ARGS__)
 
 /* Log at LOG_CRIT and exit(1). Only before an event loop runs. */
-void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+void fatal(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
 void fatalx(const char *fmt, ...)
     __attribute__((format(printf, 1, 2), noreturn));
 

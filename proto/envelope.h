@@ -25,6 +25,23 @@
 
 #define ENV_VERSION 1
 
+/*
+ * Field limits, enforced by the encoders (they fail) and the decoders
+ * (ENV_MALFORMED): addresses ("to", "addr") and ids (from, id, user, conn,
+ * node, type, reason, counter and sync user names) in bytes, payloads in
+ * bytes, and entries of one msgpack array or map (sync and counters; any
+ * container inside an envelope, trailing extras included). A reader also
+ * refuses containers nested deeper than ENV_DEPTH_MAX and envelopes of more
+ * than ENV_OBJECTS_MAX msgpack objects, so that a few hostile bytes cannot
+ * make msgpack allocate much.
+ */
+#define ENV_ADDR_MAX 264 /* ADDR_MAX of addr.h */
+#define ENV_ID_MAX 256   /* ADDR_ID_MAX of addr.h */
+#define ENV_DATA_MAX (16u * 1024 * 1024)
+#define ENV_ARRAY_MAX 1000000u
+#define ENV_DEPTH_MAX 16
+#define ENV_OBJECTS_MAX 3000064u
+
 /* A borrowed byte string (not NUL-terminated). p is NULL when absent. */
 struct env_str {
 	const char *p;
@@ -62,7 +79,7 @@ struct bus_msg {
  * (epoch change) or a lost tail (last_seq beyond what it received). */
 struct bus_heartbeat {
 	uint64_t epoch;
-	uint64_t last_seq; /* seq of the last MSG published, 0 if none */
+	uint64_t last_seq;   /* seq of the last MSG published, 0 if none */
 	struct env_str node; /* the node id (resolves node.id = auto) */
 	bool redis_up;       /* the subscriber link is connected */
 };
@@ -92,7 +109,10 @@ struct bus_env {
 
 /*
  * Encoders append one envelope to out (which may already hold others).
- * They return 0, or -1 on allocation failure or a field over its limit.
+ * They return 0, or -1 on allocation failure, a field over its limit or an
+ * out-of-range enum; on -1, out is left as it was (no half envelope).
+ * An optional string with p == NULL is sent as nil; a required one as "".
+ * Borrow everything for the call.
  */
 int bus_encode_msg(msgpack_sbuffer *out, const struct bus_msg *m);
 int bus_encode_heartbeat(msgpack_sbuffer *out, const struct bus_heartbeat *h);
@@ -119,7 +139,7 @@ struct up_worker {
 	uint32_t pid;
 };
 
-struct up_interest { /* ADD and DEL */
+struct up_interest {     /* ADD and DEL */
 	uint64_t req_id; /* 0 for DEL */
 	struct env_str addr;
 };
@@ -142,7 +162,8 @@ struct up_sync {
 
 struct up_publish {
 	struct env_str to;   /* "user:7", "channel:news" */
-	struct env_str from; /* stamped by the worker from the auth identity */
+	struct env_str from; /* stamped by the worker from the auth identity;
+				optional (nil) */
 	struct env_str data; /* the client's `data` as JSON text */
 	struct env_str id;   /* optional */
 };
@@ -154,7 +175,8 @@ struct up_send {
 
 struct up_event {
 	struct env_str type; /* "connect" | "disconnect" */
-	struct env_str user, conn, reason;
+	struct env_str user, conn;
+	struct env_str reason; /* optional (nil), e.g. for connect */
 };
 
 struct up_counters {
@@ -177,14 +199,14 @@ struct up_env {
 
 int up_encode_interest(msgpack_sbuffer *out, const struct up_worker *w,
     enum up_kind kind, const struct up_interest *i);
-int up_encode_sync(msgpack_sbuffer *out, const struct up_worker *w,
-    const struct up_sync *s);
+int up_encode_sync(
+    msgpack_sbuffer *out, const struct up_worker *w, const struct up_sync *s);
 int up_encode_publish(msgpack_sbuffer *out, const struct up_worker *w,
     const struct up_publish *p);
-int up_encode_send(msgpack_sbuffer *out, const struct up_worker *w,
-    const struct up_send *s);
-int up_encode_event(msgpack_sbuffer *out, const struct up_worker *w,
-    const struct up_event *e);
+int up_encode_send(
+    msgpack_sbuffer *out, const struct up_worker *w, const struct up_send *s);
+int up_encode_event(
+    msgpack_sbuffer *out, const struct up_worker *w, const struct up_event *e);
 int up_encode_counters(msgpack_sbuffer *out, const struct up_worker *w,
     const struct up_counters *c);
 int up_encode_bye(msgpack_sbuffer *out, const struct up_worker *w);
@@ -193,11 +215,12 @@ int up_encode_bye(msgpack_sbuffer *out, const struct up_worker *w);
 
 enum env_err {
 	ENV_OK = 0,
-	ENV_END = 1,       /* no more envelopes in the buffer */
+	ENV_END = 1,        /* no more envelopes in the buffer */
 	ENV_TRUNCATED = -1, /* the buffer ends inside an envelope */
 	ENV_MALFORMED = -2, /* not msgpack, or not our schema */
 	ENV_VERSION_UNKNOWN = -3,
 	ENV_KIND_UNKNOWN = -4,
+	ENV_NOMEM = -5, /* allocation failed; the rest is skipped */
 };
 
 const char *env_strerror(int err);
@@ -206,21 +229,39 @@ struct env_reader {
 	const char *buf;
 	size_t len, off;
 	msgpack_zone zone; /* arrays of the last decoded envelope */
+	bool zone_ok;      /* msgpack_zone_init succeeded */
 };
 
-/* Borrows buf for the reader's life. */
+/* Borrows buf for the reader's life (until fini or reset). Allocates the
+ * zone's first chunk; if that fails, the first next() returns ENV_NOMEM. */
 void env_reader_init(struct env_reader *r, const void *buf, size_t len);
 void env_reader_fini(struct env_reader *r);
+/* Points an initialised reader at a new buffer, keeping its zone (no
+ * allocation): lets a receive loop reuse one reader for every message.
+ * Decoded structs of the previous buffer become invalid. */
+void env_reader_reset(struct env_reader *r, const void *buf, size_t len);
 
 /*
  * Decode the next envelope. Returns ENV_OK and fills *out (valid until the
- * next call or fini), ENV_END at the end, or a negative env_err. After
- * ENV_TRUNCATED or ENV_MALFORMED the rest of the buffer is skipped (the
- * next call returns ENV_END); after ENV_VERSION_UNKNOWN or
+ * next call, reset or fini), ENV_END at the end, or a negative env_err.
+ * After ENV_TRUNCATED, ENV_MALFORMED or ENV_NOMEM the rest of the buffer is
+ * skipped (the next call returns ENV_END); after ENV_VERSION_UNKNOWN or
  * ENV_KIND_UNKNOWN of a well-formed array, reading continues after it.
+ * Required strings decode with a non-NULL p (possibly len 0); optional ones
+ * that are nil decode as { NULL, 0 }. *out is undefined on error.
  */
 int bus_reader_next(struct env_reader *r, struct bus_env *out);
 int up_reader_next(struct env_reader *r, struct up_env *out);
+
+/*
+ * Finds the end of the one msgpack object that starts at buf[off] without
+ * allocating, enforcing ENV_ARRAY_MAX, ENV_DEPTH_MAX and ENV_OBJECTS_MAX.
+ * Returns ENV_OK and sets *end (one past the object), ENV_TRUNCATED if buf
+ * ends inside it, or ENV_MALFORMED (0xc1, or over a limit). Both readers and
+ * wspenv_decode() run it before msgpack_unpack(), which trusts its input's
+ * counts (a 5-byte array header makes it allocate n * 24 bytes).
+ */
+int env_scan(const void *buf, size_t len, size_t off, size_t *end);
 
 const char *bus_kind_str(enum bus_kind k);
 const char *up_kind_str(enum up_kind k);

@@ -37,12 +37,18 @@ bool wspenv_is(const void *buf, size_t len);
 /*
  * Decodes buf[0..len) including the magic; fields point into buf.
  * Returns 0, or -1 if malformed, of another version, or with trailing
- * bytes. zone is caller-owned scratch (msgpack_zone_init'ed).
+ * bytes. zone is caller-owned scratch (msgpack_zone_init'ed), cleared at
+ * the start of each call. Rules (proto/PROTOCOL.md): data bin or str;
+ * from/id UTF-8 str <= ENV_ID_MAX or nil; ts uint or nil; json bool or
+ * nil; a known key twice is malformed; other keys are ignored. *out is
+ * written only on success; an absent from/id has p == NULL.
  */
-int wspenv_decode(const void *buf, size_t len, msgpack_zone *zone,
-    struct wspenv *out);
+int wspenv_decode(
+    const void *buf, size_t len, msgpack_zone *zone, struct wspenv *out);
 
-/* Appends magic + map to out. Returns 0 or -1. */
+/* Appends magic + map to out: from/id only when p is set, ts only when
+ * non-zero, json only when true. Returns 0, or -1 (out unchanged) on
+ * allocation failure or a field the decoder would refuse. */
 int wspenv_encode(msgpack_sbuffer *out, const struct wspenv *e);
 
 #endif
