@@ -1,0 +1,111 @@
+/*
+ * bridge.h - the bridge core: Redis on one side, the node's workers on the
+ * other.
+ *
+ * Redis messages become MSG envelopes on the bus (one per message, numbered
+ * by seq within the epoch); the workers' interest decides what the
+ * subscriber link subscribes (interest.c) and when ACKs go out; client
+ * publishes, inbound sends and connection events are written through the
+ * command link (queued, bounded, while it is down); presence and the node
+ * hash are kept in Redis; a heartbeat goes to the bus and, as liveness
+ * probe of the subscriber link, through Redis to ourselves. Loop thread
+ * only. The stats socket (stats.ipc, REP) is to be added on top of
+ * bridge_counters() and bridge_worker_each().
+ */
+#ifndef WSP_BRIDGE_H
+#define WSP_BRIDGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "loop.h"
+
+/* A worker is forgotten when nothing came from it for this long. */
+#define BRIDGE_WORKER_TIMEOUT_MS 5000
+/* Upstream writes kept while the command link is down. */
+#define BRIDGE_QUEUE_MAX 10000
+#define BRIDGE_QUEUE_BYTES (64u * 1024 * 1024)
+/*
+ * Presence keys: <prefix>:presence:<node> and <prefix>:node:<node> get
+ * EXPIRE BRIDGE_KEY_TTL_S, refreshed every BRIDGE_KEY_REFRESH_MS, so a dead
+ * node's keys vanish within 10 s while a live one survives two lost
+ * refreshes.
+ */
+#define BRIDGE_KEY_TTL_S 10
+#define BRIDGE_KEY_REFRESH_MS 3000
+/* Graceful stop: how long to wait for pending writes to reach Redis. */
+#define BRIDGE_STOP_FLUSH_MS 2000
+
+/* Why something was dropped; every loss the bridge sees has one. */
+enum bridge_drop {
+	BRIDGE_DROP_BAD_ADDRESS,  /* Redis channel or publish target invalid */
+	BRIDGE_DROP_BAD_ENVELOPE, /* malformed \xC1WSP payload */
+	BRIDGE_DROP_REDIS_DOWN,   /* upstream write queue full */
+	BRIDGE_DROP_BAD_UPSTREAM, /* undecodable upstream envelope */
+	BRIDGE_DROP_REDIS_ERROR,  /* Redis answered a write with an error */
+	BRIDGE_DROP_ENCODE,       /* could not encode for the bus */
+	BRIDGE_DROP_BUS_SEND,     /* nng refused a bus batch */
+	BRIDGE_DROP_COUNT,
+};
+
+const char *bridge_drop_str(enum bridge_drop d);
+
+struct bridge_counters {
+	bool sub_up, cmd_up;
+	uint64_t sub_reconnects, cmd_reconnects;
+	uint64_t sub_resets;    /* subscriber declared dead (no heartbeat) */
+	uint64_t subscriptions; /* confirmed Redis subscriptions */
+	uint64_t addresses;     /* addresses wanted by the workers */
+	uint64_t acks_waiting;
+	uint64_t redis_messages; /* messages from Redis (hb excluded) */
+	uint64_t bus_msgs;       /* MSG envelopes published */
+	uint64_t bus_acks, bus_heartbeats;
+	uint64_t bus_batches; /* nng messages sent on the bus */
+	uint64_t last_seq;
+	uint64_t upstream_envelopes;
+	uint64_t upstream_writes; /* commands sent on the command link */
+	uint64_t queued_writes;   /* waiting for the command link */
+	uint64_t drops[BRIDGE_DROP_COUNT];
+	uint64_t workers, connections, users;
+	uint64_t uptime_s;
+	const char *version;
+};
+
+/* One worker's latest COUNTERS envelope, for the stats socket. */
+struct bridge_worker_info {
+	uint32_t slot, gen, pid;
+	uint64_t last_seen_ms; /* monotonic */
+	size_t n_counters;
+	const char *const *names;
+	const uint64_t *values;
+};
+
+struct bridge;
+
+/*
+ * Opens the bus and upstream listeners and starts both Redis links. c is
+ * borrowed for the bridge's life; node is the resolved node id. Returns
+ * the bridge, or NULL with a message in err. Free with bridge_free().
+ */
+struct bridge *bridge_new(struct loop *loop, const struct conf *c,
+    const char *node, uint64_t epoch, char *err, size_t errlen);
+
+/*
+ * Begins a graceful stop: deletes the node's presence keys and lets the
+ * loop run until every pending write reached Redis or
+ * BRIDGE_STOP_FLUSH_MS passed, then calls loop_stop().
+ */
+void bridge_stop(struct bridge *b);
+
+void bridge_free(struct bridge *b);
+
+/* Fills a snapshot of the counters. */
+void bridge_counters(struct bridge *b, struct bridge_counters *out);
+
+typedef void bridge_worker_fn(void *arg, const struct bridge_worker_info *w);
+/* Calls fn for every known worker. */
+void bridge_worker_each(struct bridge *b, bridge_worker_fn *fn, void *arg);
+
+#endif

@@ -1,0 +1,654 @@
+/*
+ * interest.c - per-address reference counts and subscription states.
+ *
+ * Each wanted address has one struct iaddr keyed by its text. Its Redis
+ * side is `requested` (what the last command sent asked for), `inflight`
+ * (that command is not confirmed yet) and `subscribed` (Redis confirmed it
+ * and nothing changed since). Every change marks the address dirty;
+ * interest_flush() compares want with requested and sends what differs.
+ * An address is freed once nobody wants it and Redis no longer has it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "addr.h"
+#include "dlist.h"
+#include "hmap.h"
+#include "interest.h"
+
+struct iwaiter {
+	struct dlist_node node;
+	uint32_t slot, gen;
+	uint64_t req_id;
+};
+
+struct iaddr {
+	char *name; /* the address text, NUL-terminated */
+	size_t len;
+	uint32_t refs;   /* workers holding it */
+	bool perm;       /* "all" in interest routing */
+	bool requested;  /* the last command sent was SUBSCRIBE */
+	bool inflight;   /* that command awaits its confirmation */
+	bool subscribed; /* confirmed and in effect */
+	bool dirty;      /* on in->dirty */
+	struct dlist_node dirty_node;
+	struct dlist waiters; /* struct iwaiter, oldest first */
+};
+
+struct iworker_key {
+	uint32_t slot, gen;
+};
+
+struct iworker {
+	struct iworker_key key;
+	struct hmap *addrs; /* address text -> struct iaddr * */
+};
+
+struct interest {
+	bool broadcast;
+	bool link_up;
+	/* broadcast routing: the pattern subscription */
+	bool pat_requested, pat_inflight, pat_confirmed;
+	interest_ack_fn *ack;
+	void *ack_arg;
+	struct hmap *addrs;   /* text -> struct iaddr * */
+	struct hmap *workers; /* struct iworker_key -> struct iworker * */
+	struct dlist dirty;   /* struct iaddr waiting for a flush */
+	size_t n_subscribed;
+	size_t n_waiting;
+};
+
+static bool
+want(const struct iaddr *a)
+{
+	return a->refs > 0 || a->perm;
+}
+
+static void
+mark_dirty(struct interest *in, struct iaddr *a)
+{
+	if (!a->dirty) {
+		a->dirty = true;
+		dlist_insert_tail(&in->dirty, &a->dirty_node);
+	}
+}
+
+static void
+set_subscribed(struct interest *in, struct iaddr *a, bool on)
+{
+	if (a->subscribed == on)
+		return;
+	a->subscribed = on;
+	if (on)
+		in->n_subscribed++;
+	else
+		in->n_subscribed--;
+}
+
+static void
+addr_free_entry(struct interest *in, struct iaddr *a)
+{
+	struct dlist_node *n, *tmp;
+
+	DLIST_FOREACH_SAFE(n, tmp, &a->waiters) {
+		dlist_remove(n);
+		free(DLIST_ENTRY(n, struct iwaiter, node));
+		in->n_waiting--;
+	}
+	set_subscribed(in, a, false);
+	dlist_remove(&a->dirty_node);
+	hmap_del(in->addrs, a->name, a->len);
+	free(a->name);
+	free(a);
+}
+
+/* Frees a if nothing refers to it any more, in Redis or locally. */
+static void
+maybe_free(struct interest *in, struct iaddr *a)
+{
+	if (want(a) || a->requested || a->inflight || a->dirty)
+		return;
+	addr_free_entry(in, a);
+}
+
+static struct iaddr *
+addr_get(struct interest *in, const char *s, size_t len, bool create)
+{
+	struct iaddr *a = hmap_get(in->addrs, s, len);
+
+	if (a != NULL || !create)
+		return a;
+	a = calloc(1, sizeof(*a));
+	if (a == NULL)
+		return NULL;
+	a->name = malloc(len + 1);
+	if (a->name == NULL) {
+		free(a);
+		return NULL;
+	}
+	memcpy(a->name, s, len);
+	a->name[len] = '\0';
+	a->len = len;
+	dlist_node_init(&a->dirty_node);
+	dlist_init(&a->waiters);
+	if (hmap_put(in->addrs, a->name, len, a) == -1) {
+		free(a->name);
+		free(a);
+		return NULL;
+	}
+	return a;
+}
+
+static void
+ack_waiters(struct interest *in, struct iaddr *a)
+{
+	struct dlist_node *n;
+
+	while ((n = dlist_first(&a->waiters)) != NULL) {
+		struct iwaiter *w = DLIST_ENTRY(n, struct iwaiter, node);
+
+		dlist_remove(n);
+		in->n_waiting--;
+		in->ack(in->ack_arg, w->slot, w->gen, w->req_id, ACK_OK);
+		free(w);
+	}
+}
+
+/* Removes the waits of one worker on a. */
+static void
+drop_waiters(struct interest *in, struct iaddr *a, uint32_t slot, uint32_t gen)
+{
+	struct dlist_node *n, *tmp;
+
+	DLIST_FOREACH_SAFE(n, tmp, &a->waiters) {
+		struct iwaiter *w = DLIST_ENTRY(n, struct iwaiter, node);
+
+		if (w->slot == slot && w->gen == gen) {
+			dlist_remove(n);
+			free(w);
+			in->n_waiting--;
+		}
+	}
+}
+
+/* True if an ADD for a can be acknowledged right now. */
+static bool
+in_effect(const struct interest *in, const struct iaddr *a)
+{
+	if (in->broadcast)
+		return in->pat_confirmed;
+	return a->subscribed;
+}
+
+struct interest *
+interest_new(bool broadcast, interest_ack_fn *ack, void *arg)
+{
+	struct interest *in = calloc(1, sizeof(*in));
+
+	if (in == NULL)
+		return NULL;
+	in->broadcast = broadcast;
+	in->ack = ack;
+	in->ack_arg = arg;
+	dlist_init(&in->dirty);
+	in->addrs = hmap_new();
+	in->workers = hmap_new();
+	if (in->addrs == NULL || in->workers == NULL)
+		goto fail;
+	if (!broadcast) {
+		struct iaddr *all = addr_get(in, "all", 3, true);
+
+		if (all == NULL)
+			goto fail;
+		all->perm = true;
+		mark_dirty(in, all);
+	}
+	return in;
+fail:
+	interest_free(in);
+	return NULL;
+}
+
+static void
+worker_free(struct iworker *w)
+{
+	hmap_free(w->addrs);
+	free(w);
+}
+
+void
+interest_free(struct interest *in)
+{
+	struct hmap_iter it;
+	const void *k;
+	size_t klen;
+	void *v;
+
+	if (in == NULL)
+		return;
+	if (in->workers != NULL) {
+		hmap_iter_init(in->workers, &it);
+		while (hmap_iter_next(&it, &k, &klen, &v))
+			worker_free(v);
+		hmap_free(in->workers);
+	}
+	if (in->addrs != NULL) {
+		hmap_iter_init(in->addrs, &it);
+		while (hmap_iter_next(&it, &k, &klen, &v)) {
+			struct iaddr *a = v;
+			struct dlist_node *n, *tmp;
+
+			DLIST_FOREACH_SAFE(n, tmp, &a->waiters) {
+				free(DLIST_ENTRY(n, struct iwaiter, node));
+			}
+			free(a->name);
+			free(a);
+		}
+		hmap_free(in->addrs);
+	}
+	free(in);
+}
+
+static struct iworker *
+worker_get(struct interest *in, uint32_t slot, uint32_t gen, bool create)
+{
+	struct iworker_key key = {slot, gen};
+	struct iworker *w = hmap_get(in->workers, &key, sizeof(key));
+
+	if (w != NULL || !create)
+		return w;
+	w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return NULL;
+	w->key = key;
+	w->addrs = hmap_new();
+	if (w->addrs == NULL ||
+	    hmap_put(in->workers, &w->key, sizeof(w->key), w) == -1) {
+		hmap_free(w->addrs);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+/* The worker starts holding a (not held before). */
+static int
+hold(struct interest *in, struct iworker *w, struct iaddr *a)
+{
+	if (hmap_put(w->addrs, a->name, a->len, a) == -1)
+		return -1;
+	a->refs++;
+	if (a->refs == 1)
+		mark_dirty(in, a);
+	return 0;
+}
+
+/* The worker stops holding a (already removed from w->addrs); a is freed
+ * later, by a flush, once Redis no longer has it. */
+static void
+release(struct interest *in, struct iworker *w, struct iaddr *a)
+{
+	drop_waiters(in, a, w->key.slot, w->key.gen);
+	a->refs--;
+	if (a->refs == 0)
+		mark_dirty(in, a);
+}
+
+int
+interest_add(struct interest *in, uint32_t slot, uint32_t gen, uint64_t req_id,
+    const char *s, size_t len)
+{
+	struct addr parsed;
+	struct iworker *w;
+	struct iaddr *a;
+	struct iwaiter *wt;
+	struct dlist_node *n;
+	bool created;
+
+	if (addr_parse(s, len, &parsed) == -1) {
+		in->ack(in->ack_arg, slot, gen, req_id, ACK_FAILED);
+		return 0;
+	}
+	w = worker_get(in, slot, gen, true);
+	if (w == NULL)
+		goto fail;
+	created = hmap_get(in->addrs, s, len) == NULL;
+	a = addr_get(in, s, len, true);
+	if (a == NULL)
+		goto fail;
+	if (hmap_get(w->addrs, s, len) == NULL && hold(in, w, a) == -1) {
+		if (created)
+			maybe_free(in, a);
+		goto fail;
+	}
+	if (in_effect(in, a)) {
+		in->ack(in->ack_arg, slot, gen, req_id, ACK_OK);
+		return 0;
+	}
+	DLIST_FOREACH(n, &a->waiters) {
+		wt = DLIST_ENTRY(n, struct iwaiter, node);
+		if (wt->slot == slot && wt->gen == gen) {
+			/* The worker re-requested: only the newest id counts.
+			 */
+			wt->req_id = req_id;
+			return 0;
+		}
+	}
+	wt = calloc(1, sizeof(*wt));
+	if (wt == NULL)
+		goto fail;
+	wt->slot = slot;
+	wt->gen = gen;
+	wt->req_id = req_id;
+	dlist_insert_tail(&a->waiters, &wt->node);
+	in->n_waiting++;
+	return 0;
+fail:
+	in->ack(in->ack_arg, slot, gen, req_id, ACK_FAILED);
+	return -1;
+}
+
+void
+interest_del(
+    struct interest *in, uint32_t slot, uint32_t gen, const char *s, size_t len)
+{
+	struct iworker *w = worker_get(in, slot, gen, false);
+	struct iaddr *a;
+
+	if (w == NULL || (a = hmap_del(w->addrs, s, len)) == NULL)
+		return;
+	release(in, w, a);
+}
+
+void
+interest_forget(struct interest *in, uint32_t slot, uint32_t gen)
+{
+	struct iworker *w = worker_get(in, slot, gen, false);
+	struct hmap_iter it;
+	const void *k;
+	size_t klen;
+	void *v;
+
+	if (w == NULL)
+		return;
+	hmap_iter_init(w->addrs, &it);
+	while (hmap_iter_next(&it, &k, &klen, &v))
+		release(in, w, v);
+	hmap_del(in->workers, &w->key, sizeof(w->key));
+	worker_free(w);
+}
+
+int
+interest_sync(struct interest *in, uint32_t slot, uint32_t gen,
+    const struct env_str *addrs, size_t n, size_t *n_invalid)
+{
+	struct iworker *w = worker_get(in, slot, gen, true);
+	struct hmap *next = NULL;
+	struct hmap_iter it;
+	const void *k;
+	size_t klen, invalid = 0;
+	void *v;
+	int rc = -1;
+
+	if (w == NULL)
+		goto out;
+	next = hmap_new();
+	if (next == NULL)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		struct addr parsed;
+
+		if (addrs[i].p == NULL ||
+		    addr_parse(addrs[i].p, addrs[i].len, &parsed) == -1) {
+			invalid++;
+			continue;
+		}
+		/* The value is unused; any non-NULL pointer will do. */
+		if (hmap_put(next, addrs[i].p, addrs[i].len, w) == -1)
+			goto out;
+	}
+	/* Release what the worker no longer holds... */
+	hmap_iter_init(w->addrs, &it);
+	while (hmap_iter_next(&it, &k, &klen, &v)) {
+		if (hmap_get(next, k, klen) == NULL) {
+			struct iaddr *a = v;
+
+			hmap_iter_del(&it);
+			release(in, w, a);
+		}
+	}
+	/* ...then take what is new. */
+	hmap_iter_init(next, &it);
+	while (hmap_iter_next(&it, &k, &klen, &v)) {
+		struct iaddr *a;
+
+		if (hmap_get(w->addrs, k, klen) != NULL)
+			continue;
+		a = addr_get(in, k, klen, true);
+		if (a == NULL)
+			goto out;
+		if (hold(in, w, a) == -1) {
+			maybe_free(in, a);
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	hmap_free(next);
+	if (n_invalid != NULL)
+		*n_invalid = invalid;
+	return rc;
+}
+
+void
+interest_link_up(struct interest *in)
+{
+	struct hmap_iter it;
+	const void *k;
+	size_t klen;
+	void *v;
+
+	in->link_up = true;
+	hmap_iter_init(in->addrs, &it);
+	while (hmap_iter_next(&it, &k, &klen, &v)) {
+		struct iaddr *a = v;
+
+		if (want(a))
+			mark_dirty(in, a);
+	}
+}
+
+void
+interest_link_down(struct interest *in)
+{
+	struct hmap_iter it;
+	const void *k;
+	size_t klen;
+	void *v;
+
+	in->link_up = false;
+	in->pat_requested = in->pat_inflight = in->pat_confirmed = false;
+	hmap_iter_init(in->addrs, &it);
+	while (hmap_iter_next(&it, &k, &klen, &v)) {
+		struct iaddr *a = v;
+
+		a->requested = a->inflight = false;
+		set_subscribed(in, a, false);
+		if (!want(a)) {
+			/* Nobody wants it and Redis forgot it. */
+			hmap_iter_del(&it);
+			a->refs = 0;
+			dlist_remove(&a->dirty_node);
+			free(a->name);
+			free(a);
+		}
+	}
+}
+
+bool
+interest_dirty(const struct interest *in)
+{
+	if (!in->link_up)
+		return false;
+	if (in->broadcast)
+		return !in->pat_requested;
+	return !dlist_empty(&in->dirty);
+}
+
+struct chunk {
+	const char *names[INTEREST_CHUNK];
+	size_t lens[INTEREST_CHUNK];
+	size_t n;
+};
+
+static size_t
+chunk_send(
+    struct chunk *c, enum interest_cmd cmd, interest_cmd_fn *fn, void *arg)
+{
+	size_t n = c->n;
+
+	c->n = 0;
+	if (n == 0)
+		return 0;
+	(void)fn(arg, cmd, c->names, c->lens, n);
+	return 1;
+}
+
+size_t
+interest_flush(struct interest *in, interest_cmd_fn *fn, void *arg)
+{
+	/* Two chunks are 16 KiB: on the heap, not the stack. */
+	struct chunk *sub = NULL, *unsub = NULL;
+	struct dlist_node *n, *tmp;
+	size_t sent = 0;
+
+	if (!in->link_up)
+		return 0;
+	if (in->broadcast) {
+		if (!in->pat_requested) {
+			if (fn(arg, INTEREST_PSUBSCRIBE, NULL, NULL, 0) == 0) {
+				in->pat_requested = true;
+				in->pat_inflight = true;
+			}
+			sent++;
+		}
+		/* Per-address entries only count references here. */
+		DLIST_FOREACH_SAFE(n, tmp, &in->dirty) {
+			struct iaddr *a =
+			    DLIST_ENTRY(n, struct iaddr, dirty_node);
+
+			dlist_remove(n);
+			a->dirty = false;
+			maybe_free(in, a);
+		}
+		return sent;
+	}
+	sub = calloc(1, sizeof(*sub));
+	unsub = calloc(1, sizeof(*unsub));
+	if (sub == NULL || unsub == NULL)
+		goto out; /* retried at the next flush */
+	DLIST_FOREACH_SAFE(n, tmp, &in->dirty) {
+		struct iaddr *a = DLIST_ENTRY(n, struct iaddr, dirty_node);
+
+		if (a->inflight)
+			continue; /* re-marked when the confirmation comes */
+		dlist_remove(n);
+		a->dirty = false;
+		if (want(a) != a->requested) {
+			struct chunk *c = want(a) ? sub : unsub;
+
+			a->requested = want(a);
+			a->inflight = true;
+			if (!a->requested)
+				set_subscribed(in, a, false);
+			c->names[c->n] = a->name;
+			c->lens[c->n] = a->len;
+			if (++c->n == INTEREST_CHUNK)
+				sent += chunk_send(c,
+				    a->requested ? INTEREST_SUBSCRIBE
+						 : INTEREST_UNSUBSCRIBE,
+				    fn, arg);
+		} else {
+			maybe_free(in, a);
+		}
+	}
+	sent += chunk_send(sub, INTEREST_SUBSCRIBE, fn, arg);
+	sent += chunk_send(unsub, INTEREST_UNSUBSCRIBE, fn, arg);
+out:
+	free(sub);
+	free(unsub);
+	return sent;
+}
+
+void
+interest_confirmed(
+    struct interest *in, enum interest_cmd cmd, const char *s, size_t len)
+{
+	struct iaddr *a;
+
+	if (cmd == INTEREST_PSUBSCRIBE) {
+		struct hmap_iter it;
+		const void *k;
+		size_t klen;
+		void *v;
+
+		if (!in->broadcast || !in->pat_inflight)
+			return;
+		in->pat_inflight = false;
+		in->pat_confirmed = true;
+		hmap_iter_init(in->addrs, &it);
+		while (hmap_iter_next(&it, &k, &klen, &v))
+			ack_waiters(in, v);
+		return;
+	}
+	if (in->broadcast || (a = hmap_get(in->addrs, s, len)) == NULL ||
+	    !a->inflight)
+		return;
+	if ((cmd == INTEREST_SUBSCRIBE) != a->requested)
+		return; /* not the confirmation of what is in flight */
+	a->inflight = false;
+	if (a->requested) {
+		set_subscribed(in, a, true);
+		ack_waiters(in, a);
+	}
+	if (want(a) != a->requested)
+		mark_dirty(in, a); /* changed while in flight */
+	else
+		maybe_free(in, a);
+}
+
+size_t
+interest_addresses(const struct interest *in)
+{
+	struct hmap_iter it;
+	const void *k;
+	size_t klen, count = 0;
+	void *v;
+
+	hmap_iter_init((struct hmap *)in->addrs, &it);
+	while (hmap_iter_next(&it, &k, &klen, &v)) {
+		if (want(v))
+			count++;
+	}
+	return count;
+}
+
+size_t
+interest_subscribed(const struct interest *in)
+{
+	if (in->broadcast)
+		return in->pat_confirmed ? 1 : 0;
+	return in->n_subscribed;
+}
+
+size_t
+interest_workers(const struct interest *in)
+{
+	return hmap_count(in->workers);
+}
+
+size_t
+interest_waiting(const struct interest *in)
+{
+	return in->n_waiting;
+}

@@ -1,0 +1,264 @@
+/*
+ * clientmsg.c - strict parsing of client messages and JSON control replies
+ * (see clientmsg.h). Runs once per client message; the fan-out path never
+ * comes here.
+ */
+#include "clientmsg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define FALLTHROUGH __attribute__((fallthrough))
+
+static const char *const cmsg_err_names[] = {
+    [CMSG_OK] = "ok",
+    [CMSG_E_BAD_REQUEST] = "bad_request",
+    [CMSG_E_UNKNOWN_OP] = "unknown_op",
+    [CMSG_E_FORBIDDEN] = "forbidden",
+    [CMSG_E_INVALID_CHANNEL] = "invalid_channel",
+    [CMSG_E_TOO_MANY_SUBSCRIPTIONS] = "too_many_subscriptions",
+    [CMSG_E_NOT_SUBSCRIBED] = "not_subscribed",
+    [CMSG_E_RATE_LIMITED] = "rate_limited",
+    [CMSG_E_TOO_LARGE] = "too_large",
+    [CMSG_E_UNAVAILABLE] = "unavailable",
+    [CMSG_E_INTERNAL] = "internal",
+};
+
+static const struct {
+	const char *name;
+	enum cmsg_op op;
+} cmsg_ops[] = {
+    {"auth", CMSG_AUTH},
+    {"subscribe", CMSG_SUBSCRIBE},
+    {"unsubscribe", CMSG_UNSUBSCRIBE},
+    {"publish", CMSG_PUBLISH},
+    {"send", CMSG_SEND},
+    {"ping", CMSG_PING},
+};
+
+const char *
+cmsg_err_str(enum cmsg_err e)
+{
+	if ((size_t)e >= sizeof(cmsg_err_names) / sizeof(cmsg_err_names[0]))
+		return "internal";
+	return cmsg_err_names[e];
+}
+
+const char *
+cmsg_op_str(enum cmsg_op op)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(cmsg_ops) / sizeof(cmsg_ops[0]); i++)
+		if (cmsg_ops[i].op == op)
+			return cmsg_ops[i].name;
+	return "?";
+}
+
+/* A required string member; returns 0 with *s and *len set, or -1. */
+static int
+get_string(json_t *root, const char *key, const char **s, size_t *len)
+{
+	json_t *v = json_object_get(root, key);
+
+	if (v == NULL || !json_is_string(v))
+		return -1;
+	*s = json_string_value(v);
+	*len = json_string_length(v);
+	return 0;
+}
+
+enum cmsg_err
+cmsg_parse(const char *text, size_t len, struct cmsg *m, const char **msg)
+{
+	json_error_t jerr;
+	json_t *op, *ref;
+	const char *opname;
+	size_t i;
+
+	memset(m, 0, sizeof(*m));
+	/* JSON_ALLOW_NUL is not given: "\u0000" in a string is rejected. */
+	m->root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (m->root == NULL) {
+		*msg = "malformed JSON";
+		return CMSG_E_BAD_REQUEST;
+	}
+	if (!json_is_object(m->root)) {
+		*msg = "expected a JSON object";
+		return CMSG_E_BAD_REQUEST;
+	}
+	ref = json_object_get(m->root, "ref");
+	if (ref != NULL) {
+		if (json_is_object(ref) || json_is_array(ref)) {
+			*msg = "ref must be a string, number, boolean or null";
+			return CMSG_E_BAD_REQUEST;
+		}
+		m->ref = ref;
+	}
+	op = json_object_get(m->root, "op");
+	if (op == NULL || !json_is_string(op)) {
+		*msg = "op must be a string";
+		return CMSG_E_BAD_REQUEST;
+	}
+	opname = json_string_value(op);
+	for (i = 0; i < sizeof(cmsg_ops) / sizeof(cmsg_ops[0]); i++)
+		if (strcmp(opname, cmsg_ops[i].name) == 0)
+			break;
+	if (i == sizeof(cmsg_ops) / sizeof(cmsg_ops[0]) ||
+	    strlen(opname) != json_string_length(op)) {
+		*msg = "unknown op";
+		return CMSG_E_UNKNOWN_OP;
+	}
+	m->op = cmsg_ops[i].op;
+
+	switch (m->op) {
+	case CMSG_AUTH:
+		if (get_string(m->root, "token", &m->token, &m->token_len)) {
+			*msg = "token must be a string";
+			return CMSG_E_BAD_REQUEST;
+		}
+		break;
+	case CMSG_SUBSCRIBE:
+	case CMSG_UNSUBSCRIBE:
+		if (get_string(
+			m->root, "channel", &m->channel, &m->channel_len)) {
+			*msg = "channel must be a string";
+			return CMSG_E_BAD_REQUEST;
+		}
+		if (!addr_id_valid(m->channel, m->channel_len)) {
+			*msg = "invalid channel name";
+			return CMSG_E_INVALID_CHANNEL;
+		}
+		break;
+	case CMSG_PUBLISH:
+		if (get_string(m->root, "to", &m->to_text, &m->to_len)) {
+			*msg = "to must be a string";
+			return CMSG_E_BAD_REQUEST;
+		}
+		if (addr_parse(m->to_text, m->to_len, &m->to) == -1) {
+			*msg = "to must be user:<id>, channel:<name> or all";
+			return CMSG_E_BAD_REQUEST;
+		}
+		FALLTHROUGH;
+	case CMSG_SEND:
+		m->data = json_object_get(m->root, "data");
+		if (m->data == NULL) {
+			*msg = "data is missing";
+			return CMSG_E_BAD_REQUEST;
+		}
+		break;
+	case CMSG_PING:
+		break;
+	}
+	*msg = NULL;
+	return CMSG_OK;
+}
+
+void
+cmsg_fini(struct cmsg *m)
+{
+	json_decref(m->root);
+	memset(m, 0, sizeof(*m));
+}
+
+char *
+cmsg_data_text(const struct cmsg *m, size_t *len)
+{
+	char *s;
+
+	if (m->data == NULL)
+		return NULL;
+	s = json_dumps(m->data, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (s == NULL)
+		return NULL;
+	*len = strlen(s);
+	return s;
+}
+
+/* Serialises obj (consumed) into a new text frame. */
+static struct frame *
+frame_from_json(json_t *obj)
+{
+	struct frame *f = NULL;
+	size_t n;
+
+	if (obj == NULL)
+		return NULL;
+	n = json_dumpb(obj, NULL, 0, JSON_COMPACT);
+	if (n > 0 && (f = frame_new(n, false)) != NULL) {
+		f->len = (uint32_t)json_dumpb(
+		    obj, (char *)frame_data(f), n, JSON_COMPACT);
+		if (f->len != n) {
+			frame_unref(f);
+			f = NULL;
+		}
+	}
+	json_decref(obj);
+	return f;
+}
+
+/* Adds "ref" (a copy of ref) to obj; returns -1 on allocation failure. */
+static int
+add_ref(json_t *obj, const json_t *ref)
+{
+	if (ref == NULL)
+		return 0;
+	return json_object_set_new(obj, "ref", json_deep_copy(ref));
+}
+
+struct frame *
+cmsg_error_frame(enum cmsg_err code, const char *msg, const json_t *ref)
+{
+	json_t *o = json_object();
+
+	if (o == NULL)
+		return NULL;
+	if (json_object_set_new(o, "op", json_string("error")) == -1 ||
+	    json_object_set_new(o, "code", json_string(cmsg_err_str(code))) ==
+		-1 ||
+	    (msg != NULL &&
+		json_object_set_new(o, "msg", json_string(msg)) == -1) ||
+	    add_ref(o, ref) == -1) {
+		json_decref(o);
+		return NULL;
+	}
+	return frame_from_json(o);
+}
+
+struct frame *
+cmsg_reply_frame(
+    const char *op, const char *channel, size_t channel_len, const json_t *ref)
+{
+	json_t *o = json_object();
+
+	if (o == NULL)
+		return NULL;
+	if (json_object_set_new(o, "op", json_string(op)) == -1 ||
+	    (channel != NULL &&
+		json_object_set_new(
+		    o, "channel", json_stringn(channel, channel_len)) == -1) ||
+	    add_ref(o, ref) == -1) {
+		json_decref(o);
+		return NULL;
+	}
+	return frame_from_json(o);
+}
+
+struct frame *
+cmsg_welcome_frame(
+    const char *user, const char *node, uint32_t worker, const char *conn)
+{
+	json_t *o = json_object();
+
+	if (o == NULL)
+		return NULL;
+	if (json_object_set_new(o, "op", json_string("welcome")) == -1 ||
+	    json_object_set_new(o, "user", json_string(user)) == -1 ||
+	    json_object_set_new(o, "node", json_string(node)) == -1 ||
+	    json_object_set_new(o, "worker", json_integer(worker)) == -1 ||
+	    json_object_set_new(o, "conn", json_string(conn)) == -1) {
+		json_decref(o);
+		return NULL;
+	}
+	return frame_from_json(o);
+}

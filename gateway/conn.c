@@ -1,0 +1,442 @@
+/*
+ * conn.c - per-connection state: identity, memberships, welcome and
+ * subscription replies, the bounded queue and its slow-client policy (see
+ * conn.h). The fan-out reaches conn_enqueue() once per receiving
+ * connection with a shared frame; nothing here allocates per delivery
+ * except when a queue ring has to grow.
+ */
+#include "conn.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "fanout.h"
+#include "link.h"
+#include "log.h"
+#include "worker.h"
+
+enum conn_tag {
+	CONN_M_USER = 1,
+	CONN_M_ALL = 2,
+	CONN_M_CHANNEL = 3,
+	CONN_M_KIND = 0xff,
+	CONN_M_REPLY = 0x100, /* `subscribed` is owed to the client */
+};
+
+#define CHANNEL_PREFIX "channel:"
+#define CHANNEL_PREFIX_LEN (sizeof(CHANNEL_PREFIX) - 1)
+
+/* A socket that never becomes writeable is cut this long after a close. */
+#define CONN_CLOSE_BACKSTOP_S 3
+
+static int
+member_kind(const struct fan_member *m)
+{
+	return m->tag & CONN_M_KIND;
+}
+
+const char *
+conn_id(struct conn *c)
+{
+	struct worker *w = c->w;
+	const char *node;
+
+	if (c->id[0] != '\0')
+		return c->id;
+	node = link_node(w->link);
+	if (node == NULL && strcmp(w->conf->node_id, "auto") != 0)
+		node = w->conf->node_id;
+	if (node == NULL)
+		return NULL;
+	snprintf(c->id, sizeof(c->id), "%s.%" PRIu32 ".%" PRIu32 ".%" PRIu64,
+	    node, w->slot, w->gen, ++w->next_conn);
+	return c->id;
+}
+
+void
+conn_enqueue(struct conn *c, struct frame *f)
+{
+	struct worker *w = c->w;
+
+	if (c->close_code != 0) {
+		if (c->close_code == 1013)
+			w->c.drop_slow_closed++; /* DROP: client being cut */
+		return;
+	}
+	if (!connq_fits(&c->q, f->len)) {
+		if (w->conf->slow_client == CONF_SLOW_CLOSE) {
+			/* DROP: the queue and this frame, counted as
+			 * drop_slow_closed; the client is cut with 1013. */
+			w->c.drop_slow_closed += c->q.count + 1;
+			w->c.closed_slow++;
+			log_info("conn=%s user=%s: slow client, queue %" PRIu64
+				 " bytes: closing 1013",
+			    c->id, c->user, c->q.bytes);
+			conn_close(c, 1013, "slow_client");
+			return;
+		}
+		/* DROP: oldest frames until this one fits, counted as
+		 * drop_queue_full. */
+		while (!connq_fits(&c->q, f->len) && connq_drop_oldest(&c->q))
+			w->c.drop_queue_full++;
+		if (!connq_fits(&c->q, f->len)) {
+			w->c.drop_queue_full++; /* DROP: larger than the bound
+						 */
+			return;
+		}
+	}
+	if (connq_push(&c->q, f) == -1) {
+		w->c.drop_queue_full++; /* DROP: out of memory */
+		return;
+	}
+	if (c->q.bytes > w->c.queue_hwm)
+		w->c.queue_hwm = c->q.bytes;
+	lws_callback_on_writable(c->wsi);
+}
+
+void
+conn_send(struct conn *c, struct frame *f)
+{
+	if (f == NULL) {
+		log_warnx("conn=%s: reply dropped: out of memory", c->id);
+		return;
+	}
+	conn_enqueue(c, f);
+	frame_unref(f);
+}
+
+void
+conn_error(
+    struct conn *c, enum cmsg_err code, const char *msg, const json_t *ref)
+{
+	conn_send(c, cmsg_error_frame(code, msg, ref));
+}
+
+void
+conn_close(struct conn *c, int code, const char *reason)
+{
+	if (c->close_code != 0)
+		return;
+	c->close_code = code;
+	c->reason = reason;
+	connq_clear(&c->q);
+	lws_callback_on_writable(c->wsi);
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_REASON_BASE + 1,
+	    CONN_CLOSE_BACKSTOP_S);
+}
+
+static const char *
+close_text(int code)
+{
+	switch (code) {
+	case 1001:
+		return "going away";
+	case 1008:
+		return "policy violation";
+	case 1009:
+		return "message too big";
+	case 1013:
+		return "try again later";
+	default:
+		return "";
+	}
+}
+
+int
+conn_write(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct frame *f;
+	int k, n;
+
+	if (c->close_code != 0) {
+		const char *t = close_text(c->close_code);
+
+		lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+		    (unsigned char *)(uintptr_t)t, strlen(t));
+		return -1;
+	}
+	for (k = 0; k < CONN_WRITE_BATCH; k++) {
+		f = connq_peek(&c->q);
+		if (f == NULL)
+			break;
+		n = lws_write(c->wsi, frame_data(f), f->len,
+		    f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+		if (n < (int)f->len) {
+			c->reason = "error";
+			return -1;
+		}
+		frame_unref(connq_pop(&c->q));
+		w->c.frames_out++;
+		w->c.bytes_out += (uint64_t)n;
+		/* Skip the choke probe when done: it costs a poll(). */
+		if (connq_empty(&c->q) || lws_partial_buffered(c->wsi))
+			break;
+	}
+	if (!connq_empty(&c->q))
+		lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
+/* Sends `subscribed` for a channel membership whose entry is active and
+ * starts passing its messages. */
+static void
+announce_channel(struct conn *c, struct fan_member *m)
+{
+	json_t *ref = m->udata;
+
+	if (m->tag & CONN_M_REPLY) {
+		conn_send(c, cmsg_reply_frame("subscribed",
+				 m->entry->addr + CHANNEL_PREFIX_LEN,
+				 m->entry->addrlen - CHANNEL_PREFIX_LEN, ref));
+		m->tag &= ~CONN_M_REPLY;
+	}
+	json_decref(ref);
+	m->udata = NULL;
+	fanout_set_live(m);
+}
+
+static void
+conn_try_welcome(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct dlist_node *n;
+	const char *id, *node;
+
+	if (c->welcomed || !c->m_user->ready || !c->m_all->ready)
+		return;
+	id = conn_id(c);
+	if (id == NULL) {
+		/* Unreachable in practice: an ACK carries the node id. */
+		snprintf(c->id, sizeof(c->id),
+		    "unknown.%" PRIu32 ".%" PRIu32 ".%" PRIu64, w->slot, w->gen,
+		    ++w->next_conn);
+		id = c->id;
+	}
+	node = link_node(w->link);
+	if (node == NULL)
+		node = w->conf->node_id;
+	conn_send(c, cmsg_welcome_frame(c->user, node, w->slot, id));
+	c->welcomed = true;
+	fanout_set_live(c->m_user);
+	fanout_set_live(c->m_all);
+	link_event(w->link, "connect", c->user, c->user_len, id, NULL);
+	c->connect_sent = true;
+	log_debug("conn=%s user=%s: welcome", id, c->user);
+	DLIST_FOREACH(n, &c->members) {
+		struct fan_member *m =
+		    DLIST_ENTRY(n, struct fan_member, by_owner);
+
+		if (member_kind(m) == CONN_M_CHANNEL && m->ready)
+			announce_channel(c, m);
+	}
+}
+
+void
+conn_member_ready(struct fan_member *m)
+{
+	struct conn *c = m->owner;
+
+	if (member_kind(m) != CONN_M_CHANNEL)
+		conn_try_welcome(c);
+	else if (c->welcomed)
+		announce_channel(c, m);
+}
+
+void
+conn_member_failed(struct fan_member *m)
+{
+	struct conn *c = m->owner;
+	struct worker *w = c->w;
+
+	if (member_kind(m) != CONN_M_CHANNEL) {
+		/* m stays in c->members until conn_free() releases it. */
+		log_warnx("conn=%s user=%s: the bridge refused the user "
+			  "address: closing",
+		    c->id, c->user);
+		conn_close(c, 1013, "unavailable");
+		return;
+	}
+	conn_error(
+	    c, CMSG_E_UNAVAILABLE, "the node could not subscribe", m->udata);
+	json_decref(m->udata);
+	m->udata = NULL;
+	c->n_channels--;
+	w->n_channel_subs--;
+	fanout_leave(w->fan, m);
+}
+
+struct conn *
+conn_new(struct worker *w, struct lws *wsi, const char *user, size_t len)
+{
+	struct conn *c;
+	char addr[ADDR_MAX + 1];
+	uint64_t now = clock_mono_ms();
+
+	if (len > ADDR_ID_MAX)
+		return NULL;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	c->w = w;
+	c->wsi = wsi;
+	dlist_init(&c->members);
+	connq_init(&c->q, w->conf->max_queued_bytes);
+	rate_init(
+	    &c->rate, w->conf->rate_limit_per_s, w->conf->rate_burst, now);
+	c->established_ms = c->last_valid_ms = now;
+	memcpy(c->user, user, len);
+	c->user[len] = '\0';
+	c->user_len = len;
+	dlist_insert_tail(&w->conns, &c->node);
+	w->n_conns++;
+	(void)conn_id(c);
+
+	memcpy(addr, "user:", 5);
+	memcpy(addr + 5, user, len);
+	c->m_user = fanout_join(w->fan, addr, 5 + len, c, &c->members, now);
+	if (c->m_user == NULL)
+		goto fail;
+	c->m_user->tag = CONN_M_USER;
+	c->m_all = fanout_join(w->fan, "all", 3, c, &c->members, now);
+	if (c->m_all == NULL)
+		goto fail;
+	c->m_all->tag = CONN_M_ALL;
+	conn_try_welcome(c);
+	return c;
+fail:
+	conn_free(c);
+	return NULL;
+}
+
+void
+conn_free(struct conn *c)
+{
+	struct worker *w;
+	struct dlist_node *n, *tmp;
+
+	if (c == NULL)
+		return;
+	w = c->w;
+	DLIST_FOREACH_SAFE(n, tmp, &c->members) {
+		struct fan_member *m =
+		    DLIST_ENTRY(n, struct fan_member, by_owner);
+
+		json_decref(m->udata);
+		m->udata = NULL;
+		fanout_leave(w->fan, m);
+	}
+	w->n_channel_subs -= c->n_channels;
+	if (c->connect_sent)
+		link_event(w->link, "disconnect", c->user, c->user_len, c->id,
+		    c->reason != NULL ? c->reason : "error");
+	log_debug("conn=%s user=%s: closed reason=%s", c->id, c->user,
+	    c->reason != NULL ? c->reason : "error");
+	connq_fini(&c->q);
+	free(c->rx);
+	dlist_remove(&c->node);
+	w->n_conns--;
+	free(c);
+}
+
+/* The membership of c for channel name, or NULL. */
+static struct fan_member *
+find_channel(struct conn *c, const char *addr, size_t len)
+{
+	struct dlist_node *n;
+
+	DLIST_FOREACH(n, &c->members) {
+		struct fan_member *m =
+		    DLIST_ENTRY(n, struct fan_member, by_owner);
+
+		if (member_kind(m) == CONN_M_CHANNEL && m->entry != NULL &&
+		    m->entry->addrlen == len &&
+		    memcmp(m->entry->addr, addr, len) == 0)
+			return m;
+	}
+	return NULL;
+}
+
+static size_t
+channel_addr(char *buf, const char *name, size_t len)
+{
+	memcpy(buf, CHANNEL_PREFIX, CHANNEL_PREFIX_LEN);
+	memcpy(buf + CHANNEL_PREFIX_LEN, name, len);
+	return CHANNEL_PREFIX_LEN + len;
+}
+
+void
+conn_subscribe(struct conn *c, const char *name, size_t len, const json_t *ref)
+{
+	struct worker *w = c->w;
+	struct fan_member *m;
+	char addr[ADDR_MAX];
+	size_t alen;
+
+	if (len > ADDR_ID_MAX) {
+		conn_error(
+		    c, CMSG_E_INVALID_CHANNEL, "channel name too long", ref);
+		return;
+	}
+	alen = channel_addr(addr, name, len);
+	m = find_channel(c, addr, alen);
+	if (m != NULL) {
+		if (m->live) {
+			conn_send(
+			    c, cmsg_reply_frame("subscribed", name, len, ref));
+		} else {
+			/* Still pending: the reply goes with the latest ref. */
+			json_decref(m->udata);
+			m->udata = ref != NULL ? json_deep_copy(ref) : NULL;
+			m->tag |= CONN_M_REPLY;
+		}
+		return;
+	}
+	if (w->conf->max_subscriptions > 0 &&
+	    c->n_channels >= w->conf->max_subscriptions) {
+		conn_error(c, CMSG_E_TOO_MANY_SUBSCRIPTIONS,
+		    "gateway.max_subscriptions reached", ref);
+		return;
+	}
+	m = fanout_join(w->fan, addr, alen, c, &c->members, clock_mono_ms());
+	if (m == NULL) {
+		conn_error(c, CMSG_E_INTERNAL, "out of memory", ref);
+		return;
+	}
+	m->tag = CONN_M_CHANNEL | CONN_M_REPLY;
+	m->udata = ref != NULL ? json_deep_copy(ref) : NULL;
+	c->n_channels++;
+	w->n_channel_subs++;
+	if (m->ready && c->welcomed)
+		announce_channel(c, m);
+}
+
+void
+conn_unsubscribe(
+    struct conn *c, const char *name, size_t len, const json_t *ref)
+{
+	struct worker *w = c->w;
+	struct fan_member *m;
+	char addr[ADDR_MAX];
+	size_t alen;
+
+	if (len > ADDR_ID_MAX) {
+		conn_error(c, CMSG_E_NOT_SUBSCRIBED, "not subscribed", ref);
+		return;
+	}
+	alen = channel_addr(addr, name, len);
+	m = find_channel(c, addr, alen);
+	if (m == NULL) {
+		conn_error(c, CMSG_E_NOT_SUBSCRIBED, "not subscribed", ref);
+		return;
+	}
+	json_decref(m->udata);
+	m->udata = NULL;
+	fanout_leave(w->fan, m);
+	c->n_channels--;
+	w->n_channel_subs--;
+	conn_send(c, cmsg_reply_frame("unsubscribed", name, len, ref));
+}

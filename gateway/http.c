@@ -1,0 +1,105 @@
+/*
+ * http.c - /healthz and the embedded client files (see http.h), written
+ * with the lws pattern: headers from LWS_CALLBACK_HTTP, the body in
+ * LWS_PRE-prefixed chunks from LWS_CALLBACK_HTTP_WRITEABLE.
+ */
+#include "http.h"
+
+#include <string.h>
+
+#include "clock.h"
+#include "link.h"
+#include "log.h"
+#include "worker.h"
+#include "ws.h"
+
+#define HTTP_CHUNK 4096
+
+static const char http_ok[] = "ok\n";
+static const char http_unattached[] = "not attached to the bridge\n";
+static const char http_upgrade[] = "websocket upgrade expected\n";
+
+static const struct webfile *
+webfile_find(const char *path)
+{
+	const struct webfile *f;
+
+	for (f = webfiles; f->path != NULL; f++)
+		if (strcmp(f->path, path) == 0)
+			return f;
+	return NULL;
+}
+
+/* Writes the status line and headers and arms the body. */
+static int
+respond(struct lws *wsi, struct ws_pss *pss, unsigned int status,
+    const char *ctype, const void *body, size_t len)
+{
+	unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
+					  *end = buf + sizeof(buf) - 1;
+	static const char nocache[] = "no-cache";
+
+	if (lws_add_http_common_headers(wsi, status, ctype, len, &p, end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+		(const unsigned char *)nocache, (int)sizeof(nocache) - 1, &p,
+		end) ||
+	    lws_finalize_write_http_header(wsi, start, &p, end))
+		return 1;
+	pss->body = body;
+	pss->body_len = len;
+	pss->body_sent = 0;
+	if (len == 0)
+		return lws_http_transaction_completed(wsi) ? -1 : 0;
+	lws_callback_on_writable(wsi);
+	return 0;
+}
+
+int
+http_request(
+    struct worker *w, struct lws *wsi, struct ws_pss *pss, const char *path)
+{
+	const struct webfile *f;
+
+	if (strcmp(path, "/healthz") == 0) {
+		if (link_attached(w->link, clock_mono_ms()))
+			return respond(wsi, pss, HTTP_STATUS_OK, "text/plain",
+			    http_ok, sizeof(http_ok) - 1);
+		return respond(wsi, pss, HTTP_STATUS_SERVICE_UNAVAILABLE,
+		    "text/plain", http_unattached, sizeof(http_unattached) - 1);
+	}
+	if (strcmp(path, w->conf->path) == 0)
+		return respond(wsi, pss, HTTP_STATUS_BAD_REQUEST, "text/plain",
+		    http_upgrade, sizeof(http_upgrade) - 1);
+	if (w->conf->demo_page && (f = webfile_find(path)) != NULL)
+		return respond(
+		    wsi, pss, HTTP_STATUS_OK, f->ctype, f->data, f->len);
+	if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL))
+		return -1;
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+int
+http_writeable(struct lws *wsi, struct ws_pss *pss)
+{
+	unsigned char buf[LWS_PRE + HTTP_CHUNK];
+	size_t n;
+	int final;
+
+	if (pss->body == NULL)
+		return 0;
+	n = pss->body_len - pss->body_sent;
+	if (n > HTTP_CHUNK)
+		n = HTTP_CHUNK;
+	final = pss->body_sent + n == pss->body_len;
+	memcpy(buf + LWS_PRE, pss->body + pss->body_sent, n);
+	if (lws_write(wsi, buf + LWS_PRE, n,
+		final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
+		return -1;
+	pss->body_sent += n;
+	if (!final) {
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
+	pss->body = NULL;
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}

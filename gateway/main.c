@@ -1,0 +1,70 @@
+/*
+ * main.c - wspush-gateway: `wspush-gateway -c FILE [-t]`. Reads and
+ * validates the configuration, then hands over to the master (master.c),
+ * which forks the workers (worker.c).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "log.h"
+#include "master.h"
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: wspush-gateway -c FILE [-t]\n"
+			"  -c FILE  configuration (INI, shared with "
+			"wspush-bridge)\n"
+			"  -t       check the configuration, print the "
+			"effective values and exit\n"
+			"  -V       print the version and exit\n");
+	exit(2);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *path = NULL;
+	struct conf *c;
+	char err[1024];
+	int ch, test = 0;
+
+	log_init("wspush-gateway", LOG_INFO);
+	while ((ch = getopt(argc, argv, "c:thV")) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 't':
+			test = 1;
+			break;
+		case 'V':
+			printf("wspush-gateway %s\n", WSPUSH_VERSION);
+			return 0;
+		default:
+			usage();
+		}
+	}
+	if (path == NULL || optind != argc)
+		usage();
+
+	c = malloc(sizeof(*c));
+	if (c == NULL)
+		fatalx("out of memory");
+	if (conf_load(c, path, err, sizeof(err)) == -1) {
+		fprintf(stderr, "wspush-gateway: %s\n", err);
+		free(c);
+		return 1;
+	}
+	if (test) {
+		conf_print(c, stdout);
+		fprintf(stderr, "wspush-gateway: %s: configuration ok\n", path);
+		free(c);
+		return 0;
+	}
+	log_set_level(c->log_level);
+	return master_run(c, path);
+}

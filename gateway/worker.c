@@ -1,0 +1,514 @@
+/*
+ * worker.c - a worker process (see worker.h): builds its lws context after
+ * the fork (no listener of its own), adopts the master's listening socket
+ * and accepts from it, adopts the bus fd and a signal self-pipe, runs the
+ * loop, and drains on SIGTERM.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "conn.h"
+#include "fanout.h"
+#include "link.h"
+#include "log.h"
+#include "ws.h"
+
+/* Accepted per wakeup: fairness against the sockets already served. */
+#define WORKER_ACCEPT_BATCH 64
+/*
+ * Kernel send buffer per client. The autotuned default lets a client that
+ * never reads absorb megabytes before lws sees the socket choke, which
+ * hides slow clients from max_queued_bytes and costs kernel memory per
+ * connection; 64 KiB keeps detection fast (LIBRARIES.md §3).
+ */
+#define WORKER_SNDBUF (64 * 1024)
+/* Accepting again after EMFILE/ENFILE waits this long (no spinning). */
+#define WORKER_ACCEPT_PAUSE_MS 100
+#define WORKER_TICK_MS 1000
+/* lws' table sizes follow RLIMIT_NOFILE; cap them. */
+#define WORKER_FD_LIMIT_MAX (1u << 20)
+#define WORKER_MAX_HEADER 16384
+#define WORKER_HEADER_POOL 256
+/* Largest single send(): a whole frame of max_message_bytes in
+ * envelope framing (escaping or base64) without lws copying a tail. */
+#define WORKER_TX_PACKET_MAX (1024u * 1024)
+/* Upstream messages still queued at exit get this long to leave. */
+#define WORKER_EXIT_FLUSH_MS 300
+
+static int worker_sig_wr = -1;
+static volatile sig_atomic_t worker_sig_term;
+
+static void
+worker_on_signal(int sig)
+{
+	int saved = errno;
+
+	if (sig == SIGTERM || sig == SIGINT)
+		worker_sig_term = 1;
+	if (worker_sig_wr != -1)
+		(void)!write(worker_sig_wr, "s", 1);
+	errno = saved;
+}
+
+static void
+worker_lws_log(int level, const char *line)
+{
+	size_t n = strlen(line);
+
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		n--;
+	if (level & LLL_ERR)
+		log_errx("lws: %.*s", (int)n, line);
+	else
+		log_warnx("lws: %.*s", (int)n, line);
+}
+
+/* ---- fanout callbacks ---- */
+
+static void
+fan_send_add(void *arg, uint64_t req_id, const char *addr, size_t len)
+{
+	struct worker *w = arg;
+
+	link_interest(w->link, UP_INTEREST_ADD, req_id, addr, len);
+}
+
+static void
+fan_send_del(void *arg, const char *addr, size_t len)
+{
+	struct worker *w = arg;
+
+	link_interest(w->link, UP_INTEREST_DEL, 0, addr, len);
+}
+
+static void
+fan_ready(void *arg, struct fan_member *m)
+{
+	(void)arg;
+	conn_member_ready(m);
+}
+
+static void
+fan_failed(void *arg, struct fan_member *m)
+{
+	(void)arg;
+	conn_member_failed(m);
+}
+
+static void
+fan_deliver(void *arg, struct fan_member *m, void *msg)
+{
+	(void)arg;
+	conn_enqueue(m->owner, msg);
+}
+
+static const struct fanout_ops worker_fan_ops = {
+    .send_add = fan_send_add,
+    .send_del = fan_send_del,
+    .ready = fan_ready,
+    .failed = fan_failed,
+    .deliver = fan_deliver,
+};
+
+/* ---- accepting ---- */
+
+static void
+worker_accept_resume(lws_sorted_usec_list_t *sul)
+{
+	struct worker *w = lws_container_of(sul, struct worker, accept_sul);
+
+	w->accept_paused = false;
+	if (w->listen_wsi != NULL)
+		lws_rx_flow_control(w->listen_wsi, 1);
+}
+
+static void
+worker_accept_pause(struct worker *w)
+{
+	if (w->accept_paused || w->listen_wsi == NULL)
+		return;
+	w->accept_paused = true;
+	lws_rx_flow_control(w->listen_wsi, 0);
+	lws_sul_schedule(w->ctx, 0, &w->accept_sul, worker_accept_resume,
+	    WORKER_ACCEPT_PAUSE_MS * LWS_US_PER_MS);
+}
+
+static void
+worker_accept(struct worker *w)
+{
+	static uint64_t last_log;
+	int i, fd, one = 1, sndbuf = WORKER_SNDBUF;
+
+	for (i = 0; i < WORKER_ACCEPT_BATCH && !w->draining; i++) {
+		fd = accept4(
+		    w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			switch (errno) {
+			case EINTR:
+			case ECONNABORTED:
+			case EPROTO:
+			case EPERM:
+				continue;
+			case EAGAIN:
+				return;
+			case EMFILE:
+			case ENFILE:
+			case ENOBUFS:
+			case ENOMEM:
+				if (clock_mono_ms() - last_log >= 1000) {
+					last_log = clock_mono_ms();
+					log_warn("accept4: pausing accepts "
+						 "for %d ms",
+					    WORKER_ACCEPT_PAUSE_MS);
+				}
+				worker_accept_pause(w);
+				return;
+			default:
+				log_warn("accept4");
+				worker_accept_pause(w);
+				return;
+			}
+		}
+		if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+			sizeof(one)) == -1 ||
+		    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf,
+			sizeof(sndbuf)) == -1)
+			log_debug(
+			    "setsockopt(accepted fd): %s", strerror(errno));
+		/* On failure lws closes fd itself. */
+		if (lws_adopt_socket_vhost(w->vh, fd) == NULL)
+			log_warnx("lws_adopt_socket_vhost failed: connection "
+				  "dropped (fd limit?)");
+	}
+}
+
+/* ---- raw fds: listen socket, bus, signal pipe ---- */
+
+static void
+worker_signal_readable(struct worker *w)
+{
+	char buf[64];
+
+	while (read(w->sig_pipe[0], buf, sizeof(buf)) > 0)
+		;
+	if (worker_sig_term)
+		worker_drain(w);
+}
+
+static int
+worker_raw_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+    void *in, size_t len)
+{
+	struct worker *w = lws_context_user(lws_get_context(wsi));
+	enum worker_raw what =
+	    (enum worker_raw)(uintptr_t)lws_get_opaque_user_data(wsi);
+
+	(void)user;
+	(void)in;
+	(void)len;
+	if (w == NULL)
+		return 0;
+	switch (reason) {
+	case LWS_CALLBACK_RAW_RX_FILE:
+		switch (what) {
+		case WORKER_RAW_LISTEN:
+			worker_accept(w);
+			break;
+		case WORKER_RAW_BUS:
+			if (w->link != NULL)
+				link_bus_readable(w->link);
+			break;
+		case WORKER_RAW_SIGNAL:
+			worker_signal_readable(w);
+			break;
+		}
+		return 0;
+	case LWS_CALLBACK_RAW_CLOSE_FILE:
+		if (what == WORKER_RAW_LISTEN) {
+			w->listen_wsi = NULL;
+			if (!w->draining)
+				log_errx("listening socket closed by lws");
+		} else if (what == WORKER_RAW_BUS && !w->done) {
+			log_errx("bus fd closed by lws");
+		}
+		return 0;
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		if (w->link != NULL)
+			link_wakeup(w->link);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static struct lws *
+worker_adopt_raw(struct worker *w, int fd, enum worker_raw what)
+{
+	lws_adopt_desc_t ad;
+
+	memset(&ad, 0, sizeof(ad));
+	ad.vh = w->vh;
+	ad.type = LWS_ADOPT_RAW_FILE_DESC;
+	ad.fd.filefd = fd;
+	ad.vh_prot_name = WORKER_RAW_PROTOCOL;
+	ad.opaque = (void *)(uintptr_t)what;
+	return lws_adopt_descriptor_vhost_via_info(&ad);
+}
+
+/* ---- timers, drain ---- */
+
+static void
+worker_tick(lws_sorted_usec_list_t *sul)
+{
+	struct worker *w = lws_container_of(sul, struct worker, tick_sul);
+	uint64_t now = clock_mono_ms();
+
+	link_tick(w->link, now);
+	fanout_tick(w->fan, now);
+	if (w->master_fd != -1 && write(w->master_fd, "H", 1) == -1 &&
+	    errno == EPIPE) {
+		log_warnx("the master is gone: draining");
+		close(w->master_fd);
+		w->master_fd = -1;
+		worker_drain(w);
+	}
+	if (w->draining && now >= w->drain_deadline_ms) {
+		log_notice(
+		    "drain timeout: %" PRIu32 " connections cut", w->n_conns);
+		w->done = true;
+	}
+	lws_sul_schedule(w->ctx, 0, &w->tick_sul, worker_tick,
+	    WORKER_TICK_MS * LWS_US_PER_MS);
+}
+
+void
+worker_drain(struct worker *w)
+{
+	struct dlist_node *n;
+
+	if (w->draining)
+		return;
+	w->draining = true;
+	w->drain_deadline_ms =
+	    clock_mono_ms() + (uint64_t)w->conf->drain_timeout_s * 1000;
+	log_notice("draining: %" PRIu32 " connections, up to %" PRIu32 " s",
+	    w->n_conns, w->conf->drain_timeout_s);
+	if (w->listen_wsi != NULL)
+		lws_set_timeout(
+		    w->listen_wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+	DLIST_FOREACH(n, &w->conns)
+		conn_close(DLIST_ENTRY(n, struct conn, node), 1001, "shutdown");
+	if (w->n_conns == 0)
+		w->done = true;
+}
+
+/* ---- setup ---- */
+
+static int
+worker_signals(struct worker *w)
+{
+	struct sigaction sa;
+	sigset_t none;
+
+	if (pipe2(w->sig_pipe, O_NONBLOCK | O_CLOEXEC) == -1) {
+		log_err("pipe2");
+		return -1;
+	}
+	worker_sig_wr = w->sig_pipe[1];
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = worker_on_signal;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGPIPE, &sa, NULL);
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGCHLD, &sa, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	return 0;
+}
+
+static unsigned int
+worker_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 ||
+	    rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > WORKER_FD_LIMIT_MAX)
+		return WORKER_FD_LIMIT_MAX;
+	return (unsigned int)rl.rlim_cur;
+}
+
+static void
+worker_finish(struct worker *w)
+{
+	uint64_t until;
+
+	link_detach(w->link);
+	/* Closes every connection (their DELs and disconnect events are
+	 * queued upstream) and every adopted fd. */
+	if (w->ctx != NULL) {
+		struct lws_context *ctx = w->ctx;
+
+		/* w->ctx = NULL first: nothing may schedule timers on a
+		 * context being destroyed (link.c checks it). */
+		w->ctx = NULL;
+		lws_context_destroy(ctx);
+	}
+	if (w->link != NULL) {
+		link_bye(w->link);
+		until = clock_mono_ms() + WORKER_EXIT_FLUSH_MS;
+		while (link_flush(w->link) > 0 && clock_mono_ms() < until)
+			usleep(10 * 1000);
+		/* nng sends from its own threads: give the last message a
+		 * moment to leave before the socket is closed. */
+		usleep(50 * 1000);
+	}
+	link_free(w->link);
+	w->link = NULL;
+	fanout_free(w->fan);
+	w->fan = NULL;
+}
+
+int
+worker_main(const struct conf *c, uint32_t slot, uint32_t gen, int listen_fd,
+    int master_fd)
+{
+	static struct worker wk;
+	struct worker *w = &wk;
+	struct lws_context_creation_info info;
+	struct lws_protocols protocols[3];
+	lws_retry_bo_t retry;
+	char tag[64];
+	uint64_t tx;
+	int rc = 1;
+
+	memset(w, 0, sizeof(*w));
+	w->conf = c;
+	w->slot = slot;
+	w->gen = gen;
+	w->pid = getpid();
+	w->listen_fd = listen_fd;
+	w->master_fd = master_fd;
+	w->sig_pipe[0] = w->sig_pipe[1] = -1;
+	dlist_init(&w->conns);
+
+	snprintf(tag, sizeof(tag), "wspush-gateway[w%" PRIu32 "]", slot);
+	log_set_tag(tag);
+	/* Only the master talks to systemd. */
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("WATCHDOG_USEC");
+	unsetenv("WATCHDOG_PID");
+	/* Leave with the master, even if it is killed. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (worker_signals(w) == -1)
+		return 1;
+	log_info("worker started pid=%d gen=%" PRIu32, (int)w->pid, gen);
+
+	lws_set_log_level(LLL_ERR | LLL_WARN, worker_lws_log);
+
+	tx = (uint64_t)c->max_message_bytes * 2 + 1024;
+	if (tx > WORKER_TX_PACKET_MAX)
+		tx = WORKER_TX_PACKET_MAX;
+	memset(protocols, 0, sizeof(protocols));
+	protocols[0].name = "wspush";
+	protocols[0].callback = ws_callback;
+	protocols[0].per_session_data_size = sizeof(struct ws_pss);
+	protocols[0].rx_buffer_size = WS_RX_BUFFER_SIZE;
+	protocols[0].tx_packet_size = (size_t)tx;
+	protocols[1].name = WORKER_RAW_PROTOCOL;
+	protocols[1].callback = worker_raw_cb;
+
+	memset(&retry, 0, sizeof(retry));
+	retry.secs_since_valid_ping = (uint16_t)c->ping_interval_s;
+	retry.secs_since_valid_hangup = (uint16_t)c->idle_timeout_s;
+	if (retry.secs_since_valid_hangup <= retry.secs_since_valid_ping) {
+		/* lws asserts hangup > ping. */
+		retry.secs_since_valid_hangup =
+		    (uint16_t)(retry.secs_since_valid_ping + 1);
+	}
+
+	memset(&info, 0, sizeof(info));
+	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+	info.protocols = protocols;
+	info.user = w;
+	info.pt_serv_buf_size = 4096;
+	info.fd_limit_per_thread = worker_fd_limit();
+	info.max_http_header_data = WORKER_MAX_HEADER;
+	info.max_http_header_pool = WORKER_HEADER_POOL;
+	info.timeout_secs = c->handshake_timeout_s;
+	/* A socket that never sends its request holds a header table. */
+	info.timeout_secs_ah_idle = c->handshake_timeout_s;
+	info.retry_and_idle_policy = &retry;
+	w->ctx = lws_create_context(&info);
+	if (w->ctx == NULL) {
+		log_errx("lws_create_context failed");
+		goto out;
+	}
+	w->vh = lws_get_vhost_by_name(w->ctx, "default");
+	if (w->vh == NULL) {
+		log_errx("lws: no default vhost");
+		goto out;
+	}
+
+	w->fan = fanout_new(&worker_fan_ops, w);
+	if (w->fan == NULL) {
+		log_errx("fanout_new: out of memory");
+		goto out;
+	}
+	w->link = link_new(w);
+	if (w->link == NULL || link_adopt(w->link) == -1)
+		goto out;
+
+	w->listen_wsi = worker_adopt_raw(w, listen_fd, WORKER_RAW_LISTEN);
+	if (w->listen_wsi == NULL) {
+		log_errx("cannot adopt the listening socket");
+		goto out;
+	}
+	if (worker_adopt_raw(w, w->sig_pipe[0], WORKER_RAW_SIGNAL) == NULL) {
+		log_errx("cannot adopt the signal pipe");
+		goto out;
+	}
+	lws_sul_schedule(w->ctx, 0, &w->tick_sul, worker_tick,
+	    WORKER_TICK_MS * LWS_US_PER_MS);
+
+	/* Ready: the master may now count us. */
+	if (write(master_fd, "R", 1) == -1)
+		log_warn("write(ready)");
+	if (worker_sig_term)
+		worker_drain(w);
+
+	while (!w->done) {
+		if (lws_service(w->ctx, 0) < 0) {
+			log_errx("lws_service failed");
+			goto out;
+		}
+	}
+	rc = 0;
+	log_info("worker exiting");
+out:
+	worker_finish(w);
+	if (w->master_fd != -1)
+		close(w->master_fd);
+	worker_sig_wr = -1;
+	if (w->sig_pipe[1] != -1)
+		close(w->sig_pipe[1]);
+	return rc;
+}

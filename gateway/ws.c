@@ -1,0 +1,349 @@
+/*
+ * ws.c - the lws protocol callback of a worker (see ws.h): upgrade checks
+ * in LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, session setup and teardown, client
+ * message reassembly and dispatch, and the write path. Replies and
+ * closes go through conn.c, which queues them in order with messages.
+ */
+#include "ws.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "addr.h"
+#include "clientmsg.h"
+#include "clock.h"
+#include "conn.h"
+#include "http.h"
+#include "link.h"
+#include "log.h"
+#include "rate.h"
+#include "worker.h"
+
+/* ?user= may carry a URL-encoded id of up to 256 bytes (each up to %XX). */
+#define WS_URLARG_MAX (3 * ADDR_ID_MAX + 64)
+
+static struct worker *
+ws_worker(struct lws *wsi)
+{
+	return lws_context_user(lws_get_context(wsi));
+}
+
+/* The ?user= of the request, validated; returns its length or -1. */
+static int
+ws_user(struct lws *wsi, char *buf, size_t size)
+{
+	const char *v = lws_get_urlarg_by_name(wsi, "user=", buf, (int)size);
+	size_t len;
+
+	if (v == NULL)
+		return -1;
+	len = strlen(v);
+	if (!addr_id_valid(v, len))
+		return -1;
+	memmove(buf, v, len + 1);
+	return (int)len;
+}
+
+static int
+ws_reject(
+    struct lws *wsi, unsigned int status, uint64_t *counter, const char *why)
+{
+	char peer[64];
+
+	(*counter)++;
+	lws_get_peer_simple(wsi, peer, sizeof(peer));
+	log_info("handshake rejected: %u %s peer=%s", status, why, peer);
+	lws_return_http_status(wsi, status, NULL);
+	return 1;
+}
+
+/* LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: the last moment for a real status. */
+static int
+ws_confirm_upgrade(struct worker *w, struct lws *wsi)
+{
+	char buf[WS_URLARG_MAX];
+	int n;
+
+	n = lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_GET_URI);
+	if (n < 0 || strcmp(buf, w->conf->path) != 0)
+		return ws_reject(
+		    wsi, HTTP_STATUS_NOT_FOUND, &w->c.hs_rejected_path, "path");
+	if (w->draining)
+		return ws_reject(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
+		    &w->c.hs_rejected_limit, "draining");
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0) {
+		n = lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_ORIGIN);
+		if (n < 0 || !conf_origin_allowed(w->conf, buf))
+			return ws_reject(wsi, HTTP_STATUS_FORBIDDEN,
+			    &w->c.hs_rejected_origin, "origin");
+	}
+	/* auth.mode = none is the only mode conf.c accepts in this build. */
+	if (ws_user(wsi, buf, sizeof(buf)) < 0)
+		return ws_reject(wsi, HTTP_STATUS_UNAUTHORIZED,
+		    &w->c.hs_rejected_auth, "user");
+	if (w->conf->max_connections > 0 &&
+	    w->n_conns >= w->conf->max_connections)
+		return ws_reject(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
+		    &w->c.hs_rejected_limit, "max_connections");
+	w->c.hs_accepted++;
+	return 0;
+}
+
+static bool
+publish_allowed(const struct conf *conf, enum addr_kind k)
+{
+	switch (conf->client_publish) {
+	case CONF_PUBLISH_OFF:
+		return false;
+	case CONF_PUBLISH_CHANNELS:
+		return k == ADDR_CHANNEL;
+	case CONF_PUBLISH_USERS:
+		return k == ADDR_CHANNEL || k == ADDR_USER;
+	case CONF_PUBLISH_ALL:
+		return true;
+	}
+	return false;
+}
+
+/* publish and send: forward the client's data upstream. */
+static void
+ws_forward(struct worker *w, struct conn *c, struct cmsg *m)
+{
+	const char *id = NULL;
+	size_t dlen;
+	char *data;
+
+	if (m->op == CMSG_PUBLISH && !publish_allowed(w->conf, m->to.kind)) {
+		conn_error(c, CMSG_E_FORBIDDEN,
+		    "gateway.client_publish does not allow this target",
+		    m->ref);
+		return;
+	}
+	if (m->op == CMSG_SEND && (id = conn_id(c)) == NULL) {
+		conn_error(c, CMSG_E_UNAVAILABLE, "not attached to the bridge",
+		    m->ref);
+		return;
+	}
+	data = cmsg_data_text(m, &dlen);
+	if (data == NULL) {
+		conn_error(c, CMSG_E_INTERNAL, "out of memory", m->ref);
+		return;
+	}
+	if (dlen > w->conf->max_message_bytes) {
+		conn_error(
+		    c, CMSG_E_TOO_LARGE, "data over max_message_bytes", m->ref);
+	} else {
+		if (m->op == CMSG_PUBLISH)
+			link_publish(w->link, m->to_text, m->to_len, c->user,
+			    c->user_len, data, dlen);
+		else
+			link_send(
+			    w->link, c->user, c->user_len, id, data, dlen);
+		/* Success is silent unless the client asked with a ref. */
+		if (m->ref != NULL)
+			conn_send(c, cmsg_reply_frame("ok", NULL, 0, m->ref));
+	}
+	free(data);
+}
+
+/* One complete client message. */
+static void
+ws_message(
+    struct worker *w, struct conn *c, const char *p, size_t len, bool binary)
+{
+	enum rate_verdict v;
+	enum cmsg_err e = CMSG_OK;
+	const char *emsg = NULL;
+	struct cmsg m;
+	bool bare_ping = !binary && len == 4 && memcmp(p, "ping", 4) == 0;
+
+	memset(&m, 0, sizeof(m));
+	if (!binary && !bare_ping)
+		e = cmsg_parse(p, len, &m, &emsg);
+	v = rate_take(&c->rate, clock_mono_ms());
+	if (v == RATE_ABUSE) {
+		w->c.closed_abuse++;
+		log_info("conn=%s user=%s: rate limit exceeded repeatedly: "
+			 "closing 1008",
+		    c->id, c->user);
+		conn_close(c, 1008, "abuse");
+	} else if (v == RATE_REJECT) {
+		conn_error(
+		    c, CMSG_E_RATE_LIMITED, "rate limit exceeded", m.ref);
+	} else if (binary) {
+		conn_error(c, CMSG_E_BAD_REQUEST,
+		    "binary frames are not accepted", NULL);
+	} else if (bare_ping) {
+		conn_send(c, frame_new_copy("pong", 4, false));
+	} else if (e != CMSG_OK) {
+		conn_error(c, e, emsg, m.ref);
+	} else {
+		switch (m.op) {
+		case CMSG_AUTH:
+			conn_error(c, CMSG_E_BAD_REQUEST,
+			    "auth.mode is none: the identity is ?user=", m.ref);
+			break;
+		case CMSG_SUBSCRIBE:
+			conn_subscribe(c, m.channel, m.channel_len, m.ref);
+			break;
+		case CMSG_UNSUBSCRIBE:
+			conn_unsubscribe(c, m.channel, m.channel_len, m.ref);
+			break;
+		case CMSG_PUBLISH:
+		case CMSG_SEND:
+			ws_forward(w, c, &m);
+			break;
+		case CMSG_PING:
+			conn_send(c, cmsg_reply_frame("pong", NULL, 0, m.ref));
+			break;
+		}
+	}
+	cmsg_fini(&m);
+}
+
+/* LWS_CALLBACK_RECEIVE: one chunk of a (possibly fragmented) message. */
+static int
+ws_receive(struct worker *w, struct lws *wsi, struct conn *c, const char *in,
+    size_t len)
+{
+	bool end = lws_is_final_fragment(wsi) &&
+		   lws_remaining_packet_payload(wsi) == 0;
+	size_t need;
+	char *nb;
+
+	if (c->close_code != 0)
+		return 0; /* closing: input is ignored */
+	if (c->rx_len == 0 && !c->rx_busy)
+		c->rx_binary = lws_frame_is_binary(wsi);
+	need = c->rx_len + len;
+	if (need > w->conf->max_message_bytes) {
+		static const char why[] = "message too big";
+
+		w->c.closed_too_big++;
+		c->reason = "too_large";
+		log_info("conn=%s user=%s: message over %u bytes: closing 1009",
+		    c->id, c->user, w->conf->max_message_bytes);
+		lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+		    (unsigned char *)(uintptr_t)why, sizeof(why) - 1);
+		return -1;
+	}
+	if (end && !c->rx_busy) {
+		/* The whole message in one chunk: no copy. */
+		ws_message(w, c, in, len, c->rx_binary);
+		return 0;
+	}
+	if (!c->rx_binary) {
+		/* Binary content is never parsed: only its size is checked. */
+		if (need > c->rx_cap) {
+			size_t ncap = c->rx_cap ? c->rx_cap : WS_RX_BUFFER_SIZE;
+
+			while (ncap < need)
+				ncap *= 2;
+			nb = realloc(c->rx, ncap);
+			if (nb == NULL)
+				return -1;
+			c->rx = nb;
+			c->rx_cap = ncap;
+		}
+		memcpy(c->rx + c->rx_len, in, len);
+	}
+	c->rx_len = need;
+	c->rx_busy = true;
+	if (!end)
+		return 0;
+	ws_message(w, c, c->rx, c->rx_len, c->rx_binary);
+	c->rx_len = 0;
+	c->rx_busy = false;
+	if (c->rx_cap > WS_RX_BUFFER_SIZE) {
+		/* Keep idle connections small after a large message. */
+		free(c->rx);
+		c->rx = NULL;
+		c->rx_cap = 0;
+	}
+	return 0;
+}
+
+static void
+ws_closed(struct worker *w, struct conn *c)
+{
+	uint64_t idle_ms = (uint64_t)w->conf->idle_timeout_s * 1000;
+
+	if (c->reason == NULL) {
+		if (c->peer_closed)
+			c->reason = "client_close";
+		else if (clock_mono_ms() - c->last_valid_ms + 1000 >= idle_ms)
+			c->reason = "idle";
+		else
+			c->reason = "connection_lost";
+	}
+	conn_free(c);
+	if (w->draining && w->n_conns == 0)
+		w->done = true; /* drained: leave the loop */
+}
+
+int
+ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+    void *in, size_t len)
+{
+	struct ws_pss *pss = user;
+	struct worker *w;
+	char ubuf[WS_URLARG_MAX];
+	int n;
+
+	switch (reason) {
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return ws_confirm_upgrade(ws_worker(wsi), wsi);
+
+	case LWS_CALLBACK_ESTABLISHED:
+		w = ws_worker(wsi);
+		n = ws_user(wsi, ubuf, sizeof(ubuf));
+		if (n < 0)
+			return -1; /* checked at the upgrade already */
+		pss->conn = conn_new(w, wsi, ubuf, (size_t)n);
+		if (pss->conn == NULL) {
+			log_warnx("conn_new: out of memory");
+			return -1;
+		}
+		if (w->draining)
+			conn_close(pss->conn, 1001, "shutdown");
+		return 0;
+
+	case LWS_CALLBACK_RECEIVE:
+		if (pss->conn == NULL)
+			return -1;
+		return ws_receive(ws_worker(wsi), wsi, pss->conn, in, len);
+
+	case LWS_CALLBACK_RECEIVE_PONG:
+		if (pss->conn != NULL)
+			pss->conn->last_valid_ms = clock_mono_ms();
+		return 0;
+
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		if (pss->conn != NULL)
+			pss->conn->peer_closed = true;
+		return 0;
+
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		if (pss->conn == NULL)
+			return 0;
+		return conn_write(pss->conn);
+
+	case LWS_CALLBACK_CLOSED:
+		if (pss->conn != NULL) {
+			ws_closed(ws_worker(wsi), pss->conn);
+			pss->conn = NULL;
+		}
+		return 0;
+
+	case LWS_CALLBACK_HTTP:
+		return http_request(ws_worker(wsi), wsi, pss, in);
+
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		return http_writeable(wsi, pss);
+
+	default:
+		break;
+	}
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}

@@ -1,0 +1,18 @@
+"""Health endpoints: each worker answers /healthz on the gateway port; the
+bridge serves /healthz (200 once subscribed and every worker attached) and
+/metrics on metrics_listen."""
+
+import wsp
+
+
+def test_gateway_and_bridge_health(cluster):
+    for node in cluster.nodes:
+        for _ in range(8):  # any worker may answer; ask several times
+            status, body = wsp.http_get(node.port, "/healthz")
+            assert status == 200, (node.id, status, body)
+        wsp.wait_until(lambda: wsp.http_get(node.metrics_port,
+                                            "/healthz")[0] == 200, 10,
+                       f"bridge /healthz of {node.id} to return 200")
+        status, body = wsp.http_get(node.metrics_port, "/metrics")
+        assert status == 200, (node.id, status, body)
+        assert b"# TYPE" in body, body[:500]

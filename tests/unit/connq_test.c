@@ -1,0 +1,155 @@
+/*
+ * connq_test.c - the per-connection frame ring: FIFO order across growth
+ * and wrap-around, byte accounting, the bound check, drops, and that every
+ * reference it takes is given back.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "connq.h"
+
+static struct frame *
+mk(size_t len)
+{
+	struct frame *f = frame_new(len, false);
+
+	assert_non_null(f);
+	memset(frame_data(f), 'a', len);
+	f->len = (uint32_t)len;
+	return f;
+}
+
+static void
+an_idle_queue_allocates_nothing(void **state)
+{
+	struct connq q;
+
+	connq_init(&q, 100);
+	assert_null(q.ring);
+	assert_true(connq_empty(&q));
+	assert_null(connq_peek(&q));
+	assert_null(connq_pop(&q));
+	assert_int_equal(connq_drop_oldest(&q), 0);
+	connq_fini(&q);
+}
+
+static void
+frames_come_out_in_order_across_growth_and_wrap(void **state)
+{
+	struct frame *fs[100];
+	struct connq q;
+	int i, out = 0;
+
+	connq_init(&q, 1 << 20);
+	for (i = 0; i < 100; i++)
+		fs[i] = mk((size_t)i + 1);
+	/* Interleave pushes and pops so head wraps while the ring grows. */
+	for (i = 0; i < 100; i++) {
+		assert_int_equal(connq_push(&q, fs[i]), 0);
+		assert_int_equal(fs[i]->refs, 2);
+		if (i % 3 == 2) {
+			struct frame *f = connq_pop(&q);
+
+			assert_ptr_equal(f, fs[out++]);
+			frame_unref(f);
+		}
+	}
+	while (!connq_empty(&q)) {
+		struct frame *f = connq_pop(&q);
+
+		assert_ptr_equal(f, fs[out++]);
+		frame_unref(f);
+	}
+	assert_int_equal(out, 100);
+	assert_int_equal(q.bytes, 0);
+	for (i = 0; i < 100; i++) {
+		assert_int_equal(fs[i]->refs, 1);
+		frame_unref(fs[i]);
+	}
+	connq_fini(&q);
+}
+
+static void
+bytes_are_counted_and_the_bound_is_checked(void **state)
+{
+	struct frame *a = mk(40), *b = mk(50);
+	struct connq q;
+
+	connq_init(&q, 100);
+	assert_true(connq_fits(&q, 100));
+	assert_false(connq_fits(&q, 101));
+	connq_push(&q, a);
+	connq_push(&q, b);
+	assert_int_equal(q.bytes, 90);
+	assert_true(connq_fits(&q, 10));
+	assert_false(connq_fits(&q, 11));
+	assert_int_equal(connq_drop_oldest(&q), 1);
+	assert_int_equal(q.bytes, 50);
+	assert_int_equal(a->refs, 1);
+	assert_ptr_equal(connq_peek(&q), b);
+	frame_unref(a);
+	frame_unref(b);
+	connq_fini(&q);
+}
+
+static void
+clear_and_fini_release_every_reference(void **state)
+{
+	struct frame *f = mk(10);
+	struct connq q;
+	int i;
+
+	connq_init(&q, 1000);
+	for (i = 0; i < 20; i++)
+		connq_push(&q, f);
+	assert_int_equal(f->refs, 21);
+	assert_int_equal(connq_clear(&q), 20);
+	assert_int_equal(f->refs, 1);
+	assert_int_equal(q.bytes, 0);
+	for (i = 0; i < 5; i++)
+		connq_push(&q, f);
+	connq_fini(&q);
+	assert_int_equal(f->refs, 1);
+	assert_null(q.ring);
+	frame_unref(f);
+}
+
+static void
+a_large_ring_is_freed_once_drained(void **state)
+{
+	struct frame *f = mk(1);
+	struct connq q;
+	int i;
+
+	connq_init(&q, 1 << 20);
+	for (i = 0; i < 1000; i++)
+		connq_push(&q, f);
+	assert_true(q.cap >= 1000);
+	while (connq_drop_oldest(&q))
+		;
+	assert_null(q.ring);
+	assert_int_equal(q.cap, 0);
+	connq_push(&q, f);
+	assert_int_equal(connq_clear(&q), 1);
+	connq_fini(&q);
+	frame_unref(f);
+}
+
+int
+main(void)
+{
+	static const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(an_idle_queue_allocates_nothing),
+	    cmocka_unit_test(frames_come_out_in_order_across_growth_and_wrap),
+	    cmocka_unit_test(bytes_are_counted_and_the_bound_is_checked),
+	    cmocka_unit_test(clear_and_fini_release_every_reference),
+	    cmocka_unit_test(a_large_ring_is_freed_once_drained),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

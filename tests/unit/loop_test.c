@@ -1,0 +1,270 @@
+/*
+ * loop_test.c - the bridge event loop (bridge/loop.c): timers, fd
+ * watchers, hooks, and removal from inside callbacks.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "clock.h"
+#include "loop.h"
+
+struct ctx {
+	struct loop *l;
+	int fired;
+	int fired2;
+	uint64_t id, id2;
+	struct loop_fd *w, *w2;
+	int fds[2];
+};
+
+static int
+setup(void **state)
+{
+	static struct ctx c;
+
+	c = (struct ctx){0};
+	c.l = loop_new();
+	if (c.l == NULL || pipe(c.fds) == -1)
+		return -1;
+	*state = &c;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct ctx *c = *state;
+
+	loop_free(c->l);
+	close(c->fds[0]);
+	close(c->fds[1]);
+	return 0;
+}
+
+static void
+count_cb(struct loop *l, uint64_t id, void *arg)
+{
+	struct ctx *c = arg;
+
+	c->fired++;
+}
+
+static void
+a_one_shot_timer_fires_once(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t t0 = clock_mono_ms();
+
+	assert_int_not_equal(loop_timer_add(c->l, 20, 0, count_cb, c), 0);
+	for (int i = 0; i < 50 && c->fired == 0; i++)
+		assert_int_equal(loop_once(c->l, 100), 0);
+	assert_int_equal(c->fired, 1);
+	assert_true(clock_mono_ms() - t0 >= 20);
+	assert_int_equal(loop_once(c->l, 30), 0);
+	assert_int_equal(c->fired, 1);
+}
+
+static void
+a_periodic_timer_repeats_until_deleted(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t id = loop_timer_add(c->l, 0, 5, count_cb, c);
+
+	for (int i = 0; i < 200 && c->fired < 3; i++)
+		assert_int_equal(loop_once(c->l, 50), 0);
+	assert_int_equal(c->fired, 3);
+	assert_int_equal(loop_timer_del(c->l, id), 0);
+	assert_int_equal(loop_timer_del(c->l, id), -1);
+	assert_int_equal(loop_once(c->l, 20), 0);
+	assert_int_equal(c->fired, 3);
+}
+
+static void
+self_delete_cb(struct loop *l, uint64_t id, void *arg)
+{
+	struct ctx *c = arg;
+
+	c->fired++;
+	assert_int_equal(loop_timer_del(l, id), 0);
+	/* Added now: must not run in this same pass. */
+	c->id2 = loop_timer_add(l, 0, 0, count_cb, c);
+}
+
+static void
+a_timer_may_delete_itself_and_add_another(void **state)
+{
+	struct ctx *c = *state;
+
+	loop_timer_add(c->l, 0, 1, self_delete_cb, c);
+	assert_int_equal(loop_once(c->l, 0), 0);
+	assert_int_equal(c->fired, 1);
+	assert_int_equal(loop_once(c->l, 10), 0);
+	assert_int_equal(c->fired, 2); /* the new one-shot, once */
+	assert_int_equal(loop_once(c->l, 10), 0);
+	assert_int_equal(c->fired, 2);
+}
+
+static void
+read_cb(struct loop *l, int fd, int revents, void *arg)
+{
+	struct ctx *c = arg;
+	char buf[16];
+
+	assert_true(revents & POLLIN);
+	assert_true(read(fd, buf, sizeof(buf)) > 0);
+	c->fired++;
+}
+
+static void
+an_fd_watcher_sees_readable_data(void **state)
+{
+	struct ctx *c = *state;
+
+	c->w = loop_fd_add(c->l, c->fds[0], POLLIN, read_cb, c);
+	assert_non_null(c->w);
+	assert_int_equal(loop_once(c->l, 0), 0);
+	assert_int_equal(c->fired, 0);
+	assert_int_equal(write(c->fds[1], "x", 1), 1);
+	assert_int_equal(loop_once(c->l, 1000), 0);
+	assert_int_equal(c->fired, 1);
+	/* No interest: not reported even when readable. */
+	loop_fd_set(c->w, 0);
+	assert_int_equal(loop_fd_events(c->w), 0);
+	assert_int_equal(write(c->fds[1], "y", 1), 1);
+	assert_int_equal(loop_once(c->l, 10), 0);
+	assert_int_equal(c->fired, 1);
+	loop_fd_set(c->w, POLLIN);
+	assert_int_equal(loop_once(c->l, 1000), 0);
+	assert_int_equal(c->fired, 2);
+	loop_fd_del(c->w);
+}
+
+/* Deletes itself and the other watcher of the same fd. */
+static void
+killer_cb(struct loop *l, int fd, int revents, void *arg)
+{
+	struct ctx *c = arg;
+
+	c->fired++;
+	loop_fd_del(c->w);
+	loop_fd_del(c->w2);
+}
+
+static void
+victim_cb(struct loop *l, int fd, int revents, void *arg)
+{
+	struct ctx *c = arg;
+
+	c->fired2++;
+}
+
+static void
+a_watcher_deleted_in_a_callback_gets_no_more_events(void **state)
+{
+	struct ctx *c = *state;
+
+	c->w = loop_fd_add(c->l, c->fds[0], POLLIN, killer_cb, c);
+	c->w2 = loop_fd_add(c->l, c->fds[0], POLLIN, victim_cb, c);
+	assert_int_equal(write(c->fds[1], "x", 1), 1);
+	assert_int_equal(loop_once(c->l, 1000), 0);
+	assert_int_equal(c->fired, 1);
+	assert_int_equal(c->fired2, 0);
+	assert_int_equal(loop_once(c->l, 10), 0);
+	assert_int_equal(c->fired, 1);
+}
+
+static void
+write_cb(struct loop *l, int fd, int revents, void *arg)
+{
+	struct ctx *c = arg;
+
+	if (revents & POLLOUT)
+		c->fired++;
+}
+
+static void
+a_writable_fd_is_reported_for_pollout(void **state)
+{
+	struct ctx *c = *state;
+
+	c->w = loop_fd_add(c->l, c->fds[1], POLLOUT, write_cb, c);
+	assert_int_equal(loop_once(c->l, 1000), 0);
+	assert_int_equal(c->fired, 1);
+	loop_fd_del(c->w);
+	assert_int_equal(loop_once(c->l, 10), 0);
+	assert_int_equal(c->fired, 1);
+}
+
+static void
+hook_cb(struct loop *l, void *arg)
+{
+	struct ctx *c = arg;
+
+	c->fired2++;
+}
+
+static void
+hooks_run_before_every_sleep(void **state)
+{
+	struct ctx *c = *state;
+
+	assert_int_equal(loop_hook_add(c->l, hook_cb, c), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(loop_once(c->l, 0), 0);
+	assert_int_equal(c->fired2, 3);
+	loop_hook_del(c->l, hook_cb, c);
+	assert_int_equal(loop_once(c->l, 0), 0);
+	assert_int_equal(c->fired2, 3);
+}
+
+static void
+stop_cb(struct loop *l, uint64_t id, void *arg)
+{
+	struct ctx *c = arg;
+
+	c->fired++;
+	if (c->fired == 3)
+		loop_stop(l);
+}
+
+static void
+loop_stop_ends_loop_run(void **state)
+{
+	struct ctx *c = *state;
+
+	loop_timer_add(c->l, 1, 1, stop_cb, c);
+	assert_int_equal(loop_run(c->l), 0);
+	assert_int_equal(c->fired, 3);
+	assert_true(loop_now(c->l) > 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(
+		a_one_shot_timer_fires_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		a_periodic_timer_repeats_until_deleted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		a_timer_may_delete_itself_and_add_another, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		an_fd_watcher_sees_readable_data, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		a_watcher_deleted_in_a_callback_gets_no_more_events, setup,
+		teardown),
+	    cmocka_unit_test_setup_teardown(
+		a_writable_fd_is_reported_for_pollout, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		hooks_run_before_every_sleep, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		loop_stop_ends_loop_run, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
