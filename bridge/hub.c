@@ -21,6 +21,7 @@
 #include <nng/protocol/pipeline0/pull.h>
 #include <nng/protocol/pubsub0/pub.h>
 
+#include "clock.h"
 #include "hub.h"
 #include "log.h"
 
@@ -51,8 +52,9 @@ struct hub_lsn {
 	int fd;              /* the check connection, -1 if none */
 	struct loop_fd *w;
 	uint64_t deadline;
-	atomic_uint adds;   /* {atomic} pipes attached to the socket */
-	unsigned int adds0; /* adds when the check started */
+	atomic_uint adds;    /* {atomic} pipes attached to the socket */
+	unsigned int adds0;  /* adds when the check started */
+	uint64_t healthy_at; /* judged healthy; closing when quiet, 0 if not */
 };
 
 struct hub {
@@ -62,6 +64,7 @@ struct hub {
 	bool pub_open, pull_open;
 	struct hub_lsn lsn_bus, lsn_up;
 	uint64_t check_timer;
+	uint64_t last_send; /* monotonic ms of the last bus nng_sendmsg */
 	struct loop_fd *w_up, *w_ev;
 	int evfd;
 	msgpack_sbuffer batch; /* pending bus envelopes */
@@ -116,6 +119,25 @@ lsn_check_end(struct hub_lsn *ls)
 	if (ls->fd != -1)
 		close(ls->fd);
 	ls->fd = -1;
+	ls->healthy_at = 0;
+}
+
+/*
+ * A healthy check connection is closed when the bus has been quiet for
+ * HUB_QUIET_MS (or after HUB_QUIET_MAX_MS regardless): nng 1.5.2 loses
+ * (leaks) a message that PUB hands to a pipe closing at that very moment,
+ * and all bus sends start in this thread, so a quiet moment has none in
+ * flight. The up socket (PULL) never sends: closed at once.
+ */
+static void
+lsn_close_when_quiet(struct hub_lsn *ls, uint64_t now)
+{
+	if (ls->healthy_at == 0)
+		return;
+	if (ls->peer_proto != HUB_PROTO_SUB ||
+	    now - ls->hub->last_send >= HUB_QUIET_MS ||
+	    now - ls->healthy_at >= HUB_QUIET_MAX_MS)
+		lsn_check_end(ls);
 }
 
 static void
@@ -147,7 +169,9 @@ lsn_read_cb(struct loop *l, int fd, int revents, void *arg)
 
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return;
-	if (n <= 0)
+	if (n <= 0 && ls->healthy_at != 0)
+		lsn_check_end(ls); /* already judged */
+	else if (n <= 0)
 		lsn_restart(ls, n == 0 ? "closed by nng" : strerror(errno));
 }
 
@@ -171,9 +195,12 @@ lsn_check(struct hub_lsn *ls, uint64_t now)
 	    (unsigned char)(ls->peer_proto & 0xff), 0, 0};
 
 	if (ls->fd != -1) {
-		if (atomic_load(&ls->adds) != ls->adds0)
-			lsn_check_end(ls); /* healthy */
-		else if (now >= ls->deadline)
+		if (ls->healthy_at != 0)
+			return; /* waiting for a quiet moment to close */
+		if (atomic_load(&ls->adds) != ls->adds0) {
+			ls->healthy_at = now;
+			lsn_close_when_quiet(ls, now);
+		} else if (now >= ls->deadline)
 			lsn_restart(ls, "connection not attached");
 		return;
 	}
@@ -327,7 +354,10 @@ up_cb(struct loop *l, int fd, int revents, void *arg)
 static void
 flush_hook(struct loop *l, void *arg)
 {
-	hub_flush(arg);
+	struct hub *h = arg;
+
+	hub_flush(h);
+	lsn_close_when_quiet(&h->lsn_bus, loop_now(l));
 }
 
 struct hub *
@@ -478,6 +508,7 @@ hub_flush(struct hub *h)
 	if (rv == 0) {
 		memcpy(nng_msg_body(m), h->batch.data, h->batch.size);
 		rv = nng_sendmsg(h->pub, m, NNG_FLAG_NONBLOCK);
+		h->last_send = clock_mono_ms();
 		if (rv != 0)
 			nng_msg_free(m); /* nng owns it only on success */
 	}

@@ -31,6 +31,8 @@
 /* Listener self-check period and answer timeout (see hub.c). */
 #define HUB_CHECK_MS 2000
 #define HUB_CHECK_TIMEOUT_MS 1000
+#define HUB_QUIET_MS 20
+#define HUB_QUIET_MAX_MS 10000
 
 struct hub;
 

@@ -18,12 +18,44 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <nng/nng.h>
 #include <systemd/sd-daemon.h>
 
 #include "bridge.h"
 #include "conf.h"
 #include "log.h"
 #include "loop.h"
+#include "stats.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define WSP_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WSP_ASAN 1
+#endif
+#endif
+
+#ifdef WSP_ASAN
+/*
+ * LeakSanitizer, sanitizer builds only: nng 1.5.2 loses a bus message that
+ * nng_sendmsg() accepted when PUB hands it to a pipe closing at that very
+ * moment (a worker exiting or killed). hub_flush() is the only place such a
+ * message is allocated, and it frees it itself whenever nng refuses it.
+ * And a listener recreated after nng bug #1518 (hub.c) keeps its stuck
+ * pipes when closed; they hang off the listener lsn_start() created (the
+ * stats listener, stats_lsn_start(), has the same bug and cure). These
+ * suppressions hide nothing of ours.
+ */
+const char *__lsan_default_suppressions(void);
+
+const char *
+__lsan_default_suppressions(void)
+{
+	return "leak:hub_flush\n"
+	       "leak:lsn_start\n"
+	       "leak:stats_lsn_start\n";
+}
+#endif
 
 static void
 usage(void)
@@ -124,8 +156,8 @@ signal_cb(struct loop *l, int fd, int revents, void *arg)
 			bridge_stop(sc->bridge);
 			break;
 		case SIGHUP:
-			log_notice("signal=HUP: ignored (no reloadable "
-				   "settings yet)");
+			log_notice("signal=HUP: nothing to reload (the "
+				   "bridge's settings apply at start)");
 			break;
 		default:
 			break;
@@ -146,6 +178,7 @@ main(int argc, char **argv)
 	struct loop *loop;
 	struct sigctx sc;
 	struct loop_fd *sw;
+	struct stats *stats;
 
 	if (path == NULL || path[0] == '\0')
 		path = "/etc/wspush/wspush.conf";
@@ -207,6 +240,10 @@ main(int argc, char **argv)
 	sc.bridge = bridge_new(loop, &conf, node, epoch, err, sizeof(err));
 	if (sc.bridge == NULL)
 		fatalx("%s", err);
+	stats =
+	    stats_open(loop, sc.bridge, &conf, node, epoch, err, sizeof(err));
+	if (stats == NULL)
+		fatalx("%s", err);
 	sw = loop_fd_add(loop, sfd, POLLIN, signal_cb, &sc);
 	if (sw == NULL)
 		fatalx("out of memory");
@@ -216,10 +253,14 @@ main(int argc, char **argv)
 
 	if (loop_run(loop) == -1)
 		log_err("poll");
+	stats_close(stats);
 	bridge_free(sc.bridge);
 	loop_fd_del(sw);
 	loop_free(loop);
 	close(sfd);
+	/* Waits for nng's reaper: messages still queued to closing pipes are
+	 * freed before exit (and leak checkers stay quiet). */
+	nng_fini();
 	log_notice("stopped");
 	return 0;
 }

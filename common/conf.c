@@ -1036,21 +1036,7 @@ conf_check_cross(struct conf_ctx *x)
 	}
 }
 
-/*
- * Values this build accepts in the syntax but does not implement yet. Keep
- * this the one place to edit when a feature lands (JWT: delete the check).
- */
-static void
-conf_check_unimplemented(struct conf_ctx *x)
-{
-	size_t mode = conf_key_index("auth", "mode");
-
-	if (x->c->auth_mode == CONF_AUTH_JWT)
-		conf_fail_key(x, x->lines[mode], &conf_keys[mode],
-		    "\"jwt\" is not implemented in this build; use \"none\"");
-}
-
-/* Checks of auth keys that apply once JWT is implemented. */
+/* Checks of the auth keys for auth.mode = jwt. */
 static void
 conf_check_auth(struct conf_ctx *x)
 {
@@ -1114,8 +1100,6 @@ conf_load_text(struct conf *c, const char *name, const char *text, size_t len,
 	}
 	if (!x.failed)
 		conf_check_cross(&x);
-	if (!x.failed)
-		conf_check_unimplemented(&x);
 	if (!x.failed)
 		conf_check_auth(&x);
 	return x.failed ? -1 : 0;

@@ -118,9 +118,16 @@ conn_error(
 void
 conn_close(struct conn *c, int code, const char *reason)
 {
+	conn_close_msg(c, code, reason, NULL);
+}
+
+void
+conn_close_msg(struct conn *c, int code, const char *reason, const char *msg)
+{
 	if (c->close_code != 0)
 		return;
 	c->close_code = code;
+	c->close_msg = msg;
 	c->reason = reason;
 	connq_clear(&c->q);
 	lws_callback_on_writable(c->wsi);
@@ -140,6 +147,8 @@ close_text(int code)
 		return "message too big";
 	case 1013:
 		return "try again later";
+	case 4001:
+		return "unauthorized";
 	default:
 		return "";
 	}
@@ -153,7 +162,9 @@ conn_write(struct conn *c)
 	int k, n;
 
 	if (c->close_code != 0) {
-		const char *t = close_text(c->close_code);
+		const char *t = c->close_msg != NULL
+				    ? c->close_msg
+				    : close_text(c->close_code);
 
 		lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
 		    (unsigned char *)(uintptr_t)t, strlen(t));
@@ -206,7 +217,8 @@ conn_try_welcome(struct conn *c)
 	struct dlist_node *n;
 	const char *id, *node;
 
-	if (c->welcomed || !c->m_user->ready || !c->m_all->ready)
+	if (c->welcomed || c->m_user == NULL || c->m_all == NULL ||
+	    !c->m_user->ready || !c->m_all->ready)
 		return;
 	id = conn_id(c);
 	if (id == NULL) {
@@ -270,14 +282,11 @@ conn_member_failed(struct fan_member *m)
 }
 
 struct conn *
-conn_new(struct worker *w, struct lws *wsi, const char *user, size_t len)
+conn_new(struct worker *w, struct lws *wsi)
 {
 	struct conn *c;
-	char addr[ADDR_MAX + 1];
 	uint64_t now = clock_mono_ms();
 
-	if (len > ADDR_ID_MAX)
-		return NULL;
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return NULL;
@@ -288,28 +297,37 @@ conn_new(struct worker *w, struct lws *wsi, const char *user, size_t len)
 	rate_init(
 	    &c->rate, w->conf->rate_limit_per_s, w->conf->rate_burst, now);
 	c->established_ms = c->last_valid_ms = now;
-	memcpy(c->user, user, len);
-	c->user[len] = '\0';
-	c->user_len = len;
 	dlist_insert_tail(&w->conns, &c->node);
 	w->n_conns++;
 	(void)conn_id(c);
+	return c;
+}
 
+int
+conn_attach(struct conn *c, const char *user, size_t len)
+{
+	struct worker *w = c->w;
+	char addr[ADDR_MAX + 1];
+	uint64_t now = clock_mono_ms();
+
+	if (c->attached || len > ADDR_ID_MAX)
+		return -1;
+	c->attached = true;
+	memcpy(c->user, user, len);
+	c->user[len] = '\0';
+	c->user_len = len;
 	memcpy(addr, "user:", 5);
 	memcpy(addr + 5, user, len);
 	c->m_user = fanout_join(w->fan, addr, 5 + len, c, &c->members, now);
 	if (c->m_user == NULL)
-		goto fail;
+		return -1;
 	c->m_user->tag = CONN_M_USER;
 	c->m_all = fanout_join(w->fan, "all", 3, c, &c->members, now);
 	if (c->m_all == NULL)
-		goto fail;
+		return -1;
 	c->m_all->tag = CONN_M_ALL;
 	conn_try_welcome(c);
-	return c;
-fail:
-	conn_free(c);
-	return NULL;
+	return 0;
 }
 
 void
@@ -337,6 +355,8 @@ conn_free(struct conn *c)
 	    c->reason != NULL ? c->reason : "error");
 	connq_fini(&c->q);
 	free(c->rx);
+	lws_sul_cancel(&c->auth_sul);
+	jwtauth_claims_free(c->claims);
 	dlist_remove(&c->node);
 	w->n_conns--;
 	free(c);

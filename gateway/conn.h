@@ -27,6 +27,7 @@
 #include "connq.h"
 #include "dlist.h"
 #include "frame.h"
+#include "jwtauth.h"
 #include "rate.h"
 
 struct worker;
@@ -54,7 +55,19 @@ struct conn {
 	uint64_t established_ms;
 	uint64_t last_valid_ms; /* established or last PONG */
 	int close_code;         /* nonzero: send this close frame next */
+	const char *close_msg;  /* its reason text; NULL: by code */
 	const char *reason;     /* for the disconnect event */
+
+	/*
+	 * auth.mode = jwt: the claims of the last accepted token (owned),
+	 * NULL before authentication and in auth.mode = none. auth_sul is
+	 * the auth.timeout_s deadline while unauthenticated, then the
+	 * expiry (exp + leeway) of the token (ws.c).
+	 */
+	struct jwtauth_claims *claims;
+	lws_sorted_usec_list_t auth_sul;
+	bool attached; /* conn_attach() done: identity known */
+
 	bool welcomed;
 	bool connect_sent;
 	bool peer_closed;
@@ -64,12 +77,17 @@ struct conn {
 };
 
 /*
- * A websocket was established for user[0..len): joins "user:<id>" and
- * "all" and welcomes at once if both are active. Returns the new
- * connection (linked into w->conns) or NULL on allocation failure.
+ * A websocket was established: a connection without identity yet.
+ * Returns it (linked into w->conns) or NULL on allocation failure.
  */
-struct conn *conn_new(
-    struct worker *w, struct lws *wsi, const char *user, size_t len);
+struct conn *conn_new(struct worker *w, struct lws *wsi);
+
+/*
+ * The identity of c is user[0..len) (a valid id): joins "user:<id>" and
+ * "all" and welcomes at once if both are active. Once per connection.
+ * Returns 0, or -1 on allocation failure (the caller closes).
+ */
+int conn_attach(struct conn *c, const char *user, size_t len);
 
 /* The websocket is gone: leaves every membership, sends the disconnect
  * event if the connect event was sent, drops the queue. NULL is ok. */
@@ -95,6 +113,10 @@ void conn_error(
  * reason names the disconnect in the events stream. The queue is dropped.
  */
 void conn_close(struct conn *c, int code, const char *reason);
+
+/* Same with msg (static) as the close frame's reason text. */
+void conn_close_msg(
+    struct conn *c, int code, const char *reason, const char *msg);
 
 /* LWS_CALLBACK_SERVER_WRITEABLE: writes queued frames (at most
  * CONN_WRITE_BATCH). Returns -1 when lws must close the connection. */

@@ -70,7 +70,10 @@ http_request(
 	if (strcmp(path, w->conf->path) == 0)
 		return respond(wsi, pss, HTTP_STATUS_BAD_REQUEST, "text/plain",
 		    http_upgrade, sizeof(http_upgrade) - 1);
-	if (w->conf->demo_page && (f = webfile_find(path)) != NULL)
+	/* The client library is always served (apps load it from the
+	 * gateway); the demo page only with gateway.demo_page = on. */
+	if ((f = webfile_find(path)) != NULL &&
+	    (w->conf->demo_page || strncmp(path, "/wspush.", 8) == 0))
 		return respond(
 		    wsi, pss, HTTP_STATUS_OK, f->ctype, f->data, f->len);
 	if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL))

@@ -704,6 +704,9 @@ count_users(void *arg, struct fan_entry *e)
 		(*n)++;
 }
 
+/* link_tick() names every reason; a new one needs a line there. */
+_Static_assert(JWTAUTH_REJECT_COUNT == 11, "auth_rejected_* counters");
+
 #define COUNTER(nm, val)                                  \
 	do {                                              \
 		items[n].name = estr(nm, sizeof(nm) - 1); \
@@ -716,7 +719,7 @@ link_tick(struct link *l, uint64_t now_ms)
 {
 	struct worker *w = l->w;
 	const struct worker_counters *c = &w->c;
-	struct up_counter items[32];
+	struct up_counter items[64];
 	struct up_counters uc;
 	uint64_t users = 0, queued = 0;
 	struct dlist_node *dn;
@@ -746,9 +749,35 @@ link_tick(struct link *l, uint64_t now_ms)
 	COUNTER("hs_rejected_origin", c->hs_rejected_origin);
 	COUNTER("hs_rejected_limit", c->hs_rejected_limit);
 	COUNTER("hs_rejected_path", c->hs_rejected_path);
+	COUNTER("hs_rejected_version", c->hs_rejected_version);
 	COUNTER("closed_slow", c->closed_slow);
 	COUNTER("closed_abuse", c->closed_abuse);
 	COUNTER("closed_too_big", c->closed_too_big);
+	COUNTER("auth_ok", c->auth_ok);
+	COUNTER("auth_user_mismatch", c->auth_user_mismatch);
+	COUNTER("closed_auth", c->closed_auth);
+	COUNTER("closed_auth_timeout", c->closed_auth_timeout);
+	COUNTER("closed_auth_expired", c->closed_auth_expired);
+	COUNTER("auth_rejected_malformed",
+	    c->auth_rejected[JWTAUTH_REJECT_MALFORMED]);
+	COUNTER("auth_rejected_bad_signature",
+	    c->auth_rejected[JWTAUTH_REJECT_BAD_SIGNATURE]);
+	COUNTER("auth_rejected_wrong_alg",
+	    c->auth_rejected[JWTAUTH_REJECT_WRONG_ALG]);
+	COUNTER(
+	    "auth_rejected_expired", c->auth_rejected[JWTAUTH_REJECT_EXPIRED]);
+	COUNTER("auth_rejected_not_yet_valid",
+	    c->auth_rejected[JWTAUTH_REJECT_NOT_YET_VALID]);
+	COUNTER(
+	    "auth_rejected_no_sub", c->auth_rejected[JWTAUTH_REJECT_NO_SUB]);
+	COUNTER(
+	    "auth_rejected_bad_sub", c->auth_rejected[JWTAUTH_REJECT_BAD_SUB]);
+	COUNTER("auth_rejected_bad_claims",
+	    c->auth_rejected[JWTAUTH_REJECT_BAD_CLAIMS]);
+	COUNTER("auth_rejected_too_long",
+	    c->auth_rejected[JWTAUTH_REJECT_TOO_LONG]);
+	COUNTER("auth_rejected_internal",
+	    c->auth_rejected[JWTAUTH_REJECT_INTERNAL]);
 	COUNTER("interest_pending", fanout_pending_count(w->fan));
 	uc.n = n;
 	uc.items = items;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "jwtauth.h"
 #include "log.h"
 #include "master.h"
 
@@ -60,6 +61,16 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (test) {
+		if (c->auth_mode == CONF_AUTH_JWT) {
+			struct jwtauth *v = jwtauth_new(c, err, sizeof(err));
+
+			if (v == NULL) {
+				fprintf(stderr, "wspush-gateway: %s\n", err);
+				free(c);
+				return 1;
+			}
+			jwtauth_free(v);
+		}
 		conf_print(c, stdout);
 		fprintf(stderr, "wspush-gateway: %s: configuration ok\n", path);
 		free(c);

@@ -78,6 +78,7 @@ enum master_phase {
 
 struct master {
 	struct conf *conf;
+	struct jwtauth *jwt; /* auth.mode = jwt: built from conf; else NULL */
 	const char *conf_path;
 	int listen_fd;
 	uint32_t nslots;
@@ -223,7 +224,8 @@ master_spawn(struct master *m, uint32_t slot)
 		sa.sa_handler = SIG_DFL;
 		sigaction(SIGCHLD, &sa, NULL);
 		sigaction(SIGHUP, &sa, NULL);
-		rc = worker_main(m->conf, slot, gen, m->listen_fd, pfd[1]);
+		rc = worker_main(
+		    m->conf, m->jwt, slot, gen, m->listen_fd, pfd[1]);
 		exit(rc);
 	}
 	close(pfd[1]);
@@ -374,6 +376,7 @@ static void
 master_start_reload(struct master *m)
 {
 	struct conf *nc = malloc(sizeof(*nc));
+	struct jwtauth *nj = NULL;
 	char err[1024];
 	uint32_t i, n;
 
@@ -382,6 +385,13 @@ master_start_reload(struct master *m)
 		return;
 	}
 	if (conf_load(nc, m->conf_path, err, sizeof(err)) == -1) {
+		log_errx("reload: %s: keeping the running configuration", err);
+		free(nc);
+		return;
+	}
+	/* Key files are read again: a rotated key takes effect. */
+	if (nc->auth_mode == CONF_AUTH_JWT &&
+	    (nj = jwtauth_new(nc, err, sizeof(err))) == NULL) {
 		log_errx("reload: %s: keeping the running configuration", err);
 		free(nc);
 		return;
@@ -401,6 +411,9 @@ master_start_reload(struct master *m)
 	log_set_level(nc->log_level);
 	free(m->conf);
 	m->conf = nc;
+	/* Running workers have their own copy (fork). */
+	jwtauth_free(m->jwt);
+	m->jwt = nj;
 	for (i = 0; i < MASTER_MAX_PROCS; i++)
 		if (m->procs[i].pid != 0)
 			m->procs[i].old = true;
@@ -574,9 +587,19 @@ master_run(struct conf *conf, const char *conf_path)
 	if (conf->auth_mode == CONF_AUTH_NONE)
 		log_warnx("auth.mode = none: clients choose their identity "
 			  "with ?user= (development only)");
+	if (conf->auth_mode == CONF_AUTH_JWT) {
+		/* Before the fork, and before any privilege drop. */
+		m->jwt = jwtauth_new(conf, err, sizeof(err));
+		if (m->jwt == NULL) {
+			log_errx("%s", err);
+			free(conf);
+			return 1;
+		}
+	}
 	m->listen_fd = master_listen(conf, err, sizeof(err));
 	if (m->listen_fd == -1) {
 		log_errx("%s", err);
+		jwtauth_free(m->jwt);
 		free(conf);
 		return 1;
 	}
@@ -612,6 +635,7 @@ master_run(struct conf *conf, const char *conf_path)
 
 	log_notice("all workers stopped: exiting");
 	close(m->listen_fd);
+	jwtauth_free(m->jwt);
 	free(m->conf);
 	return 0;
 }

@@ -388,8 +388,8 @@ worker_finish(struct worker *w)
 }
 
 int
-worker_main(const struct conf *c, uint32_t slot, uint32_t gen, int listen_fd,
-    int master_fd)
+worker_main(const struct conf *c, const struct jwtauth *jwt, uint32_t slot,
+    uint32_t gen, int listen_fd, int master_fd)
 {
 	static struct worker wk;
 	struct worker *w = &wk;
@@ -402,6 +402,7 @@ worker_main(const struct conf *c, uint32_t slot, uint32_t gen, int listen_fd,
 
 	memset(w, 0, sizeof(*w));
 	w->conf = c;
+	w->jwt = jwt;
 	w->slot = slot;
 	w->gen = gen;
 	w->pid = getpid();
@@ -449,6 +450,8 @@ worker_main(const struct conf *c, uint32_t slot, uint32_t gen, int listen_fd,
 	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
 	info.protocols = protocols;
 	info.user = w;
+	/* Text frames must be UTF-8 (RFC 6455 8.1): lws closes with 1007. */
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
 	info.pt_serv_buf_size = 4096;
 	info.fd_limit_per_thread = worker_fd_limit();
 	info.max_http_header_data = WORKER_MAX_HEADER;

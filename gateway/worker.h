@@ -18,6 +18,7 @@
 
 #include "conf.h"
 #include "dlist.h"
+#include "jwtauth.h"
 
 struct fanout;
 struct link;
@@ -44,17 +45,26 @@ struct worker_counters {
 	uint64_t drop_up_queue;     /* upstream envelopes lost: queue full */
 	uint64_t queue_hwm;         /* largest connection queue seen, bytes */
 	uint64_t hs_accepted;
-	uint64_t hs_rejected_auth;   /* 401 */
-	uint64_t hs_rejected_origin; /* 403 */
-	uint64_t hs_rejected_limit;  /* 503: max_connections */
-	uint64_t hs_rejected_path;   /* 404 */
-	uint64_t closed_slow;        /* 1013 */
-	uint64_t closed_abuse;       /* 1008 */
-	uint64_t closed_too_big;     /* 1009 */
+	uint64_t hs_rejected_auth;    /* 401 */
+	uint64_t hs_rejected_origin;  /* 403 */
+	uint64_t hs_rejected_limit;   /* 503: max_connections */
+	uint64_t hs_rejected_path;    /* 404 */
+	uint64_t hs_rejected_version; /* 400: Sec-WebSocket-Version != 13 */
+	uint64_t closed_slow;         /* 1013 */
+	uint64_t closed_abuse;        /* 1008 */
+	uint64_t closed_too_big;      /* 1009 */
+	/* auth.mode = jwt */
+	uint64_t auth_rejected[JWTAUTH_REJECT_COUNT]; /* tokens refused */
+	uint64_t auth_ok;             /* tokens accepted (handshake, auth) */
+	uint64_t auth_user_mismatch;  /* later auth for another sub */
+	uint64_t closed_auth;         /* 4001, every cause */
+	uint64_t closed_auth_timeout; /* no auth within auth.timeout_s */
+	uint64_t closed_auth_expired; /* exp + leeway passed */
 };
 
 struct worker {
-	const struct conf *conf; /* the master's, copied by fork */
+	const struct conf *conf;   /* the master's, copied by fork */
+	const struct jwtauth *jwt; /* auth.mode = jwt: the master's; or NULL */
 	uint32_t slot, gen;
 	pid_t pid;
 
@@ -85,12 +95,13 @@ struct worker {
 
 /*
  * Runs a worker in the child after fork() and returns its exit status
- * (0 after a graceful drain). listen_fd is the shared listening socket;
- * master_fd the write end of the pipe the master reads "ready" (one 'R')
- * and heartbeats ('H' every second) from.
+ * (0 after a graceful drain). jwt is the verifier for auth.mode = jwt
+ * (built by the master before the fork; NULL otherwise). listen_fd is the
+ * shared listening socket; master_fd the write end of the pipe the master reads
+ * "ready" (one 'R') and heartbeats ('H' every second) from.
  */
-int worker_main(const struct conf *c, uint32_t slot, uint32_t gen,
-    int listen_fd, int master_fd);
+int worker_main(const struct conf *c, const struct jwtauth *jwt, uint32_t slot,
+    uint32_t gen, int listen_fd, int master_fd);
 
 /* Starts the graceful drain (SIGTERM): stop accepting, close every
  * connection with 1001, leave once they are gone or drain_timeout_s. */

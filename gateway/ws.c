@@ -9,12 +9,15 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "addr.h"
 #include "clientmsg.h"
 #include "clock.h"
 #include "conn.h"
 #include "http.h"
+#include "jwtauth.h"
 #include "link.h"
 #include "log.h"
 #include "rate.h"
@@ -22,6 +25,11 @@
 
 /* ?user= may carry a URL-encoded id of up to 256 bytes (each up to %XX). */
 #define WS_URLARG_MAX (3 * ADDR_ID_MAX + 64)
+/* ?token= or Authorization: anything the header limit lets through. */
+#define WS_TOKEN_BUF (16384 + 64)
+
+/* Workers are single-threaded: one buffer for the handshake's token. */
+static char ws_tokbuf[WS_TOKEN_BUF];
 
 static struct worker *
 ws_worker(struct lws *wsi)
@@ -43,6 +51,62 @@ ws_user(struct lws *wsi, char *buf, size_t size)
 		return -1;
 	memmove(buf, v, len + 1);
 	return (int)len;
+}
+
+/*
+ * The token of the handshake request: ?token=, else the Authorization
+ * header with its "Bearer " scheme trimmed. Returns a pointer into
+ * ws_tokbuf (scrub it with ws_token_scrub()) with its length in *len, or
+ * NULL when the request carries none. A header with another scheme gives
+ * an empty token (refused as malformed).
+ */
+static const char *
+ws_token(struct lws *wsi, size_t *len)
+{
+	const char *v;
+	int n;
+
+	v = lws_get_urlarg_by_name(wsi, "token=", ws_tokbuf, sizeof(ws_tokbuf));
+	if (v != NULL) {
+		*len = strlen(v);
+		return v;
+	}
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) <= 0)
+		return NULL;
+	n = lws_hdr_copy(
+	    wsi, ws_tokbuf, sizeof(ws_tokbuf), WSI_TOKEN_HTTP_AUTHORIZATION);
+	*len = 0;
+	if (n < 7 || strncasecmp(ws_tokbuf, "Bearer ", 7) != 0)
+		return ws_tokbuf + (n > 0 ? n : 0); /* "" */
+	v = ws_tokbuf + 7;
+	while (*v == ' ')
+		v++;
+	*len = strlen(v);
+	while (*len > 0 && v[*len - 1] == ' ')
+		(*len)--;
+	return v;
+}
+
+static void
+ws_token_scrub(void)
+{
+	explicit_bzero(ws_tokbuf, sizeof(ws_tokbuf));
+}
+
+/* Verifies a token now; counts a refusal by its reason. Never logs it. */
+static struct jwtauth_claims *
+ws_verify(
+    struct worker *w, const char *tok, size_t len, enum jwtauth_reject *why)
+{
+	struct jwtauth_claims *claims = NULL;
+
+	if (jwtauth_verify(w->jwt, tok, len, time(NULL), &claims, why) == 0) {
+		w->c.auth_ok++;
+		return claims;
+	}
+	if ((unsigned int)*why < JWTAUTH_REJECT_COUNT)
+		w->c.auth_rejected[*why]++;
+	return NULL;
 }
 
 static int
@@ -69,6 +133,11 @@ ws_confirm_upgrade(struct worker *w, struct lws *wsi)
 	if (n < 0 || strcmp(buf, w->conf->path) != 0)
 		return ws_reject(
 		    wsi, HTTP_STATUS_NOT_FOUND, &w->c.hs_rejected_path, "path");
+	/* lws 4.1.6 upgrades any version; only 13 is RFC 6455. */
+	n = lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_VERSION);
+	if (n != 2 || memcmp(buf, "13", 2) != 0)
+		return ws_reject(wsi, HTTP_STATUS_BAD_REQUEST,
+		    &w->c.hs_rejected_version, "version");
 	if (w->draining)
 		return ws_reject(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
 		    &w->c.hs_rejected_limit, "draining");
@@ -78,16 +147,140 @@ ws_confirm_upgrade(struct worker *w, struct lws *wsi)
 			return ws_reject(wsi, HTTP_STATUS_FORBIDDEN,
 			    &w->c.hs_rejected_origin, "origin");
 	}
-	/* auth.mode = none is the only mode conf.c accepts in this build. */
-	if (ws_user(wsi, buf, sizeof(buf)) < 0)
-		return ws_reject(wsi, HTTP_STATUS_UNAUTHORIZED,
-		    &w->c.hs_rejected_auth, "user");
+	if (w->conf->auth_mode == CONF_AUTH_NONE) {
+		if (ws_user(wsi, buf, sizeof(buf)) < 0)
+			return ws_reject(wsi, HTTP_STATUS_UNAUTHORIZED,
+			    &w->c.hs_rejected_auth, "user");
+	} else {
+		/* A token in the request must be good; without one the
+		 * client authenticates with its first message. */
+		struct jwtauth_claims *claims;
+		enum jwtauth_reject why;
+		const char *tok;
+		size_t tlen;
+
+		tok = ws_token(wsi, &tlen);
+		if (tok != NULL) {
+			claims = ws_verify(w, tok, tlen, &why);
+			ws_token_scrub();
+			if (claims == NULL)
+				return ws_reject(wsi, HTTP_STATUS_UNAUTHORIZED,
+				    &w->c.hs_rejected_auth,
+				    jwtauth_reject_str(why));
+			jwtauth_claims_free(claims); /* again at ESTABLISHED */
+		}
+	}
 	if (w->conf->max_connections > 0 &&
 	    w->n_conns >= w->conf->max_connections)
 		return ws_reject(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
 		    &w->c.hs_rejected_limit, "max_connections");
 	w->c.hs_accepted++;
 	return 0;
+}
+
+/*
+ * auth_sul: while unauthenticated, the auth.timeout_s deadline; after,
+ * the token's exp + leeway_s (a fresh `auth` moves it).
+ */
+static void
+ws_auth_timer(lws_sorted_usec_list_t *sul)
+{
+	struct conn *c = lws_container_of(sul, struct conn, auth_sul);
+	struct worker *w = c->w;
+	time_t now, end;
+
+	if (c->close_code != 0)
+		return;
+	if (c->claims == NULL) {
+		w->c.closed_auth++;
+		w->c.closed_auth_timeout++;
+		log_info("conn=%s: no auth within %u s: closing 4001", c->id,
+		    w->conf->auth_timeout_s);
+		conn_close_msg(
+		    c, 4001, "auth_timeout", "authentication timeout");
+		return;
+	}
+	if (c->claims->exp == 0)
+		return;
+	now = time(NULL);
+	end = c->claims->exp + (time_t)w->conf->leeway_s;
+	if (now < end) {
+		/* Early (clock steps): wait for the rest. */
+		lws_sul_schedule(w->ctx, 0, &c->auth_sul, ws_auth_timer,
+		    (lws_usec_t)(end - now) * LWS_US_PER_SEC);
+		return;
+	}
+	w->c.closed_auth++;
+	w->c.closed_auth_expired++;
+	log_info(
+	    "conn=%s user=%s: token expired: closing 4001", c->id, c->user);
+	conn_close_msg(c, 4001, "token_expired", "token expired");
+}
+
+/* Takes claims (owned) as the session's and arms the expiry timer. */
+static void
+ws_set_claims(struct worker *w, struct conn *c, struct jwtauth_claims *claims)
+{
+	time_t now = time(NULL), end;
+
+	jwtauth_claims_free(c->claims);
+	c->claims = claims;
+	lws_sul_cancel(&c->auth_sul);
+	if (claims->exp == 0)
+		return;
+	end = claims->exp + (time_t)w->conf->leeway_s;
+	lws_sul_schedule(w->ctx, 0, &c->auth_sul, ws_auth_timer,
+	    (lws_usec_t)(end > now ? end - now : 0) * LWS_US_PER_SEC + 1);
+}
+
+/* Closes an unauthenticated or refused connection with 4001. */
+static void
+ws_unauthorized(
+    struct worker *w, struct conn *c, const char *reason, const char *msg)
+{
+	w->c.closed_auth++;
+	log_info("conn=%s user=%s: %s: closing 4001", c->id, c->user, msg);
+	conn_close_msg(c, 4001, reason, msg);
+}
+
+/* {"op":"auth"}: the first authenticates, later ones refresh. */
+static void
+ws_auth(struct worker *w, struct conn *c, struct cmsg *m)
+{
+	struct jwtauth_claims *claims;
+	enum jwtauth_reject why;
+
+	if (w->conf->auth_mode != CONF_AUTH_JWT) {
+		conn_error(c, CMSG_E_BAD_REQUEST,
+		    "auth.mode is none: the identity is ?user=", m->ref);
+		return;
+	}
+	claims = ws_verify(w, m->token, m->token_len, &why);
+	if (claims == NULL) {
+		log_info("conn=%s user=%s: token refused: %s", c->id, c->user,
+		    jwtauth_reject_str(why));
+		ws_unauthorized(w, c, "unauthorized", "invalid token");
+		return;
+	}
+	if (c->claims != NULL &&
+	    (claims->user_len != c->user_len ||
+		memcmp(claims->user, c->user, c->user_len) != 0)) {
+		/* The session keeps its identity and its current token. */
+		w->c.auth_user_mismatch++;
+		jwtauth_claims_free(claims);
+		conn_error(c, CMSG_E_FORBIDDEN, "the token is for another user",
+		    m->ref);
+		return;
+	}
+	ws_set_claims(w, c, claims);
+	if (!c->attached &&
+	    conn_attach(c, c->claims->user, c->claims->user_len) == -1) {
+		log_warnx("conn=%s: conn_attach: out of memory", c->id);
+		conn_close(c, 1011, "error");
+		return;
+	}
+	if (m->ref != NULL)
+		conn_send(c, cmsg_reply_frame("ok", NULL, 0, m->ref));
 }
 
 static bool
@@ -117,6 +310,13 @@ ws_forward(struct worker *w, struct conn *c, struct cmsg *m)
 	if (m->op == CMSG_PUBLISH && !publish_allowed(w->conf, m->to.kind)) {
 		conn_error(c, CMSG_E_FORBIDDEN,
 		    "gateway.client_publish does not allow this target",
+		    m->ref);
+		return;
+	}
+	if (m->op == CMSG_PUBLISH && w->conf->auth_mode == CONF_AUTH_JWT &&
+	    !jwtauth_claims_may_publish(c->claims, m->to_text, m->to_len)) {
+		conn_error(c, CMSG_E_FORBIDDEN,
+		    "the token's pubs claim does not allow this target",
 		    m->ref);
 		return;
 	}
@@ -161,6 +361,17 @@ ws_message(
 	memset(&m, 0, sizeof(m));
 	if (!binary && !bare_ping)
 		e = cmsg_parse(p, len, &m, &emsg);
+	if (!c->attached) {
+		/* auth.mode = jwt without a token at the handshake: the
+		 * first message must be a good auth. */
+		if (e == CMSG_OK && !binary && !bare_ping && m.op == CMSG_AUTH)
+			ws_auth(w, c, &m);
+		else
+			ws_unauthorized(
+			    w, c, "unauthorized", "authentication required");
+		cmsg_fini(&m);
+		return;
+	}
 	v = rate_take(&c->rate, clock_mono_ms());
 	if (v == RATE_ABUSE) {
 		w->c.closed_abuse++;
@@ -181,11 +392,19 @@ ws_message(
 	} else {
 		switch (m.op) {
 		case CMSG_AUTH:
-			conn_error(c, CMSG_E_BAD_REQUEST,
-			    "auth.mode is none: the identity is ?user=", m.ref);
+			ws_auth(w, c, &m);
 			break;
 		case CMSG_SUBSCRIBE:
-			conn_subscribe(c, m.channel, m.channel_len, m.ref);
+			if (w->conf->auth_mode == CONF_AUTH_JWT &&
+			    !jwtauth_claims_may_subscribe(
+				c->claims, m.channel, m.channel_len))
+				conn_error(c, CMSG_E_FORBIDDEN,
+				    "the token's subs claim does not allow "
+				    "this channel",
+				    m.ref);
+			else
+				conn_subscribe(
+				    c, m.channel, m.channel_len, m.ref);
 			break;
 		case CMSG_UNSUBSCRIBE:
 			conn_unsubscribe(c, m.channel, m.channel_len, m.ref);
@@ -282,32 +501,72 @@ ws_closed(struct worker *w, struct conn *c)
 		w->done = true; /* drained: leave the loop */
 }
 
+/* LWS_CALLBACK_ESTABLISHED: the session, with its identity if known. */
+static int
+ws_established(struct worker *w, struct lws *wsi, struct ws_pss *pss)
+{
+	char ubuf[WS_URLARG_MAX];
+	struct jwtauth_claims *claims = NULL;
+	enum jwtauth_reject why = JWTAUTH_REJECT_NONE;
+	const char *tok = NULL;
+	size_t tlen = 0;
+	struct conn *c;
+	int n = -1;
+
+	if (w->conf->auth_mode == CONF_AUTH_NONE) {
+		n = ws_user(wsi, ubuf, sizeof(ubuf));
+		if (n < 0)
+			return -1; /* checked at the upgrade already */
+	} else if ((tok = ws_token(wsi, &tlen)) != NULL) {
+		/* Verified at the upgrade; again for its claims (the pss
+		 * of the HTTP request is not the session's). Not counted
+		 * twice: only a token expiring in between fails here. */
+		if (jwtauth_verify(
+			w->jwt, tok, tlen, time(NULL), &claims, &why) == -1)
+			claims = NULL;
+		ws_token_scrub();
+	}
+	c = pss->conn = conn_new(w, wsi);
+	if (c == NULL) {
+		jwtauth_claims_free(claims);
+		log_warnx("conn_new: out of memory");
+		return -1;
+	}
+	if (w->draining) {
+		jwtauth_claims_free(claims);
+		conn_close(c, 1001, "shutdown");
+		return 0;
+	}
+	if (n >= 0) {
+		if (conn_attach(c, ubuf, (size_t)n) == -1)
+			conn_close(c, 1011, "error");
+	} else if (claims != NULL) {
+		ws_set_claims(w, c, claims);
+		if (conn_attach(c, claims->user, claims->user_len) == -1)
+			conn_close(c, 1011, "error");
+	} else if (tok != NULL) {
+		if ((unsigned int)why < JWTAUTH_REJECT_COUNT)
+			w->c.auth_rejected[why]++;
+		ws_unauthorized(w, c, "unauthorized", "invalid token");
+	} else {
+		lws_sul_schedule(w->ctx, 0, &c->auth_sul, ws_auth_timer,
+		    (lws_usec_t)w->conf->auth_timeout_s * LWS_US_PER_SEC);
+	}
+	return 0;
+}
+
 int
 ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     void *in, size_t len)
 {
 	struct ws_pss *pss = user;
-	struct worker *w;
-	char ubuf[WS_URLARG_MAX];
-	int n;
 
 	switch (reason) {
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		return ws_confirm_upgrade(ws_worker(wsi), wsi);
 
 	case LWS_CALLBACK_ESTABLISHED:
-		w = ws_worker(wsi);
-		n = ws_user(wsi, ubuf, sizeof(ubuf));
-		if (n < 0)
-			return -1; /* checked at the upgrade already */
-		pss->conn = conn_new(w, wsi, ubuf, (size_t)n);
-		if (pss->conn == NULL) {
-			log_warnx("conn_new: out of memory");
-			return -1;
-		}
-		if (w->draining)
-			conn_close(pss->conn, 1001, "shutdown");
-		return 0;
+		return ws_established(ws_worker(wsi), wsi, pss);
 
 	case LWS_CALLBACK_RECEIVE:
 		if (pss->conn == NULL)

@@ -21,6 +21,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import threading
@@ -469,13 +470,18 @@ class Node:
         return self
 
     def start_bridge(self):
-        self.bridge = self.h.spawn(f"bridge-{self.name}",
-            [binary("bridge/wspush-bridge"), "-c", self.conf])
+        """Starts the bridge; ready once it has bound bus.ipc and up.ipc
+        (new socket files: a killed bridge leaves its old ones behind).
+        The sockets are not probed with a connection: a stray connection
+        makes nng's listener pause, which delays the workers."""
         socks = [os.path.join(self.runtime_dir, s)
                  for s in ("bus.ipc", "up.ipc")]
-        wait_until(lambda: all(_unix_listening(s) for s in socks), 15,
-            f"{self.bridge.name} to listen on {socks}",
-            check=self.bridge.check_running, interval=0.05)
+        before = {s: _file_id(s) for s in socks}
+        self.bridge = self.h.spawn(f"bridge-{self.name}",
+            [binary("bridge/wspush-bridge"), "-c", self.conf])
+        wait_until(lambda: all(_is_new_socket(s, before[s]) for s in socks),
+            15, f"{self.bridge.name} to bind {socks}",
+            check=self.bridge.check_running, interval=0.02)
 
     def start_gateway(self):
         self.gateway = self.h.spawn(f"gateway-{self.name}",
@@ -498,16 +504,29 @@ class Node:
     def wait_welcome(self):
         """A probe connection gets its welcome (worker attached, Redis
         subscription in place)."""
+        deadline = time.monotonic() + T(20)
+
         def probe():
+            # One connection waits as long as it stays open; a refused or
+            # closed one is retried.
             try:
                 c = WsClient(self.url("readyprobe"), "probe", track=False)
                 c.open(timeout=2)
             except Exception:
                 return False
             try:
-                w = c.recv_json(timeout=2)
-                return w.get("op") == "welcome"
-            except HarnessError:
+                while time.monotonic() < deadline:
+                    self.check_running()
+                    try:
+                        w = c.recv_json(timeout=0.25 / MULT)
+                    except WsClosed:
+                        return False
+                    except RecvTimeout:
+                        continue
+                    if w.get("op") != "welcome":
+                        raise HarnessError(f"first frame is not a welcome: "
+                            f"{w!r}")
+                    return True
                 return False
             finally:
                 c.close()
@@ -566,16 +585,20 @@ class Node:
         return ctl(self.h, self.conf, *args, timeout=timeout)
 
 
-def _unix_listening(path):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+def _file_id(path):
     try:
-        s.settimeout(1)
-        s.connect(path)
-        return True
-    except OSError:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_ctime_ns)
+
+
+def _is_new_socket(path, old_id):
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
         return False
-    finally:
-        s.close()
+    return stat.S_ISSOCK(st.st_mode) and (st.st_ino, st.st_ctime_ns) != old_id
 
 
 def tcp_listening(port):
@@ -701,6 +724,10 @@ class WsClosed(HarnessError):
     pass
 
 
+class RecvTimeout(HarnessError):
+    pass
+
+
 class _Closed:
     def __init__(self, code, reason):
         self.code, self.reason = code, reason
@@ -755,7 +782,7 @@ class WsClient:
         try:
             m = self.q.get(timeout=T(timeout))
         except queue.Empty:
-            raise HarnessError(f"{self.label}: no frame within "
+            raise RecvTimeout(f"{self.label}: no frame within "
                 f"{T(timeout):.1f}s") from None
         if isinstance(m, _Closed):
             self.closed = m
@@ -806,9 +833,7 @@ class WsClient:
                 break
             try:
                 out.append(self.decode(self.recv(min(quiet, left / MULT))))
-            except WsClosed:
-                break
-            except HarnessError:
+            except (WsClosed, RecvTimeout):
                 break
         return out
 

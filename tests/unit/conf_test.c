@@ -17,7 +17,7 @@
 
 #include "conf.h"
 
-/* auth.mode = jwt is the default but not implemented yet. */
+/* auth.mode = jwt is the default and needs a key file. */
 #define NONE "[auth]\nmode = none\n"
 
 static struct conf c;
@@ -352,12 +352,14 @@ static const struct {
     {NONE "[gateway]\nmax_queued_bytes = 1000\n",
 	"wspush.conf:4: gateway.max_queued_bytes: gateway.max_queued_bytes "
 	"(1000) must be at least gateway.max_message_bytes (65536)"},
-    /* Not implemented in this build. */
-    {"", "wspush.conf:(default): auth.mode: \"jwt\" is not implemented in "
-	 "this build; use \"none\""},
+    /* auth.mode = jwt (the default) needs its key file. */
+    {"", "wspush.conf:(default): auth.mode: jwt_alg HS256 needs "
+	 "auth.jwt_secret_file"},
     {"[node]\nid = x\n[auth]\nmode = jwt\n",
-	"wspush.conf:4: auth.mode: \"jwt\" is not implemented in this "
-	"build; use \"none\""},
+	"wspush.conf:4: auth.mode: jwt_alg HS256 needs auth.jwt_secret_file"},
+    {"[auth]\nmode = jwt\njwt_alg = RS256\n",
+	"wspush.conf:3: auth.jwt_alg: jwt_alg RS256 and ES256 need "
+	"auth.jwt_public_key_file"},
 };
 
 static void

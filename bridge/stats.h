@@ -1,0 +1,48 @@
+/*
+ * stats.h - the bridge's windows on the node: the stats socket
+ * (ipc://<runtime_dir>/stats.ipc, nng REP, JSON request/reply, see
+ * proto/PROTOCOL.md) and the HTTP server on [bridge] metrics_listen with
+ * /metrics (Prometheus text format) and /healthz.
+ *
+ * The REP socket is watched by the bridge loop through its RECVFD and
+ * answered there, from bridge_counters() and bridge_worker_each(). The HTTP
+ * server is nng's own (its handlers run on nng threads): they never touch
+ * the bridge; they copy a snapshot (metrics text and health verdict) that
+ * the loop renders every STATS_SNAPSHOT_MS under a mutex. Loop thread only,
+ * except the HTTP handlers.
+ */
+#ifndef WSP_STATS_H
+#define WSP_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bridge.h"
+#include "conf.h"
+#include "loop.h"
+
+/* How often the HTTP snapshot is rendered. */
+#define STATS_SNAPSHOT_MS 200
+/* A worker counts as attached if heard from within this long. */
+#define STATS_ATTACHED_MS 3000
+/* Listener self-check (nng bug #1518, stats.c): period and timeout. */
+#define STATS_CHECK_MS 2000
+#define STATS_CHECK_TIMEOUT_MS 1000
+/* Largest stats request accepted. */
+#define STATS_REQ_MAX 4096
+
+struct stats;
+
+/*
+ * Listens on conf_stats_url(c) (mode 0660) and serves HTTP on
+ * c->metrics_listen. b, c and node are borrowed for the stats' life.
+ * Returns the stats, or NULL with a message in err. Free with
+ * stats_close() before bridge_free().
+ */
+struct stats *stats_open(struct loop *loop, struct bridge *b,
+    const struct conf *c, const char *node, uint64_t epoch, char *err,
+    size_t errlen);
+
+void stats_close(struct stats *s);
+
+#endif
