@@ -47,10 +47,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	switch (m.op) {
 	case CMSG_SUBSCRIBE:
 	case CMSG_UNSUBSCRIBE:
-		if (m.channel == NULL || !addr_id_valid(m.channel, m.channel_len))
+		if (m.channel == NULL ||
+		    !addr_id_valid(m.channel, m.channel_len))
 			abort();
-		f = cmsg_reply_frame("subscribed", m.channel, m.channel_len,
-		    m.ref);
+		f = cmsg_reply_frame(
+		    "subscribed", m.channel, m.channel_len, m.ref);
 		if (f == NULL)
 			abort();
 		frame_unref(f);
