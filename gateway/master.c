@@ -41,6 +41,11 @@
 #define CRASH_LOOP_DEATHS 5
 /* A worker silent (no heartbeat byte) this long is hung: SIGKILL. */
 #define HUNG_MS 30000
+/* Between stopping two old workers of a reload: the clients the first one
+ * drained have time to reconnect (to the new workers) before the next
+ * batch is closed, so a reload never drops everyone at once. */
+#define RELOAD_STAGGER_MS 1000
+
 /* New workers of a reload get this long to report ready. */
 #define RELOAD_READY_MS 30000
 /* Beyond drain_timeout_s, a stopping worker gets this much more. */
@@ -57,7 +62,8 @@ struct proc {
 	uint32_t slot, gen;
 	int fd; /* read end of its pipe, -1 once closed */
 	enum proc_state state;
-	bool old; /* of the configuration before a reload */
+	bool old;            /* of the configuration before a reload */
+	bool accept_stopped; /* SIGUSR1 sent: it no longer accepts */
 	uint64_t started_ms, last_hb_ms, stop_ms;
 };
 
@@ -88,6 +94,7 @@ struct master {
 	enum master_phase phase;
 	uint64_t phase_deadline;
 	bool reload_wanted;
+	uint64_t reload_next_stop_ms; /* stop no old worker before this */
 	uint64_t watchdog_usec, watchdog_next;
 };
 
@@ -434,12 +441,24 @@ master_reload_step(struct master *m, uint64_t now)
 
 	if (!master_all_ready(m) && now < m->phase_deadline)
 		return;
+	/* The new workers take every new connection from now on, so that the
+	 * clients of the old worker drained next reconnect to a new one. */
+	for (i = 0; i < MASTER_MAX_PROCS; i++) {
+		struct proc *p = &m->procs[i];
+
+		if (p->pid != 0 && p->old && !p->accept_stopped) {
+			kill(p->pid, SIGUSR1);
+			p->accept_stopped = true;
+		}
+	}
 	for (i = 0; i < MASTER_MAX_PROCS; i++) {
 		struct proc *p = &m->procs[i];
 
 		if (p->pid != 0 && p->old && p->state == PROC_STOPPING)
 			return; /* wait for it */
 	}
+	if (now < m->reload_next_stop_ms)
+		return;
 	for (i = 0; i < MASTER_MAX_PROCS; i++) {
 		struct proc *p = &m->procs[i];
 
@@ -448,6 +467,7 @@ master_reload_step(struct master *m, uint64_t now)
 				 " pid=%d gen=%" PRIu32,
 			    p->slot, (int)p->pid, p->gen);
 			master_stop_proc(p);
+			m->reload_next_stop_ms = now + RELOAD_STAGGER_MS;
 			return;
 		}
 	}

@@ -51,6 +51,7 @@
 
 static int worker_sig_wr = -1;
 static volatile sig_atomic_t worker_sig_term;
+static volatile sig_atomic_t worker_sig_stop_accepting;
 
 static void
 worker_on_signal(int sig)
@@ -59,6 +60,8 @@ worker_on_signal(int sig)
 
 	if (sig == SIGTERM || sig == SIGINT)
 		worker_sig_term = 1;
+	if (sig == SIGUSR1)
+		worker_sig_stop_accepting = 1;
 	if (worker_sig_wr != -1)
 		(void)!write(worker_sig_wr, "s", 1);
 	errno = saved;
@@ -205,6 +208,8 @@ worker_signal_readable(struct worker *w)
 
 	while (read(w->sig_pipe[0], buf, sizeof(buf)) > 0)
 		;
+	if (worker_sig_stop_accepting)
+		worker_stop_accepting(w);
 	if (worker_sig_term)
 		worker_drain(w);
 }
@@ -240,7 +245,7 @@ worker_raw_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_RAW_CLOSE_FILE:
 		if (what == WORKER_RAW_LISTEN) {
 			w->listen_wsi = NULL;
-			if (!w->draining)
+			if (!w->accept_stopped)
 				log_errx("listening socket closed by lws");
 		} else if (what == WORKER_RAW_BUS && !w->done) {
 			log_errx("bus fd closed by lws");
@@ -295,6 +300,24 @@ worker_tick(lws_sorted_usec_list_t *sul)
 	    WORKER_TICK_MS * LWS_US_PER_MS);
 }
 
+/*
+ * Leaves the shared listening socket to the other workers; the connections
+ * this worker has stay. SIGUSR1 from the master during a rolling reload,
+ * so that clients an old worker drains reconnect to the new workers rather
+ * than to another old one.
+ */
+void
+worker_stop_accepting(struct worker *w)
+{
+	if (w->listen_wsi == NULL || w->accept_stopped)
+		return;
+	w->accept_stopped = true;
+	log_info(
+	    "no longer accepting: %" PRIu32 " connections stay", w->n_conns);
+	lws_set_timeout(
+	    w->listen_wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
 void
 worker_drain(struct worker *w)
 {
@@ -307,9 +330,7 @@ worker_drain(struct worker *w)
 	    clock_mono_ms() + (uint64_t)w->conf->drain_timeout_s * 1000;
 	log_notice("draining: %" PRIu32 " connections, up to %" PRIu32 " s",
 	    w->n_conns, w->conf->drain_timeout_s);
-	if (w->listen_wsi != NULL)
-		lws_set_timeout(
-		    w->listen_wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+	worker_stop_accepting(w);
 	DLIST_FOREACH(n, &w->conns)
 		conn_close(DLIST_ENTRY(n, struct conn, node), 1001, "shutdown");
 	if (w->n_conns == 0)
@@ -335,6 +356,7 @@ worker_signals(struct worker *w)
 	sa.sa_flags = SA_RESTART;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGPIPE, &sa, NULL);

@@ -89,6 +89,7 @@ struct worker {
 	lws_sorted_usec_list_t tick_sul;
 
 	bool draining;
+	bool accept_stopped; /* the listening socket is left to others */
 	uint64_t drain_deadline_ms;
 	bool done; /* leave the loop */
 };
@@ -106,5 +107,8 @@ int worker_main(const struct conf *c, const struct jwtauth *jwt, uint32_t slot,
 /* Starts the graceful drain (SIGTERM): stop accepting, close every
  * connection with 1001, leave once they are gone or drain_timeout_s. */
 void worker_drain(struct worker *w);
+
+/* Stops accepting new connections; existing ones are served on. */
+void worker_stop_accepting(struct worker *w);
 
 #endif
