@@ -1151,6 +1151,8 @@ bridge_counters(struct bridge *b, struct bridge_counters *out)
 	b->c.cmd_up = redis_link_is_up(b->cmd);
 	b->c.sub_reconnects = redis_link_reconnects(b->sub);
 	b->c.cmd_reconnects = redis_link_reconnects(b->cmd);
+	b->c.connect_failures = redis_link_connect_failures(b->sub) +
+				redis_link_connect_failures(b->cmd);
 	b->c.subscriptions = interest_subscribed(b->interest);
 	b->c.addresses = interest_addresses(b->interest);
 	b->c.acks_waiting = interest_waiting(b->interest);

@@ -55,9 +55,10 @@ const char *bridge_drop_str(enum bridge_drop d);
 struct bridge_counters {
 	bool sub_up, cmd_up;
 	uint64_t sub_reconnects, cmd_reconnects;
-	uint64_t sub_resets;    /* subscriber declared dead (no heartbeat) */
-	uint64_t subscriptions; /* confirmed Redis subscriptions */
-	uint64_t addresses;     /* addresses wanted by the workers */
+	uint64_t connect_failures; /* both links, since the start */
+	uint64_t sub_resets;       /* subscriber declared dead (no heartbeat) */
+	uint64_t subscriptions;    /* confirmed Redis subscriptions */
+	uint64_t addresses;        /* addresses wanted by the workers */
 	uint64_t acks_waiting;
 	uint64_t redis_messages; /* messages from Redis (hb excluded) */
 	uint64_t bus_msgs;       /* MSG envelopes published */

@@ -64,7 +64,8 @@ struct hub {
 	bool pub_open, pull_open;
 	struct hub_lsn lsn_bus, lsn_up;
 	uint64_t check_timer;
-	uint64_t last_send; /* monotonic ms of the last bus nng_sendmsg */
+	uint64_t last_send;       /* monotonic ms of the last bus nng_sendmsg */
+	uint64_t last_bad_log_ms; /* rate limit of bad-envelope warnings */
 	struct loop_fd *w_up, *w_ev;
 	int evfd;
 	msgpack_sbuffer batch; /* pending bus envelopes */
@@ -318,9 +319,20 @@ up_one(struct hub *h, nng_msg *m)
 	env_reader_init(&r, nng_msg_body(m), nng_msg_len(m));
 	while ((rc = up_reader_next(&r, &env)) != ENV_END) {
 		if (rc != ENV_OK) {
-			log_debug("hub: upstream envelope dropped pipe=%d "
-				  "err=%s",
-			    pid, env_strerror(rc));
+			/* A worker of another version, or a stranger on the
+			 * socket: worth a warning, but at most one a second. */
+			uint64_t now = clock_mono_ms();
+
+			if (now - h->last_bad_log_ms >= 1000) {
+				h->last_bad_log_ms = now;
+				log_warnx("hub: upstream envelope dropped "
+					  "pipe=%d err=%s",
+				    pid, env_strerror(rc));
+			} else {
+				log_debug("hub: upstream envelope dropped "
+					  "pipe=%d err=%s",
+				    pid, env_strerror(rc));
+			}
 			h->cbs.drop(h->cbs.arg, "bad_upstream");
 			continue;
 		}

@@ -38,7 +38,8 @@ struct redis_link {
 	bool connected_once;
 	uint64_t reconnects;
 	uint64_t outstanding;
-	uint64_t fails; /* failed connects since the last success */
+	uint64_t fails;       /* failed connects since the last success */
+	uint64_t fails_total; /* failed connects ever */
 };
 
 static void rl_connect(struct redis_link *rl);
@@ -93,6 +94,7 @@ rl_connect_failed(struct redis_link *rl, const char *why)
 	char t[300];
 
 	rl->fails++;
+	rl->fails_total++;
 	if (rl->fails == 1 || rl->fails % 12 == 0)
 		log_warnx("redis: connect(%s) link=%s attempts=%llu: %s",
 		    rl_target(rl, t, sizeof(t)), rl->name,
@@ -445,4 +447,10 @@ uint64_t
 redis_link_reconnects(const struct redis_link *rl)
 {
 	return rl->reconnects;
+}
+
+uint64_t
+redis_link_connect_failures(const struct redis_link *rl)
+{
+	return rl->fails_total;
 }

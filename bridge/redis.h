@@ -93,4 +93,7 @@ uint64_t redis_link_outstanding(const struct redis_link *rl);
 /* Successful connections after the first one. */
 uint64_t redis_link_reconnects(const struct redis_link *rl);
 
+/* Connection attempts that failed, since the start. */
+uint64_t redis_link_connect_failures(const struct redis_link *rl);
+
 #endif

@@ -63,6 +63,7 @@ struct stats {
 
 	/* Redis outage bookkeeping (observed by the snapshot timer). */
 	uint64_t down_since; /* monotonic ms, 0 while up */
+	bool was_up;         /* the links were up once */
 	uint64_t last_outage_ms;
 	uint64_t outages;
 
@@ -162,6 +163,9 @@ master_get(const struct wvec *wv, uint64_t out[N_MASTER])
 	return any;
 }
 
+/* Outages of the Redis links. The wait for the first connection at
+ * start is one only if a connection attempt failed: a bridge that simply
+ * connects must not report an outage. */
 static void
 redis_observe(struct stats *s, const struct bridge_counters *bc, uint64_t now)
 {
@@ -170,10 +174,14 @@ redis_observe(struct stats *s, const struct bridge_counters *bc, uint64_t now)
 	if (!up && s->down_since == 0) {
 		s->down_since = now;
 	} else if (up && s->down_since != 0) {
-		s->last_outage_ms = now - s->down_since;
-		s->outages++;
+		if (s->was_up || bc->connect_failures > 0) {
+			s->last_outage_ms = now - s->down_since;
+			s->outages++;
+		}
 		s->down_since = 0;
 	}
+	if (up)
+		s->was_up = true;
 }
 
 static int
@@ -215,6 +223,8 @@ stats_json(struct stats *s)
 	    json_integer((json_int_t)bc.cmd_reconnects));
 	jset(redis, "sub_resets", json_integer((json_int_t)bc.sub_resets));
 	jset(redis, "outages", json_integer((json_int_t)s->outages));
+	jset(redis, "connect_failures",
+	    json_integer((json_int_t)bc.connect_failures));
 	jset(redis, "down_for_ms",
 	    json_integer(
 		s->down_since != 0 ? (json_int_t)(now - s->down_since) : 0));
@@ -516,6 +526,9 @@ struct wmetric {
 };
 
 static const struct wmetric wmetrics[] = {
+    {"bus_attached", "wspush_worker_bus_attached", M_GAUGE,
+	"1 while the worker receives the bridge's heartbeats on the bus.",
+	NULL},
     {"connections", "wspush_connections", M_GAUGE,
 	"Open WebSocket connections.", NULL},
     {"users", "wspush_users", M_GAUGE, "Distinct users connected.", NULL},
@@ -523,6 +536,12 @@ static const struct wmetric wmetrics[] = {
 	"Channel subscriptions held by clients.", NULL},
     {"msgs_in", "wspush_bus_messages_in_total", M_COUNTER,
 	"Messages received from the node bus.", NULL},
+    {"bus_targets", "wspush_bus_targets_total", M_COUNTER,
+	"Bus messages times their target connections (to be delivered or "
+	"dropped).",
+	NULL},
+    {"replies", "wspush_replies_total", M_COUNTER,
+	"Protocol frames queued to clients (welcome, subscribed, ...).", NULL},
     {"frames_out", "wspush_frames_delivered_total", M_COUNTER,
 	"Frames delivered to clients.", NULL},
     {"bytes_out", "wspush_bytes_out_total", M_COUNTER,
@@ -531,6 +550,7 @@ static const struct wmetric wmetrics[] = {
 	"Messages dropped, by reason.", "reason=\"queue_full\""},
     {"drop_slow_closed", "wspush_drops_total", M_COUNTER, NULL,
 	"reason=\"slow_closed\""},
+    {"drop_closed", "wspush_drops_total", M_COUNTER, NULL, "reason=\"closed\""},
     {"drop_too_large", "wspush_drops_total", M_COUNTER, NULL,
 	"reason=\"too_large\""},
     {"drop_bus_gap", "wspush_drops_total", M_COUNTER, NULL,
@@ -541,6 +561,8 @@ static const struct wmetric wmetrics[] = {
 	"reason=\"up_queue\""},
     {"queue_bytes", "wspush_queue_bytes", M_GAUGE, "Bytes queued to clients.",
 	NULL},
+    {"queue_frames", "wspush_queue_frames", M_GAUGE,
+	"Frames queued to clients.", NULL},
     {"queue_hwm", "wspush_queue_hwm_bytes", M_GAUGE,
 	"High-water mark of one client's queue.", NULL},
     {"hs_accepted", "wspush_handshakes_accepted_total", M_COUNTER,
@@ -721,7 +743,7 @@ snapshot_cb(struct loop *l, uint64_t id, void *arg)
 	FILE *f;
 	uint16_t status = 200;
 	char body[256];
-	size_t stale = 0;
+	size_t stale = 0, deaf = 0;
 
 	bridge_counters(s->b, &bc);
 	redis_observe(s, &bc, now);
@@ -730,9 +752,17 @@ snapshot_cb(struct loop *l, uint64_t id, void *arg)
 		free(wv.v);
 		return; /* keep the previous snapshot */
 	}
-	for (size_t i = 0; i < wv.n; i++)
+	for (size_t i = 0; i < wv.n; i++) {
+		uint64_t hears = 1;
+
 		if (now - wv.v[i].last_seen_ms > STATS_ATTACHED_MS)
 			stale++;
+		/* The worker reaches us upstream but misses our heartbeats
+		 * on the bus (its own view, link_attached()). */
+		else if (counter_get(&wv.v[i], "bus_attached", &hears) &&
+			 hears == 0)
+			deaf++;
+	}
 	if (!bc.sub_up) {
 		status = 503;
 		snprintf(body, sizeof(body), "redis subscriber link down\n");
@@ -748,6 +778,10 @@ snapshot_cb(struct loop *l, uint64_t id, void *arg)
 		snprintf(body, sizeof(body),
 		    "%zu of %zu workers not heard from within %d ms\n", stale,
 		    wv.n, STATS_ATTACHED_MS);
+	} else if (deaf > 0) {
+		status = 503;
+		snprintf(body, sizeof(body),
+		    "%zu of %zu workers do not receive the bus\n", deaf, wv.n);
 	} else {
 		snprintf(body, sizeof(body),
 		    "ok: redis subscribed, %zu "

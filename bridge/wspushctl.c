@@ -6,12 +6,15 @@
  *             [--from ID] [--id ID] MESSAGE|-
  *   wspushctl [-c FILE] online [--user ID]
  *   wspushctl [-c FILE] stats [--json] [--watch] [--count N]
+ *   wspushctl listen URL [--send TEXT]... [--count N] [--timeout S]
+ *             [--origin ORIGIN] [--token TOKEN]
  *
  * Reads the same config file as the daemons (for the Redis URL, password
  * and prefix, and the runtime_dir of the bridge's stats socket). Exit 0 on
  * success, 1 on failure (or "not online"), 2 on bad usage. `stats` asks
  * the bridge over ipc://<runtime_dir>/stats.ipc (nng REQ, JSON; see
- * proto/PROTOCOL.md).
+ * proto/PROTOCOL.md). `listen` needs no config: it is a WebSocket client
+ * (ctl_listen.c).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -31,6 +34,7 @@
 #include "addr.h"
 #include "clock.h"
 #include "conf.h"
+#include "ctl_listen.h"
 #include "log.h"
 #include "wspenv.h"
 
@@ -60,6 +64,12 @@ usage(void)
 	    "                 --json the raw reply, --watch every second "
 	    "with rates\n"
 	    "                 (--count N: stop after N refreshes)\n"
+	    "  listen URL [--send TEXT]... [--count N] [--timeout S] "
+	    "[--origin O] [--token T]\n"
+	    "                 connect to ws://HOST:PORT/PATH?QUERY as a "
+	    "client, send the\n"
+	    "                 --send messages, print every message that "
+	    "arrives\n"
 	    "config: -c FILE, else $WSPUSH_CONF, else "
 	    "/etc/wspush/wspush.conf\n");
 	exit(2);
@@ -842,6 +852,8 @@ main(int argc, char **argv)
 	}
 	if (i >= argc)
 		usage();
+	if (strcmp(argv[i], "listen") == 0)
+		return ctl_listen(argc - i, argv + i);
 	if (strcmp(argv[i], "publish") != 0 && strcmp(argv[i], "online") != 0 &&
 	    strcmp(argv[i], "stats") != 0) {
 		fprintf(

@@ -66,6 +66,7 @@ static const char *const conf_delivery_names[] = {"envelope", "raw", NULL};
 static const char *const conf_publish_names[] = {
     "off", "channels", "users", "all", NULL};
 static const char *const conf_slow_names[] = {"close", "drop_oldest", NULL};
+static const char *const conf_loop_names[] = {"epoll", "poll", NULL};
 static const char *const conf_auth_names[] = {"jwt", "none", NULL};
 static const char *const conf_alg_names[] = {"HS256", "RS256", "ES256", NULL};
 
@@ -109,6 +110,7 @@ static const struct conf_key conf_keys[] = {
     U64("gateway", "max_queued_bytes", max_queued_bytes, "1048576", 1,
 	(uint64_t)1 << 40),
     ENUM("gateway", "slow_client", slow_client, "close", conf_slow_names),
+    ENUM("gateway", "event_loop", event_loop, "epoll", conf_loop_names),
     U32("gateway", "max_connections", max_connections, "0", 0, 10000000),
     U32("gateway", "max_subscriptions", max_subscriptions, "128", 1, 1000000),
     U32("gateway", "rate_limit_per_s", rate_limit_per_s, "50", 1, 1000000),

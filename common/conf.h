@@ -24,6 +24,7 @@ enum conf_client_publish {
 	CONF_PUBLISH_ALL,
 };
 enum conf_slow_client { CONF_SLOW_CLOSE, CONF_SLOW_DROP_OLDEST };
+enum conf_event_loop { CONF_LOOP_EPOLL, CONF_LOOP_POLL };
 enum conf_auth_mode { CONF_AUTH_JWT, CONF_AUTH_NONE };
 enum conf_jwt_alg { CONF_JWT_HS256, CONF_JWT_RS256, CONF_JWT_ES256 };
 enum conf_redis_kind { CONF_REDIS_TCP, CONF_REDIS_UNIX };
@@ -68,6 +69,7 @@ struct conf {
 	uint32_t max_message_bytes;
 	uint64_t max_queued_bytes;
 	enum conf_slow_client slow_client;
+	enum conf_event_loop event_loop; /* workers' lws loop backend */
 	uint32_t max_connections; /* per worker, 0 = fd limit */
 	uint32_t max_subscriptions;
 	uint32_t rate_limit_per_s;

@@ -38,22 +38,38 @@ member_kind(const struct fan_member *m)
 	return m->tag & CONN_M_KIND;
 }
 
+/* c->user and c->id until they are known: "" (never freed). */
+static char conn_unset[] = "";
+
+/* Takes a copy of the id in buf as c's; returns it, or NULL. */
+static const char *
+conn_set_id(struct conn *c, const char *buf)
+{
+	char *id = strdup(buf);
+
+	if (id == NULL)
+		return NULL;
+	c->id = id;
+	return id;
+}
+
 const char *
 conn_id(struct conn *c)
 {
 	struct worker *w = c->w;
 	const char *node;
+	char buf[CONN_ID_MAX];
 
-	if (c->id[0] != '\0')
+	if (c->id != conn_unset)
 		return c->id;
 	node = link_node(w->link);
 	if (node == NULL && strcmp(w->conf->node_id, "auto") != 0)
 		node = w->conf->node_id;
 	if (node == NULL)
 		return NULL;
-	snprintf(c->id, sizeof(c->id), "%s.%" PRIu32 ".%" PRIu32 ".%" PRIu64,
-	    node, w->slot, w->gen, ++w->next_conn);
-	return c->id;
+	snprintf(buf, sizeof(buf), "%s.%" PRIu32 ".%" PRIu32 ".%" PRIu64, node,
+	    w->slot, w->gen, ++w->next_conn);
+	return conn_set_id(c, buf);
 }
 
 void
@@ -61,16 +77,23 @@ conn_enqueue(struct conn *c, struct frame *f)
 {
 	struct worker *w = c->w;
 
+	if (c->dead) {
+		w->c.drop_closed++; /* DROP: the socket failed */
+		return;
+	}
 	if (c->close_code != 0) {
+		/* DROP: the client is being cut */
 		if (c->close_code == 1013)
-			w->c.drop_slow_closed++; /* DROP: client being cut */
+			w->c.drop_slow_closed++;
+		else
+			w->c.drop_closed++;
 		return;
 	}
 	if (!connq_fits(&c->q, f->len)) {
 		if (w->conf->slow_client == CONF_SLOW_CLOSE) {
 			/* DROP: the queue and this frame, counted as
 			 * drop_slow_closed; the client is cut with 1013. */
-			w->c.drop_slow_closed += c->q.count + 1;
+			w->c.drop_slow_closed += connq_clear(&c->q) + 1;
 			w->c.closed_slow++;
 			log_info("conn=%s user=%s: slow client, queue %" PRIu64
 				 " bytes: closing 1013",
@@ -94,7 +117,10 @@ conn_enqueue(struct conn *c, struct frame *f)
 	}
 	if (c->q.bytes > w->c.queue_hwm)
 		w->c.queue_hwm = c->q.bytes;
-	lws_callback_on_writable(c->wsi);
+	if (!w->defer_writes)
+		lws_callback_on_writable(c->wsi);
+	else if (!dlist_node_linked(&c->flush_node))
+		dlist_insert_tail(&w->flush, &c->flush_node);
 }
 
 void
@@ -104,6 +130,7 @@ conn_send(struct conn *c, struct frame *f)
 		log_warnx("conn=%s: reply dropped: out of memory", c->id);
 		return;
 	}
+	c->w->c.replies++;
 	conn_enqueue(c, f);
 	frame_unref(f);
 }
@@ -129,7 +156,7 @@ conn_close_msg(struct conn *c, int code, const char *reason, const char *msg)
 	c->close_code = code;
 	c->close_msg = msg;
 	c->reason = reason;
-	connq_clear(&c->q);
+	c->w->c.drop_closed += connq_clear(&c->q); /* DROP: cut with c */
 	lws_callback_on_writable(c->wsi);
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_REASON_BASE + 1,
 	    CONN_CLOSE_BACKSTOP_S);
@@ -154,13 +181,108 @@ close_text(int code)
 	}
 }
 
-int
-conn_write(struct conn *c)
+/* Per-process buffer for coalesced sends (workers are single-threaded),
+ * with lws' headroom in front. */
+static unsigned char conn_tx[LWS_PRE + CONN_COALESCE_MAX];
+
+/* Writes the unmasked server frame header for a payload of len bytes at
+ * p; returns its size (2, 4 or 10 bytes). */
+static size_t
+ws_header(unsigned char *p, uint64_t len, bool binary)
+{
+	int i;
+
+	p[0] = 0x80 | (binary ? 0x2 : 0x1); /* FIN, text or binary */
+	if (len < 126) {
+		p[1] = (unsigned char)len;
+		return 2;
+	}
+	if (len < 65536) {
+		p[1] = 126;
+		p[2] = (unsigned char)(len >> 8);
+		p[3] = (unsigned char)len;
+		return 4;
+	}
+	p[1] = 127;
+	for (i = 0; i < 8; i++)
+		p[2 + i] = (unsigned char)(len >> (56 - 8 * i));
+	return 10;
+}
+
+static size_t
+ws_header_len(uint64_t len)
+{
+	return len < 126 ? 2 : len < 65536 ? 4 : 10;
+}
+
+/*
+ * Writes up to CONN_WRITE_BATCH queued frames, several per send when they
+ * fit CONN_COALESCE_MAX together, and stops early once lws holds output
+ * back (the socket took less than offered). lws_write() never needs a
+ * retry: a short send()'s tail goes to the wsi's buflist. Returns 0, or -1
+ * after a failed send.
+ */
+static int
+conn_write_queue(struct conn *c)
 {
 	struct worker *w = c->w;
 	struct frame *f;
-	int k, n;
+	uint32_t k = 0, n, i;
+	size_t total, off;
+	uint64_t bytes;
+	int r;
 
+	while (!connq_empty(&c->q) && k < CONN_WRITE_BATCH) {
+		/* How many frames go into this send. */
+		total = 0;
+		bytes = 0;
+		for (n = 0; n < c->q.count && k + n < CONN_WRITE_BATCH; n++) {
+			f = connq_at(&c->q, n);
+			if (total + ws_header_len(f->len) + f->len >
+			    CONN_COALESCE_MAX)
+				break;
+			total += ws_header_len(f->len) + f->len;
+			bytes += f->len;
+		}
+		if (n <= 1) {
+			/* One frame, or one too large to copy: lws frames
+			 * it in place in its headroom. */
+			f = connq_peek(&c->q);
+			n = 1;
+			bytes = f->len;
+			r = lws_write(c->wsi, frame_data(f), f->len,
+			    f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+			if (r < (int)f->len)
+				return -1;
+		} else {
+			off = LWS_PRE;
+			for (i = 0; i < n; i++) {
+				f = connq_at(&c->q, i);
+				off += ws_header(
+				    conn_tx + off, f->len, f->binary);
+				memcpy(conn_tx + off, frame_data(f), f->len);
+				off += f->len;
+			}
+			/* Already framed: lws sends the bytes as they are. */
+			r = lws_write(
+			    c->wsi, conn_tx + LWS_PRE, total, LWS_WRITE_RAW);
+			if (r < (int)total)
+				return -1;
+		}
+		for (i = 0; i < n; i++)
+			frame_unref(connq_pop(&c->q));
+		k += n;
+		w->c.frames_out += n;
+		w->c.bytes_out += bytes;
+		if (lws_partial_buffered(c->wsi))
+			break;
+	}
+	return 0;
+}
+
+int
+conn_write(struct conn *c)
+{
 	if (c->close_code != 0) {
 		const char *t = c->close_msg != NULL
 				    ? c->close_msg
@@ -170,26 +292,54 @@ conn_write(struct conn *c)
 		    (unsigned char *)(uintptr_t)t, strlen(t));
 		return -1;
 	}
-	for (k = 0; k < CONN_WRITE_BATCH; k++) {
-		f = connq_peek(&c->q);
-		if (f == NULL)
-			break;
-		n = lws_write(c->wsi, frame_data(f), f->len,
-		    f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
-		if (n < (int)f->len) {
-			c->reason = "error";
-			return -1;
-		}
-		frame_unref(connq_pop(&c->q));
-		w->c.frames_out++;
-		w->c.bytes_out += (uint64_t)n;
-		/* Skip the choke probe when done: it costs a poll(). */
-		if (connq_empty(&c->q) || lws_partial_buffered(c->wsi))
-			break;
+	if (conn_write_queue(c) == -1) {
+		c->reason = "error";
+		return -1;
 	}
 	if (!connq_empty(&c->q))
 		lws_callback_on_writable(c->wsi);
 	return 0;
+}
+
+/* Writes c's queue from outside its callbacks (see conn_flush_pending()). */
+static void
+conn_flush(struct conn *c)
+{
+	if (connq_empty(&c->q) || c->dead)
+		return;
+	if (c->close_code != 0 || c->peer_closed ||
+	    lws_get_close_length(c->wsi) != 0 ||
+	    lws_partial_buffered(c->wsi)) {
+		/* Closing: by us (the writeable callback sends the close
+		 * frame), by the peer, or by lws after a protocol error
+		 * (it set a close reason; no data may follow its close
+		 * frame). Or lws still holds output: the writeable callback
+		 * goes on once that is sent. */
+		lws_callback_on_writable(c->wsi);
+		return;
+	}
+	if (conn_write_queue(c) == -1) {
+		/* lws marked the socket unusable; the frames left go with
+		 * it (counted by conn_free()). */
+		c->dead = true;
+		c->reason = "error";
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_REASON_BASE + 2,
+		    LWS_TO_KILL_ASYNC);
+		return;
+	}
+	if (!connq_empty(&c->q))
+		lws_callback_on_writable(c->wsi);
+}
+
+void
+conn_flush_pending(struct worker *w)
+{
+	struct dlist_node *n;
+
+	while ((n = dlist_first(&w->flush)) != NULL) {
+		dlist_remove(n);
+		conn_flush(DLIST_ENTRY(n, struct conn, flush_node));
+	}
 }
 
 /* Sends `subscribed` for a channel membership whose entry is active and
@@ -223,10 +373,14 @@ conn_try_welcome(struct conn *c)
 	id = conn_id(c);
 	if (id == NULL) {
 		/* Unreachable in practice: an ACK carries the node id. */
-		snprintf(c->id, sizeof(c->id),
+		char buf[CONN_ID_MAX];
+
+		snprintf(buf, sizeof(buf),
 		    "unknown.%" PRIu32 ".%" PRIu32 ".%" PRIu64, w->slot, w->gen,
 		    ++w->next_conn);
-		id = c->id;
+		id = conn_set_id(c, buf);
+		if (id == NULL)
+			id = "unknown";
 	}
 	node = link_node(w->link);
 	if (node == NULL)
@@ -292,6 +446,8 @@ conn_new(struct worker *w, struct lws *wsi)
 		return NULL;
 	c->w = w;
 	c->wsi = wsi;
+	c->user = c->id = conn_unset;
+	dlist_node_init(&c->flush_node);
 	dlist_init(&c->members);
 	connq_init(&c->q, w->conf->max_queued_bytes);
 	rate_init(
@@ -313,6 +469,11 @@ conn_attach(struct conn *c, const char *user, size_t len)
 	if (c->attached || len > ADDR_ID_MAX)
 		return -1;
 	c->attached = true;
+	c->user = malloc(len + 1);
+	if (c->user == NULL) {
+		c->user = conn_unset;
+		return -1;
+	}
 	memcpy(c->user, user, len);
 	c->user[len] = '\0';
 	c->user_len = len;
@@ -353,10 +514,16 @@ conn_free(struct conn *c)
 		    c->reason != NULL ? c->reason : "error");
 	log_debug("conn=%s user=%s: closed reason=%s", c->id, c->user,
 	    c->reason != NULL ? c->reason : "error");
+	w->c.drop_closed += c->q.count; /* DROP: never written */
 	connq_fini(&c->q);
+	dlist_remove(&c->flush_node);
 	free(c->rx);
 	lws_sul_cancel(&c->auth_sul);
 	jwtauth_claims_free(c->claims);
+	if (c->user != conn_unset)
+		free(c->user);
+	if (c->id != conn_unset)
+		free(c->id);
 	dlist_remove(&c->node);
 	w->n_conns--;
 	free(c);

@@ -7,8 +7,13 @@
  * queued once both are active at the bridge, and only then do messages for
  * them flow. Channel subscriptions are further memberships; `subscribed`
  * is queued once the channel is active (and after `welcome`). Frames are
- * only queued here; ws.c writes them in LWS_CALLBACK_SERVER_WRITEABLE with
- * conn_write(). Closing is always asynchronous: conn_close() marks the
+ * always queued first. Outside a bus batch the queue is written in
+ * LWS_CALLBACK_SERVER_WRITEABLE (conn_write()); during a bus batch
+ * (worker.defer_writes) the connection is only marked, and
+ * conn_flush_pending() writes every marked queue once the batch is over,
+ * straight from the loop: one send per connection per batch, with the
+ * queued frames coalesced, and no POLLOUT round trip while the socket
+ * takes everything. Closing is always asynchronous: conn_close() marks the
  * connection and asks for a writeable callback that sends the close frame.
  * Worker loop only.
  */
@@ -37,7 +42,8 @@ struct fan_member;
 #define CONN_ID_MAX 128
 
 struct conn {
-	struct dlist_node node; /* in worker->conns */
+	struct dlist_node node;       /* in worker->conns */
+	struct dlist_node flush_node; /* in worker->flush while marked */
 	struct worker *w;
 	struct lws *wsi;
 	struct dlist members; /* struct fan_member.by_owner */
@@ -71,9 +77,12 @@ struct conn {
 	bool welcomed;
 	bool connect_sent;
 	bool peer_closed;
+	bool dead; /* a direct write failed: lws is killing the socket */
+	/* Both owned (exact size, to keep idle connections small), or ""
+	 * (static) until known. */
 	size_t user_len;
-	char user[ADDR_ID_MAX + 1];
-	char id[CONN_ID_MAX]; /* empty until the node id is known */
+	char *user;
+	char *id; /* "" until the node id is known */
 };
 
 /*
@@ -121,6 +130,17 @@ void conn_close_msg(
 /* LWS_CALLBACK_SERVER_WRITEABLE: writes queued frames (at most
  * CONN_WRITE_BATCH). Returns -1 when lws must close the connection. */
 int conn_write(struct conn *c);
+
+/*
+ * The end of a bus batch (worker.defer_writes was set): writes the queue
+ * of every connection conn_enqueue() marked meanwhile, outside any lws
+ * callback of theirs. Safe for plain ws over TCP in lws 4.1.6: lws_write()
+ * appends to the wsi's buflist when output is already pending and buffers
+ * the unsent tail of a short send() itself, asking for POLLOUT; a socket
+ * with buffered output is left to the writeable callback. A failing send
+ * kills the connection asynchronously.
+ */
+void conn_flush_pending(struct worker *w);
 /*
  * Frames per writeable callback. It matches LINK_RX_BATCH (envelopes taken
  * from the bus per wakeup): with a smaller cap a connection that receives
@@ -130,6 +150,12 @@ int conn_write(struct conn *c);
  * still stops the loop early (lws_partial_buffered).
  */
 #define CONN_WRITE_BATCH 256
+/*
+ * Queued frames are copied into one send of at most this many bytes
+ * (headers included): a burst costs one syscall per connection per batch
+ * instead of one per frame. A larger frame is written on its own.
+ */
+#define CONN_COALESCE_MAX (64 * 1024)
 
 /* subscribe / unsubscribe of one channel name (validated). ref borrowed. */
 void conn_subscribe(

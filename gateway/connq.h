@@ -53,6 +53,13 @@ int connq_push(struct connq *q, struct frame *f);
 /* The oldest frame (borrowed), or NULL if empty. */
 struct frame *connq_peek(const struct connq *q);
 
+/* The i-th oldest frame (borrowed); i < q->count. */
+static inline struct frame *
+connq_at(const struct connq *q, uint32_t i)
+{
+	return q->ring[(q->head + i) & (q->cap - 1)];
+}
+
 /* Removes the oldest frame and returns its reference (the caller unrefs),
  * or NULL if empty. */
 struct frame *connq_pop(struct connq *q);

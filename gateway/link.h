@@ -53,6 +53,10 @@ void link_wakeup(struct link *l);
 /* Once a second: COUNTERS upstream. */
 void link_tick(struct link *l, uint64_t now_ms);
 
+/* Interest requests timed out without an ACK (fanout_tick() re-sent
+ * some): redials upstream if the bridge is otherwise up. */
+void link_upstream_unanswered(struct link *l, uint64_t now_ms);
+
 /* A heartbeat arrived within 3 x heartbeat_ms. */
 bool link_attached(const struct link *l, uint64_t now_ms);
 

@@ -25,6 +25,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "mfig.h"
 #include "worker.h"
 
 #define MASTER_BACKLOG 4096
@@ -85,6 +86,7 @@ enum master_phase {
 struct master {
 	struct conf *conf;
 	struct jwtauth *jwt; /* auth.mode = jwt: built from conf; else NULL */
+	struct mfig *fig;    /* shared with the workers; NULL if unmapped */
 	const char *conf_path;
 	int listen_fd;
 	uint32_t nslots;
@@ -232,7 +234,7 @@ master_spawn(struct master *m, uint32_t slot)
 		sigaction(SIGCHLD, &sa, NULL);
 		sigaction(SIGHUP, &sa, NULL);
 		rc = worker_main(
-		    m->conf, m->jwt, slot, gen, m->listen_fd, pfd[1]);
+		    m->conf, m->jwt, m->fig, slot, gen, m->listen_fd, pfd[1]);
 		exit(rc);
 	}
 	close(pfd[1]);
@@ -294,6 +296,7 @@ master_reaped(struct master *m, struct proc *p, int status)
 				    ? RESPAWN_MAX_MS
 				    : s->backoff_ms * 2;
 	s->respawn_at = now + s->backoff_ms;
+	mfig_add(m->fig, MFIG_RESTARTS);
 	s->deaths[s->ndeaths++ % (CRASH_LOOP_DEATHS + 1)] = now;
 	for (i = 0; i < CRASH_LOOP_DEATHS + 1 && i < s->ndeaths; i++)
 		if (now - s->deaths[i] <= CRASH_LOOP_WINDOW_MS)
@@ -301,6 +304,7 @@ master_reaped(struct master *m, struct proc *p, int status)
 	if (recent > CRASH_LOOP_DEATHS &&
 	    now - s->loop_logged_ms >= CRASH_LOOP_WINDOW_MS) {
 		s->loop_logged_ms = now;
+		mfig_add(m->fig, MFIG_CRASH_LOOPS);
 		log_errx("worker w%" PRIu32 " is crash-looping: %" PRIu32
 			 " deaths in %d s; respawning every %" PRIu32 " ms",
 		    p->slot, recent, CRASH_LOOP_WINDOW_MS / 1000,
@@ -414,6 +418,7 @@ master_start_reload(struct master *m)
 	if (n > MASTER_MAX_SLOTS)
 		n = MASTER_MAX_SLOTS;
 	master_notify("RELOADING=1");
+	mfig_add(m->fig, MFIG_RELOADS);
 	log_notice("reload: starting %" PRIu32 " new workers", n);
 	log_set_level(nc->log_level);
 	free(m->conf);
@@ -626,6 +631,10 @@ master_run(struct conf *conf, const char *conf_path)
 	m->nslots = conf_workers(conf);
 	if (m->nslots > MASTER_MAX_SLOTS)
 		m->nslots = MASTER_MAX_SLOTS;
+	/* Before the first fork: every worker inherits the mapping. */
+	if ((m->fig = mfig_map()) == NULL)
+		log_warn("mmap(master figures): restarts, reloads and crash "
+			 "loops will not be reported");
 
 	sigemptyset(&block);
 	sigaddset(&block, SIGCHLD);
@@ -656,6 +665,7 @@ master_run(struct conf *conf, const char *conf_path)
 	log_notice("all workers stopped: exiting");
 	close(m->listen_fd);
 	jwtauth_free(m->jwt);
+	mfig_unmap(m->fig);
 	free(m->conf);
 	return 0;
 }

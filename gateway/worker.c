@@ -20,6 +20,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <ev.h>
+
 #include "clock.h"
 #include "conn.h"
 #include "fanout.h"
@@ -234,8 +236,14 @@ worker_raw_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			worker_accept(w);
 			break;
 		case WORKER_RAW_BUS:
-			if (w->link != NULL)
+			if (w->link != NULL) {
+				/* One send per connection for the whole
+				 * batch, straight from here. */
+				w->defer_writes = true;
 				link_bus_readable(w->link);
+				w->defer_writes = false;
+				conn_flush_pending(w);
+			}
 			break;
 		case WORKER_RAW_SIGNAL:
 			worker_signal_readable(w);
@@ -283,7 +291,8 @@ worker_tick(lws_sorted_usec_list_t *sul)
 	uint64_t now = clock_mono_ms();
 
 	link_tick(w->link, now);
-	fanout_tick(w->fan, now);
+	if (fanout_tick(w->fan, now) > 0)
+		link_upstream_unanswered(w->link, now);
 	if (w->master_fd != -1 && write(w->master_fd, "H", 1) == -1 &&
 	    errno == EPIPE) {
 		log_warnx("the master is gone: draining");
@@ -410,14 +419,17 @@ worker_finish(struct worker *w)
 }
 
 int
-worker_main(const struct conf *c, const struct jwtauth *jwt, uint32_t slot,
-    uint32_t gen, int listen_fd, int master_fd)
+worker_main(const struct conf *c, const struct jwtauth *jwt,
+    const struct mfig *fig, uint32_t slot, uint32_t gen, int listen_fd,
+    int master_fd)
 {
 	static struct worker wk;
 	struct worker *w = &wk;
 	struct lws_context_creation_info info;
 	struct lws_protocols protocols[3];
 	lws_retry_bo_t retry;
+	struct ev_loop *loop = NULL;
+	void *foreign[1];
 	char tag[64];
 	uint64_t tx;
 	int rc = 1;
@@ -425,6 +437,7 @@ worker_main(const struct conf *c, const struct jwtauth *jwt, uint32_t slot,
 	memset(w, 0, sizeof(*w));
 	w->conf = c;
 	w->jwt = jwt;
+	w->fig = fig;
 	w->slot = slot;
 	w->gen = gen;
 	w->pid = getpid();
@@ -432,6 +445,7 @@ worker_main(const struct conf *c, const struct jwtauth *jwt, uint32_t slot,
 	w->master_fd = master_fd;
 	w->sig_pipe[0] = w->sig_pipe[1] = -1;
 	dlist_init(&w->conns);
+	dlist_init(&w->flush);
 
 	snprintf(tag, sizeof(tag), "wspush-gateway[w%" PRIu32 "]", slot);
 	log_set_tag(tag);
@@ -482,7 +496,34 @@ worker_main(const struct conf *c, const struct jwtauth *jwt, uint32_t slot,
 	/* A socket that never sends its request holds a header table. */
 	info.timeout_secs_ah_idle = c->handshake_timeout_s;
 	info.retry_and_idle_policy = &retry;
+	if (c->event_loop == CONF_LOOP_EPOLL) {
+		/*
+		 * lws' own loop is poll(): every wakeup scans every socket
+		 * of the worker, which dominates targeted (one-user) traffic
+		 * and grows with the connection count. The libev plugin over
+		 * epoll does not scan, and writes rarely wait for POLLOUT
+		 * (conn_flush_pending()), so watchers seldom change. Our own
+		 * loop object (foreign to lws) lets us leave it when done.
+		 */
+		loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+		if (loop == NULL) {
+			log_warnx("ev_loop_new(epoll) failed: using poll");
+		} else {
+			foreign[0] = loop;
+			info.foreign_loops = foreign;
+			info.options |= LWS_SERVER_OPTION_LIBEV;
+		}
+	}
 	w->ctx = lws_create_context(&info);
+	if (w->ctx == NULL && loop != NULL) {
+		/* The evlib plugin (libwebsockets-evlib-ev) is missing. */
+		log_warnx("lws: no libev event loop: using poll");
+		ev_loop_destroy(loop);
+		loop = NULL;
+		info.foreign_loops = NULL;
+		info.options &= ~(uint64_t)LWS_SERVER_OPTION_LIBEV;
+		w->ctx = lws_create_context(&info);
+	}
 	if (w->ctx == NULL) {
 		log_errx("lws_create_context failed");
 		goto out;
@@ -521,6 +562,11 @@ worker_main(const struct conf *c, const struct jwtauth *jwt, uint32_t slot,
 		worker_drain(w);
 
 	while (!w->done) {
+		if (loop != NULL) {
+			/* One pass: returns after the callbacks it ran. */
+			ev_run(loop, EVRUN_ONCE);
+			continue;
+		}
 		if (lws_service(w->ctx, 0) < 0) {
 			log_errx("lws_service failed");
 			goto out;
@@ -530,6 +576,8 @@ worker_main(const struct conf *c, const struct jwtauth *jwt, uint32_t slot,
 	log_info("worker exiting");
 out:
 	worker_finish(w);
+	if (loop != NULL)
+		ev_loop_destroy(loop); /* after the context that used it */
 	if (w->master_fd != -1)
 		close(w->master_fd);
 	worker_sig_wr = -1;

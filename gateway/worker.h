@@ -22,6 +22,7 @@
 
 struct fanout;
 struct link;
+struct mfig;
 
 /* The lws protocol of the raw fds a worker adopts, and what each is (the
  * wsi's opaque user data). */
@@ -34,11 +35,17 @@ enum worker_raw {
 
 /* Counters sent upstream every second (COUNTERS) under these names. */
 struct worker_counters {
+	/* Loss accounting (issue 6 point 8): at any COUNTERS report,
+	 * bus_targets + replies = frames_out + drop_queue_full +
+	 * drop_slow_closed + drop_too_large + drop_closed + queue_frames. */
 	uint64_t msgs_in;           /* MSG envelopes received from the bus */
+	uint64_t bus_targets;       /* MSGs x their live target connections */
+	uint64_t replies;           /* protocol frames queued (welcome ...) */
 	uint64_t frames_out;        /* frames written to clients */
 	uint64_t bytes_out;         /* their payload bytes */
 	uint64_t drop_queue_full;   /* drop_oldest: frames dropped */
 	uint64_t drop_slow_closed;  /* close: frames lost with the client */
+	uint64_t drop_closed;       /* queued when closed for another cause */
 	uint64_t drop_too_large;    /* over max_message_bytes, per recipient */
 	uint64_t drop_bus_gap;      /* sequence gaps on the bus */
 	uint64_t drop_bad_envelope; /* undecodable bus envelopes */
@@ -65,6 +72,7 @@ struct worker_counters {
 struct worker {
 	const struct conf *conf;   /* the master's, copied by fork */
 	const struct jwtauth *jwt; /* auth.mode = jwt: the master's; or NULL */
+	const struct mfig *fig;    /* the master's figures (mfig.h); or NULL */
 	uint32_t slot, gen;
 	pid_t pid;
 
@@ -74,6 +82,11 @@ struct worker {
 	struct fanout *fan;
 
 	struct dlist conns; /* struct conn.node: every websocket */
+	/* While defer_writes (a bus batch), conn_enqueue() marks connections
+	 * in flush (struct conn.flush_node) instead of asking lws for a
+	 * writeable callback; conn_flush_pending() writes them after. */
+	struct dlist flush;
+	bool defer_writes;
 	uint32_t n_conns;
 	uint32_t n_channel_subs; /* channel memberships of all conns */
 	uint64_t next_conn;      /* the <n> of conn ids */
@@ -97,12 +110,14 @@ struct worker {
 /*
  * Runs a worker in the child after fork() and returns its exit status
  * (0 after a graceful drain). jwt is the verifier for auth.mode = jwt
- * (built by the master before the fork; NULL otherwise). listen_fd is the
+ * (built by the master before the fork; NULL otherwise); fig the master's
+ * shared figures, reported upstream (NULL: none). listen_fd is the
  * shared listening socket; master_fd the write end of the pipe the master reads
  * "ready" (one 'R') and heartbeats ('H' every second) from.
  */
-int worker_main(const struct conf *c, const struct jwtauth *jwt, uint32_t slot,
-    uint32_t gen, int listen_fd, int master_fd);
+int worker_main(const struct conf *c, const struct jwtauth *jwt,
+    const struct mfig *fig, uint32_t slot, uint32_t gen, int listen_fd,
+    int master_fd);
 
 /* Starts the graceful drain (SIGTERM): stop accepting, close every
  * connection with 1001, leave once they are gone or drain_timeout_s. */

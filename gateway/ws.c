@@ -437,15 +437,19 @@ ws_receive(struct worker *w, struct lws *wsi, struct conn *c, const char *in,
 		c->rx_binary = lws_frame_is_binary(wsi);
 	need = c->rx_len + len;
 	if (need > w->conf->max_message_bytes) {
-		static const char why[] = "message too big";
-
+		/*
+		 * Closed like every other policy close: the close frame goes
+		 * out from the writeable callback and the rest of the message
+		 * is read and ignored meanwhile. Returning -1 here would close
+		 * the socket with the message's tail unread (lws reads
+		 * rx_buffer_size bytes at a time), and the kernel would then
+		 * reset the connection, losing the 1009 on the way.
+		 */
 		w->c.closed_too_big++;
-		c->reason = "too_large";
 		log_info("conn=%s user=%s: message over %u bytes: closing 1009",
 		    c->id, c->user, w->conf->max_message_bytes);
-		lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-		    (unsigned char *)(uintptr_t)why, sizeof(why) - 1);
-		return -1;
+		conn_close_msg(c, 1009, "too_large", "message too big");
+		return 0;
 	}
 	if (end && !c->rx_busy) {
 		/* The whole message in one chunk: no copy. */
@@ -455,7 +459,8 @@ ws_receive(struct worker *w, struct lws *wsi, struct conn *c, const char *in,
 	if (!c->rx_binary) {
 		/* Binary content is never parsed: only its size is checked. */
 		if (need > c->rx_cap) {
-			size_t ncap = c->rx_cap ? c->rx_cap : WS_RX_BUFFER_SIZE;
+			size_t ncap =
+			    c->rx_cap ? c->rx_cap : WS_RX_REASSEMBLY_MIN;
 
 			while (ncap < need)
 				ncap *= 2;
@@ -474,7 +479,7 @@ ws_receive(struct worker *w, struct lws *wsi, struct conn *c, const char *in,
 	ws_message(w, c, c->rx, c->rx_len, c->rx_binary);
 	c->rx_len = 0;
 	c->rx_busy = false;
-	if (c->rx_cap > WS_RX_BUFFER_SIZE) {
+	if (c->rx_cap > WS_RX_REASSEMBLY_MIN) {
 		/* Keep idle connections small after a large message. */
 		free(c->rx);
 		c->rx = NULL;

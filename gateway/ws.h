@@ -24,8 +24,16 @@ struct ws_pss {
 int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     void *in, size_t len);
 
-/* Receive buffer per connection: small, so idle sockets stay cheap;
- * larger messages are reassembled in conn.rx. */
-#define WS_RX_BUFFER_SIZE 4096
+/*
+ * lws' receive buffer (protocol rx_buffer_size), allocated for every
+ * websocket for its whole life: the chunk size of LWS_CALLBACK_RECEIVE.
+ * Client messages are small and rare, so it is kept at the smallest size
+ * that still holds a whole control frame's payload (125 bytes: lws keeps
+ * ping and close payloads in it); a larger message arrives in chunks and
+ * is reassembled in conn.rx. 4096 cost 4 KiB per idle connection.
+ */
+#define WS_RX_BUFFER_SIZE 128
+/* conn.rx starts at this size and is freed after a message larger. */
+#define WS_RX_REASSEMBLY_MIN 4096
 
 #endif

@@ -430,8 +430,12 @@ def merge(base, over):
 
 
 class Node:
-    def __init__(self, h, name, redis, workers=2, conf=None):
+    def __init__(self, h, name, redis, workers=2, conf=None,
+                 gateway_env=None):
+        """gateway_env: extra environment of the gateway (e.g. a smaller
+        ASan quarantine for memory bounds)."""
         self.h = h
+        self.gateway_env = gateway_env
         self.name = name
         self.id = f"node-{name}"
         self.dir = os.path.join(h.dir, name)
@@ -486,9 +490,24 @@ class Node:
     def start_gateway(self):
         self.gateway = self.h.spawn(f"gateway-{self.name}",
             [binary("gateway/wspush-gateway"), "-c", self.conf],
-            cls=GatewayProc)
+            cls=GatewayProc, env=self.gateway_env)
         self.wait_workers()
         self.wait_welcome()
+        if self.bridge is not None and self.bridge.running():
+            self.wait_attached()
+
+    def wait_attached(self):
+        """The bridge's /healthz says every worker is attached both ways
+        (reports upstream, hears the bus). A welcome proves it for one
+        worker only; tests that spread clients over workers need all."""
+        want = f"ok: redis subscribed, {self.workers} workers attached"
+
+        def ok():
+            st, body = http_get(self.metrics_port, "/healthz", timeout=2)
+            return st == 200 and body.decode(errors="replace").strip() == want
+        wait_until(ok, 20, f"{self.bridge.name} to see {self.workers} "
+                   f"workers attached", check=self.check_running,
+                   interval=0.05)
 
     def check_running(self):
         for p in (self.bridge, self.gateway):
@@ -563,9 +582,12 @@ class Node:
         return connect_many([(self.url(u), f"{u}@{self.name}") for u in users],
             timeout, raw=self.raw)
 
-    def connect_spread(self, user, workers=None, max_conns=32):
+    def connect_spread(self, user, workers=None, max_conns=96):
         """Connects clients of user until welcomes show `workers` (default:
-        all) distinct worker values. Returns every client opened."""
+        all) distinct worker values. Returns every client opened.
+        Workers share one listening socket and whoever wakes first
+        accepts, so a run of connections can all land on one worker
+        (seen: 32 in a row under ASan); hence the generous cap."""
         want = workers or self.workers
         clients, seen = [], set()
         while len(seen) < want:
@@ -573,7 +595,7 @@ class Node:
                 raise HarnessError(f"{len(clients)} connections to "
                     f"{self.name} all landed on workers {sorted(seen)}; "
                     f"expected {want} distinct `worker` values in welcomes")
-            batch = self.connect_many([user] * 4)
+            batch = self.connect_many([user] * 2)
             clients += batch
             seen |= {c.welcome.get("worker") for c in batch}
         return clients
@@ -650,8 +672,10 @@ def check_tool_output(argv, cp):
 
 
 class Cluster:
-    def __init__(self, h, nodes=2, workers=2, conf=None, node_conf=None):
-        """node_conf: per-node overrides, a list aligned with nodes."""
+    def __init__(self, h, nodes=2, workers=2, conf=None, node_conf=None,
+                 gateway_env=None):
+        """node_conf: per-node overrides, a list aligned with nodes;
+        gateway_env: see Node."""
         self.h = h
         self.redis = RedisServer(h).start()
         self.r = self.redis.client()
@@ -659,7 +683,8 @@ class Cluster:
         for i in range(nodes):
             over = merge(conf or {}, (node_conf or [{}] * nodes)[i])
             self.nodes.append(Node(h, "ab"[i] if nodes <= 2 else f"n{i}",
-                self.redis, workers=workers, conf=over))
+                self.redis, workers=workers, conf=over,
+                gateway_env=gateway_env))
         for n in self.nodes:
             n.start()
 
@@ -991,11 +1016,15 @@ def datas(frames):
 
 class RawWs:
     """A WebSocket client on a plain socket: handshake by hand, reads
-    frames, never sends a pong."""
+    frames, never sends a pong. rcvbuf: SO_RCVBUF set before connecting
+    (a client that stops reading then hides little in the kernel)."""
 
-    def __init__(self, port, path):
-        self.sock = socket.create_connection(("127.0.0.1", port),
-            timeout=T(5))
+    def __init__(self, port, path, rcvbuf=None):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(T(5))
+        self.sock.connect(("127.0.0.1", port))
         key = base64.b64encode(os.urandom(16)).decode()
         req = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -1054,6 +1083,20 @@ class RawWs:
         if op == 0x9:
             self.pings += 1
         return op, payload
+
+    def send_text(self, text):
+        """Sends one masked text frame."""
+        data = text.encode() if isinstance(text, str) else text
+        mask = os.urandom(4)
+        n = len(data)
+        if n < 126:
+            head = bytes([0x81, 0x80 | n])
+        elif n < 65536:
+            head = bytes([0x81, 0x80 | 126]) + n.to_bytes(2, "big")
+        else:
+            head = bytes([0x81, 0x80 | 127]) + n.to_bytes(8, "big")
+        body = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+        self.sock.sendall(head + mask + body)
 
     def wait_closed(self, timeout):
         """Reads (ignoring pings) until a close frame or EOF. Returns the

@@ -75,6 +75,35 @@ frames_come_out_in_order_across_growth_and_wrap(void **state)
 }
 
 static void
+connq_at_indexes_from_the_oldest_across_wrap(void **state)
+{
+	struct frame *fs[20];
+	struct connq q;
+	uint32_t j;
+	int i, out = 0;
+
+	connq_init(&q, 1 << 20);
+	for (i = 0; i < 20; i++)
+		fs[i] = mk((size_t)i + 1);
+	/* 8 slots, then pops and pushes so the live range wraps. */
+	for (i = 0; i < 6; i++)
+		connq_push(&q, fs[i]);
+	for (i = 0; i < 4; i++)
+		frame_unref(connq_pop(&q));
+	out = 4;
+	for (i = 6; i < 20; i++) {
+		connq_push(&q, fs[i]);
+		for (j = 0; j < q.count; j++)
+			assert_ptr_equal(connq_at(&q, j), fs[out + (int)j]);
+	}
+	connq_fini(&q);
+	for (i = 0; i < 20; i++) {
+		assert_int_equal(fs[i]->refs, 1);
+		frame_unref(fs[i]);
+	}
+}
+
+static void
 bytes_are_counted_and_the_bound_is_checked(void **state)
 {
 	struct frame *a = mk(40), *b = mk(50);
@@ -146,6 +175,7 @@ main(void)
 	static const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(an_idle_queue_allocates_nothing),
 	    cmocka_unit_test(frames_come_out_in_order_across_growth_and_wrap),
+	    cmocka_unit_test(connq_at_indexes_from_the_oldest_across_wrap),
 	    cmocka_unit_test(bytes_are_counted_and_the_bound_is_checked),
 	    cmocka_unit_test(clear_and_fini_release_every_reference),
 	    cmocka_unit_test(a_large_ring_is_freed_once_drained),

@@ -1,0 +1,11 @@
+/*
+ * ctl_listen.h - `wspushctl listen URL`: a WebSocket client that prints
+ * what arrives (see ctl_listen.c for the options and exit codes).
+ */
+#ifndef WSP_CTL_LISTEN_H
+#define WSP_CTL_LISTEN_H
+
+/* argv[0] is "listen". Returns the exit status. */
+int ctl_listen(int argc, char **argv);
+
+#endif
