@@ -45,16 +45,6 @@ def nngsend(mode, url, msgs, peers=1, linger_ms=300, wait_ms=10000,
     return cp
 
 
-def stats(node):
-    cp = node.ctl("stats", "--json")
-    assert cp.returncode == 0, cp.stderr
-    return json.loads(cp.stdout)
-
-
-def total(st, name):
-    return sum(w["counters"].get(name, 0) for w in st["workers"])
-
-
 def up(kind, *rest, slot=FAKE_SLOT, gen=FAKE_GEN, v=1):
     return pack(v, kind, slot, gen, 4242, *rest)
 
@@ -82,13 +72,13 @@ def test_bad_upstream_envelopes_are_counted_and_skipped(h):
         ("truncated then valid", counters[:-1] + counters, 1),
         ("huge array header", b"\xdd\xff\xff\xff\xff", 1),
     ]
-    before = stats(node)["bridge"]["drops"]["bad_upstream"]
+    before = node.stats()["bridge"]["drops"]["bad_upstream"]
     nngsend("push", url, [m for _, m, _ in bad])
     want = before + sum(n for _, _, n in bad)
-    wsp.wait_until(lambda: stats(node)["bridge"]["drops"]["bad_upstream"]
+    wsp.wait_until(lambda: node.stats()["bridge"]["drops"]["bad_upstream"]
                    >= want, 10, f"bad_upstream to reach {want}",
                    check=node.check_running)
-    st = stats(node)
+    st = node.stats()
     assert st["bridge"]["drops"]["bad_upstream"] == want, \
         (st["bridge"]["drops"], [w for w, _, _ in bad])
     assert not [w for w in st["workers"] if w["slot"] == FAKE_SLOT], \
@@ -100,14 +90,14 @@ def test_bad_upstream_envelopes_are_counted_and_skipped(h):
                 linger_ms=int(8000 * wsp.MULT), background=True)
     try:
         def fake():
-            for w in stats(node)["workers"]:
+            for w in node.stats()["workers"]:
                 if (w["slot"], w["gen"]) == (FAKE_SLOT, FAKE_GEN):
                     return w
             return None
         w = wsp.wait_until(fake, 10, "the envelope after an unknown "
                            "version to be processed", check=node.check_running)
         assert w["counters"] == {"fake_counter": 17}, w
-        assert stats(node)["bridge"]["drops"]["bad_upstream"] == want + 1
+        assert node.stats()["bridge"]["drops"]["bad_upstream"] == want + 1
     finally:
         p.terminate()
         p.wait(wsp.T(10))
@@ -133,9 +123,9 @@ def test_bad_bus_envelopes_are_counted_and_workers_keep_serving(h):
     u = wsp.uid("bb")
     clients = node.connect_spread(u)
     conns = [cl.conn for cl in clients]
-    st0 = stats(node)
-    bad0 = total(st0, "drop_bad_envelope")
-    gap0 = total(st0, "drop_bus_gap")
+    st0 = node.stats()
+    bad0 = wsp.worker_total(st0, "drop_bad_envelope")
+    gap0 = wsp.worker_total(st0, "drop_bus_gap")
 
     node.bridge.stop()
     epoch = int.from_bytes(os.urandom(8), "big") | 1
@@ -188,14 +178,14 @@ def test_bad_bus_envelopes_are_counted_and_workers_keep_serving(h):
     want_bad = bad0 + 2 * sum(n for _, _, n in sends)
     want_gap = gap0 + 2 * (3 + 2)
     st = wsp.wait_until(lambda: (lambda s: s if len(s["workers"]) == 2 and
-                                 total(s, "drop_bad_envelope") >= want_bad
-                                 else None)(stats(node)), 10,
+                                 wsp.worker_total(s, "drop_bad_envelope") >= want_bad
+                                 else None)(node.stats()), 10,
                         "the workers' counters after the restart")
-    print({k: total(st, k) for k in ("drop_bad_envelope", "drop_bus_gap",
+    print({k: wsp.worker_total(st, k) for k in ("drop_bad_envelope", "drop_bus_gap",
                                       "msgs_in")})
-    assert total(st, "drop_bad_envelope") == want_bad, \
+    assert wsp.worker_total(st, "drop_bad_envelope") == want_bad, \
         [w["counters"]["drop_bad_envelope"] for w in st["workers"]]
-    assert total(st, "drop_bus_gap") == want_gap, \
+    assert wsp.worker_total(st, "drop_bus_gap") == want_gap, \
         [w["counters"]["drop_bus_gap"] for w in st["workers"]]
     for w in st["workers"]:
         assert w["counters"]["drop_bad_envelope"] > 0, w

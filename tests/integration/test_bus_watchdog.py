@@ -64,6 +64,27 @@ class SilentPeer:
             c.close()
 
 
+def restart_bridge_behind_fake(node, sock, proto):
+    """Kills the bridge, lets the worker dial a SilentPeer on sock
+    ("bus.ipc" or "up.ipc"), then starts the real bridge on fresh paths
+    while the worker's connection to the fake stays open. Returns the fake
+    (close it at the end)."""
+    node.bridge.kill()
+    for s in ("bus.ipc", "up.ipc"):
+        os.unlink(os.path.join(node.runtime_dir, s))
+    fake = SilentPeer(os.path.join(node.runtime_dir, sock), proto)
+    try:
+        wsp.wait_until(lambda: len(fake.conns) >= 1, 15,
+                       f"the worker to dial the fake {sock}",
+                       check=node.gateway.check_running)
+        fake.stop_listening()
+        node.start_bridge()
+    except BaseException:
+        fake.close()
+        raise
+    return fake
+
+
 def test_silent_bus_is_redialled(h):
     c = wsp.Cluster(h, nodes=1, workers=1)
     u, ch = wsp.uid("bw"), wsp.uid("bwch")
@@ -71,17 +92,8 @@ def test_silent_bus_is_redialled(h):
     assert cl.request({"op": "subscribe", "channel": ch, "ref": 1}) == \
         {"op": "subscribed", "channel": ch, "ref": 1}
 
-    c.a.bridge.kill()
-    bus = os.path.join(c.a.runtime_dir, "bus.ipc")
-    for s in ("bus.ipc", "up.ipc"):
-        os.unlink(os.path.join(c.a.runtime_dir, s))
-    fake = SilentPeer(bus, SP_PUB)
+    fake = restart_bridge_behind_fake(c.a, "bus.ipc", SP_PUB)
     try:
-        wsp.wait_until(lambda: len(fake.conns) >= 1, 15,
-                       "the worker to dial the silent bus",
-                       check=c.a.gateway.check_running)
-        fake.stop_listening()
-        c.a.start_bridge()
         wsp.publish_until_all_receive(
             lambda p: c.publish(f"channel:{ch}", p), [cl], timeout=15,
             check=c.a.check_running, what="deliveries after the redial")
@@ -93,17 +105,8 @@ def test_silent_bus_is_redialled(h):
 
 def test_unanswered_upstream_is_redialled(h):
     c = wsp.Cluster(h, nodes=1, workers=1)
-    c.a.bridge.kill()
-    up = os.path.join(c.a.runtime_dir, "up.ipc")
-    for s in ("bus.ipc", "up.ipc"):
-        os.unlink(os.path.join(c.a.runtime_dir, s))
-    fake = SilentPeer(up, SP_PULL)
+    fake = restart_bridge_behind_fake(c.a, "up.ipc", SP_PULL)
     try:
-        wsp.wait_until(lambda: len(fake.conns) >= 1, 15,
-                       "the worker to dial the fake upstream",
-                       check=c.a.gateway.check_running)
-        fake.stop_listening()
-        c.a.start_bridge()
         # A new user needs the bridge's ACK for its welcome; the first
         # request is swallowed, the re-request after the ack timeout (5 s)
         # finds the upstream redialled.

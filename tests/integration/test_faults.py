@@ -26,12 +26,6 @@ RESUME_S = 5.0
 BRIDGE_DOWN_S = 3
 
 
-def stats(node):
-    cp = node.ctl("stats", "--json")
-    assert cp.returncode == 0, cp.stderr
-    return json.loads(cp.stdout)
-
-
 def start_cluster(h):
     c = wsp.Cluster(h, nodes=1, workers=2)
     u, ch = wsp.uid("flt"), wsp.uid("fltch")
@@ -99,7 +93,7 @@ def test_redis_down_10s_healthz_stats_and_same_connections(h):
     conns = [cl.conn for cl in clients]
     wsp.wait_until(lambda: node.healthz(node.metrics_port) == 200, 10,
                    "bridge /healthz 200 before the outage")
-    st0 = stats(node)["bridge"]["redis"]
+    st0 = node.stats()["bridge"]["redis"]
     # Connecting at start is no outage.
     assert st0["outages"] == 0 and st0["connect_failures"] == 0, st0
 
@@ -110,9 +104,9 @@ def test_redis_down_10s_healthz_stats_and_same_connections(h):
             wsp.http_get(node.metrics_port, "/healthz")),
         5, "bridge /healthz 503 with Redis down")
     assert b"redis" in status[1], status
-    st = stats(node)["bridge"]["redis"]
+    st = node.stats()["bridge"]["redis"]
     assert st["state"] == "down", st
-    wsp.wait_until(lambda: stats(node)["bridge"]["redis"]["down_for_ms"]
+    wsp.wait_until(lambda: node.stats()["bridge"]["redis"]["down_for_ms"]
                    > 0, 5, "down_for_ms to grow")
 
     # Down for OUTAGE_S: no client is disconnected meanwhile.
@@ -134,7 +128,7 @@ def test_redis_down_10s_healthz_stats_and_same_connections(h):
     resumed = max(done.values()) - t_start
     check_same_connections(c, u, ch, clients, conns)
 
-    st = stats(node)["bridge"]["redis"]
+    st = node.stats()["bridge"]["redis"]
     print(f"redis outage {outage_s:.1f}s: deliveries resumed "
           f"{resumed:.2f}s after the restart; stats {st}")
     assert st["state"] == "up" and st["down_for_ms"] == 0, st

@@ -28,12 +28,6 @@ TERMS_OUT = ("frames_out", "drop_queue_full", "drop_slow_closed",
              "drop_too_large", "drop_closed", "queue_frames")
 
 
-def stats(node):
-    cp = node.ctl("stats", "--json")
-    assert cp.returncode == 0, cp.stderr
-    return json.loads(cp.stdout)
-
-
 def check_invariant(st):
     for w in st["workers"]:
         k = w["counters"]
@@ -43,10 +37,6 @@ def check_invariant(st):
                             f"{' + '.join(f'{t}={k[t]}' for t in TERMS_IN)} = "
                             f"{lhs} != {rhs} = "
                             f"{' + '.join(f'{t}={k[t]}' for t in TERMS_OUT)}")
-
-
-def total(st, name):
-    return sum(w["counters"].get(name, 0) for w in st["workers"])
 
 
 def stalled_client(node, user, ch):
@@ -72,8 +62,8 @@ def test_bus_messages_are_delivered_or_dropped_by_reason(h):
     stalled_b = stalled_client(node, wsp.uid("accb"), ch)
     base = wsp.wait_until(
         lambda: (lambda st: st if len(st["workers"]) == 2 and all(
-            w["counters"] for w in st["workers"]) and total(
-            st, "connections") == 3 else None)(stats(node)),
+            w["counters"] for w in st["workers"]) and wsp.worker_total(
+            st, "connections") == 3 else None)(node.stats()),
         10, "stats to show the three connections")
     check_invariant(base)
 
@@ -87,7 +77,7 @@ def test_bus_messages_are_delivered_or_dropped_by_reason(h):
         got = normal.collect(count=BURST, timeout=10)
         assert len(wsp.msgs(got)) == BURST, f"burst {b}: {len(got)} frames"
         if b % 10 == 0:
-            check_invariant(stats(node))  # mid-flight reports too
+            check_invariant(node.stats())  # mid-flight reports too
     c.publish(f"channel:{ch}", "y" * (MAX_MSG + 1))  # too large
     for i in range(N_USER):
         c.publish(f"user:{un}", json.dumps({"user": i}))
@@ -99,23 +89,23 @@ def test_bus_messages_are_delivered_or_dropped_by_reason(h):
     want = 3 * (BURSTS * BURST + 1) + N_USER + 3
 
     def after(st, name):
-        return total(st, name) - total(base, name)
+        return wsp.worker_total(st, name) - wsp.worker_total(base, name)
     mid = wsp.wait_until(lambda: (lambda st: st if after(
-        st, "bus_targets") == want else None)(stats(node)), 10,
+        st, "bus_targets") == want else None)(node.stats()), 10,
         f"bus_targets to grow by {want}")
     print("with two stalled clients:", {t: after(mid, t)
                                          for t in TERMS_IN + TERMS_OUT})
     check_invariant(mid)
     assert after(mid, "drop_too_large") == 3
     assert after(mid, "drop_queue_full") > 0
-    assert total(mid, "queue_frames") > 0
+    assert wsp.worker_total(mid, "queue_frames") > 0
     assert after(mid, "drop_closed") == 0
     assert after(mid, "drop_slow_closed") == 0
 
     # B leaves with a full queue: its frames are counted, not lost.
-    queued_before = total(mid, "queue_frames")
+    queued_before = wsp.worker_total(mid, "queue_frames")
     stalled_b.close()
-    wsp.wait_until(lambda: total(stats(node), "connections") == 2, 10,
+    wsp.wait_until(lambda: wsp.worker_total(node.stats(), "connections") == 2, 10,
                    "the stalled client to be gone")
     # A reads again: its queue drains, up to a second fence.
     token = wsp.uid("fence")
@@ -136,8 +126,8 @@ def test_bus_messages_are_delivered_or_dropped_by_reason(h):
     normal.collect(count=1)
 
     end = wsp.wait_until(lambda: (lambda st: st if after(
-        st, "bus_targets") == want + 2 and total(st, "queue_frames") == 0
-        else None)(stats(node)), 10, "the queues to drain")
+        st, "bus_targets") == want + 2 and wsp.worker_total(st, "queue_frames") == 0
+        else None)(node.stats()), 10, "the queues to drain")
     print("after B left and A drained:", {t: after(end, t)
                                           for t in TERMS_IN + TERMS_OUT})
     check_invariant(end)

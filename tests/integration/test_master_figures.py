@@ -3,7 +3,6 @@ reach `wspushctl stats` and /metrics although the master never talks to
 the bridge: it keeps them in a page shared with its workers, which report
 them (gateway/mfig.h)."""
 
-import json
 import signal
 
 import wsp
@@ -12,9 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 
 def master(node):
-    cp = node.ctl("stats", "--json")
-    assert cp.returncode == 0, cp.stderr
-    return json.loads(cp.stdout)["master"]
+    return node.stats()["master"]
 
 
 def wait_master(node, want, what):

@@ -182,16 +182,6 @@ class Pump:
         self.sel.register(r.sock, selectors.EVENT_READ, r)
 
 
-def stats(node):
-    cp = node.ctl("stats", "--json")
-    assert cp.returncode == 0, cp.stderr
-    return json.loads(cp.stdout)
-
-
-def total(st, name):
-    return sum(w["counters"].get(name, 0) for w in st["workers"])
-
-
 def rss_bytes(pids):
     n = 0
     for pid in pids:
@@ -237,10 +227,10 @@ def test_stalled_client_is_contained(h, policy):
     pump.remove(stalled)
     stalled_worker = stalled.welcome["worker"]
 
-    wsp.wait_until(lambda: (lambda st: len(st["workers"]) == 2 and total(
-        st, "connections") == N_READERS + 1 and total(st, "queue_frames")
-        == 0)(stats(node)), 10, "stats to show every connection")
-    base = stats(node)
+    wsp.wait_until(lambda: (lambda st: len(st["workers"]) == 2 and wsp.worker_total(
+        st, "connections") == N_READERS + 1 and wsp.worker_total(st, "queue_frames")
+        == 0)(node.stats()), 10, "stats to show every connection")
+    base = node.stats()
     pids = {node.gateway.pid} | node.gateway.workers()
     rss0 = rss_bytes(pids)
     rss_max = rss0
@@ -270,7 +260,7 @@ def test_stalled_client_is_contained(h, policy):
             # stalled client drains its socket, within the gateway's 3 s
             # backstop for sockets that never become writeable.
             next_look = time.monotonic() + 0.3
-            if total(stats(node), "closed_slow") > total(base,
+            if wsp.worker_total(node.stats(), "closed_slow") > wsp.worker_total(base,
                                                          "closed_slow"):
                 cut_seen = True
                 pump.add(stalled)
@@ -289,8 +279,8 @@ def test_stalled_client_is_contained(h, policy):
         if not cut_seen:
             # Publishing can end before the next report (each second)
             # shows the cut, on a loaded machine.
-            wsp.wait_until(lambda: total(stats(node), "closed_slow") >
-                           total(base, "closed_slow"), 10,
+            wsp.wait_until(lambda: wsp.worker_total(node.stats(), "closed_slow") >
+                           wsp.worker_total(base, "closed_slow"), 10,
                            "the stalled client to be closed (closed_slow)",
                            check=node.check_running, interval=0.3)
             pump.add(stalled)
@@ -313,9 +303,9 @@ def test_stalled_client_is_contained(h, policy):
         "stalled client: messages out of order or duplicated"
 
     def settled():
-        st = stats(node)
-        return st if total(st, "queue_frames") == 0 and total(
-            st, "frames_out") - total(base, "frames_out") >= (
+        st = node.stats()
+        return st if wsp.worker_total(st, "queue_frames") == 0 and wsp.worker_total(
+            st, "frames_out") - wsp.worker_total(base, "frames_out") >= (
             N_READERS * N_MSGS) + len(got) else None
     end = wsp.wait_until(settled, 10, "the counters to settle")
 
@@ -353,13 +343,13 @@ def test_stalled_client_is_contained(h, policy):
         assert d("closed_slow") == 1, report
         assert d("drop_slow_closed") > 0, report
         assert 0 < targets <= N_MSGS, report
-        assert total(end, "connections") == N_READERS
+        assert wsp.worker_total(end, "connections") == N_READERS
     else:
         assert d("closed_slow") == 0, report
         assert targets == N_MSGS + extra, report
         assert d("drop_queue_full") > 0, report
         assert got[-1] == N_MSGS - 1, "drop_oldest lost the newest"
-        assert total(end, "connections") == N_READERS + 1
+        assert wsp.worker_total(end, "connections") == N_READERS + 1
     for w in end["workers"]:
         assert w["counters"]["queue_hwm"] <= MAX_QUEUED, report
     # SO_SNDBUF is capped (64 KiB, doubled by Linux): the kernel hid at

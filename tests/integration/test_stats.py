@@ -9,32 +9,22 @@ N_CLIENTS = 6
 M_MSGS = 5
 
 
-def stats(node):
-    cp = node.ctl("stats", "--json")
-    assert cp.returncode == 0, cp.stderr
-    return json.loads(cp.stdout)
-
-
-def totals(st, name):
-    return sum(w["counters"].get(name, 0) for w in st["workers"])
-
-
 def test_stats_counts_connections_and_deliveries(h):
     c = wsp.Cluster(h, nodes=1, workers=2)
     node = c.a
     # Workers report every second: wait for a baseline with both workers.
-    wsp.wait_until(lambda: len(stats(node)["workers"]) == 2, 10,
+    wsp.wait_until(lambda: len(node.stats()["workers"]) == 2, 10,
                    "both workers in stats")
-    conns0 = totals(stats(node), "connections")
+    conns0 = wsp.worker_total(node.stats(), "connections")
 
     clients = node.connect_many([wsp.uid("st") for _ in range(N_CLIENTS)])
     base = wsp.wait_until(
-        lambda: (lambda st: st if totals(st, "connections")
-                 == conns0 + N_CLIENTS else None)(stats(node)),
+        lambda: (lambda st: st if wsp.worker_total(st, "connections")
+                 == conns0 + N_CLIENTS else None)(node.stats()),
         10, f"{N_CLIENTS} connections")
     # frames_out counts every frame (welcomes too): the baseline is taken
     # from the same report that shows the new connections.
-    frames0 = totals(base, "frames_out")
+    frames0 = wsp.worker_total(base, "frames_out")
     for i in range(M_MSGS):
         assert c.publish("all", json.dumps({"n": i})) >= 1
     for cl in clients:
@@ -43,11 +33,11 @@ def test_stats_counts_connections_and_deliveries(h):
         assert len(got) == M_MSGS, got
 
     want = frames0 + M_MSGS * N_CLIENTS
-    wsp.wait_until(lambda: totals(stats(node), "frames_out") >= want, 10,
+    wsp.wait_until(lambda: wsp.worker_total(node.stats(), "frames_out") >= want, 10,
                    f"frames_out to reach {want}")
-    st = stats(node)
-    assert totals(st, "frames_out") == want, st["workers"]
-    assert totals(st, "connections") == conns0 + N_CLIENTS
+    st = node.stats()
+    assert wsp.worker_total(st, "frames_out") == want, st["workers"]
+    assert wsp.worker_total(st, "connections") == conns0 + N_CLIENTS
     br = st["bridge"]
     assert br["node"] == node.id
     assert br["redis"]["state"] == "up"
@@ -76,9 +66,9 @@ def test_stats_counts_connections_and_deliveries(h):
     # Disconnects move the numbers back.
     wsp.close_all(clients[:N_CLIENTS // 2])
     left = conns0 + N_CLIENTS - N_CLIENTS // 2
-    wsp.wait_until(lambda: totals(stats(node), "connections") == left, 10,
+    wsp.wait_until(lambda: wsp.worker_total(node.stats(), "connections") == left, 10,
                    f"connections to drop to {left}")
-    assert totals(stats(node), "frames_out") == want
+    assert wsp.worker_total(node.stats(), "frames_out") == want
 
 
 def test_stats_bad_socket_is_an_error(h):

@@ -606,6 +606,18 @@ class Node:
     def ctl(self, *args, timeout=15):
         return ctl(self.h, self.conf, *args, timeout=timeout)
 
+    def stats(self):
+        """`wspushctl stats --json`, decoded."""
+        cp = self.ctl("stats", "--json")
+        if cp.returncode != 0:
+            raise HarnessError(f"wspushctl stats: {cp.stderr}")
+        return json.loads(cp.stdout)
+
+
+def worker_total(st, name):
+    """A worker counter summed over the workers of a stats reply."""
+    return sum(w["counters"].get(name, 0) for w in st["workers"])
+
 
 def _file_id(path):
     try:
