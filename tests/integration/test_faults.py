@@ -28,11 +28,7 @@ BRIDGE_DOWN_S = 3
 
 def start_cluster(h):
     c = wsp.Cluster(h, nodes=1, workers=2)
-    u, ch = wsp.uid("flt"), wsp.uid("fltch")
-    clients = c.a.connect_spread(u)
-    for i, cl in enumerate(clients):
-        assert cl.request({"op": "subscribe", "channel": ch, "ref": i}) == \
-            {"op": "subscribed", "channel": ch, "ref": i}
+    u, ch, clients = c.a.connect_subscribed("flt")
     return c, u, ch, clients
 
 

@@ -9,11 +9,7 @@ import wsp
 
 def start(h):
     c = wsp.Cluster(h, nodes=1, workers=2)
-    u, ch = wsp.uid("ir"), wsp.uid("irch")
-    clients = c.a.connect_spread(u)
-    for i, cl in enumerate(clients):
-        assert cl.request({"op": "subscribe", "channel": ch, "ref": i}) == \
-            {"op": "subscribed", "channel": ch, "ref": i}
+    u, ch, clients = c.a.connect_subscribed("ir")
     return c, u, ch, clients
 
 

@@ -600,6 +600,18 @@ class Node:
             seen |= {c.welcome.get("worker") for c in batch}
         return clients
 
+    def connect_subscribed(self, tag):
+        """One user spread over every worker (connect_spread), every
+        connection subscribed to one channel. Returns (user, channel,
+        clients)."""
+        u, ch = uid(tag), uid(tag + "ch")
+        clients = self.connect_spread(u)
+        for i, cl in enumerate(clients):
+            got = cl.request({"op": "subscribe", "channel": ch, "ref": i})
+            if got != {"op": "subscribed", "channel": ch, "ref": i}:
+                raise HarnessError(f"{cl.label}: subscribe got {got!r}")
+        return u, ch, clients
+
     def healthz(self, port=None):
         return http_get(port or self.port, "/healthz")[0]
 
