@@ -1,8 +1,9 @@
 #!/bin/sh
 # Runs every libFuzzer target of BUILD_DIR (built with -DWSP_FUZZ=ON, `make
 # fuzz-build`) for SECONDS each, growing its corpus under
-# tests/fuzz/corpus/<name>/ in place (commit what it adds; `make test`
-# replays it). A crash, leak or timeout leaves its input in
+# tests/fuzz/corpus/<name>/ in place and then minimising it (libFuzzer's
+# -merge=1: the fewest inputs with the same coverage). Commit the result;
+# `make test` replays it. A crash, leak or timeout leaves its input in
 # BUILD_DIR/fuzz-artifacts/ and fails the run: turn it into a corpus file
 # (the regression test) once it is fixed.
 #
@@ -44,6 +45,14 @@ for name in "$@"; do
 		failed="$failed $name"
 		tail -n 30 "$arts/$name.log" >&2
 	fi
+	# Keep the committed corpus small: the smallest set of inputs with
+	# the same coverage (libFuzzer's merge), replacing the grown one.
+	min=$(mktemp -d)
+	if "$bin" -merge=1 "$min" "$corpus" >"$arts/$name.merge.log" 2>&1; then
+		find "$corpus" -type f -delete
+		find "$min" -type f -exec mv {} "$corpus"/ \;
+	fi
+	rm -rf "$min"
 	echo "fuzz: $name: $(ls "$corpus" | wc -l) inputs" \
 	    "($(grep -h '^stat::number_of_executed_units' "$arts/$name.log" |
 	    awk '{print $2}') runs)"
