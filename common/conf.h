@@ -70,7 +70,7 @@ struct conf {
 	uint64_t max_queued_bytes;
 	enum conf_slow_client slow_client;
 	enum conf_event_loop event_loop; /* workers' lws loop backend */
-	uint32_t max_connections; /* per worker, 0 = fd limit */
+	uint32_t max_connections;        /* per worker, 0 = fd limit */
 	uint32_t max_subscriptions;
 	uint32_t rate_limit_per_s;
 	uint32_t rate_burst;

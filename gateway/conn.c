@@ -7,10 +7,12 @@
  */
 #include "conn.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "clock.h"
 #include "fanout.h"
@@ -117,9 +119,8 @@ conn_enqueue(struct conn *c, struct frame *f)
 	}
 	if (c->q.bytes > w->c.queue_hwm)
 		w->c.queue_hwm = c->q.bytes;
-	if (!w->defer_writes)
-		lws_callback_on_writable(c->wsi);
-	else if (!dlist_node_linked(&c->flush_node))
+	/* Written once the loop pass is over (conn_flush_pending()). */
+	if (!dlist_node_linked(&c->flush_node))
 		dlist_insert_tail(&w->flush, &c->flush_node);
 }
 
@@ -216,6 +217,32 @@ ws_header_len(uint64_t len)
 }
 
 /*
+ * Sends p[0..len) (whole frames, already framed) on c's socket while lws
+ * holds no output of its own for it: straight to send(), the common case,
+ * without lws' per-write work. What the socket does not take is handed to
+ * lws_write(), which tries once more, keeps the rest in the wsi's buflist
+ * (in order, before anything written later) and asks for POLLOUT. Returns
+ * 0, or -1 when the socket failed.
+ */
+static int
+conn_send_bytes(struct conn *c, unsigned char *p, size_t len)
+{
+	ssize_t r = send(lws_get_socket_fd(c->wsi), p, len, MSG_NOSIGNAL);
+
+	if (r == (ssize_t)len)
+		return 0;
+	if (r < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			return -1;
+		r = 0;
+	}
+	return lws_write(c->wsi, p + r, len - (size_t)r, LWS_WRITE_RAW) <
+		       (int)(len - (size_t)r)
+		   ? -1
+		   : 0;
+}
+
+/*
  * Writes up to CONN_WRITE_BATCH queued frames, several per send when they
  * fit CONN_COALESCE_MAX together, and stops early once lws holds output
  * back (the socket took less than offered). lws_write() never needs a
@@ -228,11 +255,12 @@ conn_write_queue(struct conn *c)
 	struct worker *w = c->w;
 	struct frame *f;
 	uint32_t k = 0, n, i;
-	size_t total, off;
+	size_t total, off, hl;
 	uint64_t bytes;
-	int r;
 
 	while (!connq_empty(&c->q) && k < CONN_WRITE_BATCH) {
+		if (lws_partial_buffered(c->wsi))
+			break; /* lws still holds output: it calls back */
 		/* How many frames go into this send. */
 		total = 0;
 		bytes = 0;
@@ -245,28 +273,27 @@ conn_write_queue(struct conn *c)
 			bytes += f->len;
 		}
 		if (n <= 1) {
-			/* One frame, or one too large to copy: lws frames
-			 * it in place in its headroom. */
+			/* One frame, or one too large to copy: framed in
+			 * place in its headroom (the header is the same for
+			 * every connection that shares the frame). */
 			f = connq_peek(&c->q);
 			n = 1;
 			bytes = f->len;
-			r = lws_write(c->wsi, frame_data(f), f->len,
-			    f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
-			if (r < (int)f->len)
+			hl = ws_header_len(f->len);
+			ws_header(frame_data(f) - hl, f->len, f->binary);
+			if (conn_send_bytes(
+				c, frame_data(f) - hl, hl + f->len) == -1)
 				return -1;
 		} else {
 			off = LWS_PRE;
 			for (i = 0; i < n; i++) {
 				f = connq_at(&c->q, i);
-				off += ws_header(
-				    conn_tx + off, f->len, f->binary);
+				off +=
+				    ws_header(conn_tx + off, f->len, f->binary);
 				memcpy(conn_tx + off, frame_data(f), f->len);
 				off += f->len;
 			}
-			/* Already framed: lws sends the bytes as they are. */
-			r = lws_write(
-			    c->wsi, conn_tx + LWS_PRE, total, LWS_WRITE_RAW);
-			if (r < (int)total)
+			if (conn_send_bytes(c, conn_tx + LWS_PRE, total) == -1)
 				return -1;
 		}
 		for (i = 0; i < n; i++)
@@ -274,8 +301,6 @@ conn_write_queue(struct conn *c)
 		k += n;
 		w->c.frames_out += n;
 		w->c.bytes_out += bytes;
-		if (lws_partial_buffered(c->wsi))
-			break;
 	}
 	return 0;
 }
@@ -307,20 +332,23 @@ conn_flush(struct conn *c)
 {
 	if (connq_empty(&c->q) || c->dead)
 		return;
+	/*
+	 * Closing by us (the writeable callback sends the close frame) or
+	 * by the peer, or lws still holds output (the writeable callback
+	 * goes on once that is sent). Not checked, to keep the wsi's ws
+	 * part out of the hot path (lws_get_close_length(), a cache miss
+	 * per delivery): lws closing after a client's protocol error (bad
+	 * UTF-8, bad opcode); frames written between its close frame and
+	 * the client's close echo are ignored by the client.
+	 */
 	if (c->close_code != 0 || c->peer_closed ||
-	    lws_get_close_length(c->wsi) != 0 ||
 	    lws_partial_buffered(c->wsi)) {
-		/* Closing: by us (the writeable callback sends the close
-		 * frame), by the peer, or by lws after a protocol error
-		 * (it set a close reason; no data may follow its close
-		 * frame). Or lws still holds output: the writeable callback
-		 * goes on once that is sent. */
 		lws_callback_on_writable(c->wsi);
 		return;
 	}
 	if (conn_write_queue(c) == -1) {
-		/* lws marked the socket unusable; the frames left go with
-		 * it (counted by conn_free()). */
+		/* The socket failed; the frames left go with it (counted
+		 * by conn_free()). */
 		c->dead = true;
 		c->reason = "error";
 		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_REASON_BASE + 2,

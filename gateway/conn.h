@@ -7,13 +7,13 @@
  * queued once both are active at the bridge, and only then do messages for
  * them flow. Channel subscriptions are further memberships; `subscribed`
  * is queued once the channel is active (and after `welcome`). Frames are
- * always queued first. Outside a bus batch the queue is written in
- * LWS_CALLBACK_SERVER_WRITEABLE (conn_write()); during a bus batch
- * (worker.defer_writes) the connection is only marked, and
- * conn_flush_pending() writes every marked queue once the batch is over,
- * straight from the loop: one send per connection per batch, with the
- * queued frames coalesced, and no POLLOUT round trip while the socket
- * takes everything. Closing is always asynchronous: conn_close() marks the
+ * only queued by conn_enqueue(), which marks the connection; when the loop
+ * pass is over (a bus batch, a client message, a timer), the worker calls
+ * conn_flush_pending(), which writes every marked queue straight from the
+ * loop: one send per connection per pass with the queued frames coalesced,
+ * and no POLLOUT round trip while the socket takes everything. Only what
+ * a choked socket could not take waits for LWS_CALLBACK_SERVER_WRITEABLE
+ * (conn_write()). Closing is always asynchronous: conn_close() marks the
  * connection and asks for a writeable callback that sends the close frame.
  * Worker loop only.
  */
@@ -42,14 +42,20 @@ struct fan_member;
 #define CONN_ID_MAX 128
 
 struct conn {
-	struct dlist_node node;       /* in worker->conns */
+	/* What every delivery touches (conn_enqueue(), conn_flush()),
+	 * together: two cache lines per connection, not four. */
 	struct dlist_node flush_node; /* in worker->flush while marked */
 	struct worker *w;
 	struct lws *wsi;
-	struct dlist members; /* struct fan_member.by_owner */
+	struct connq q;
+	int close_code; /* nonzero: send this close frame next */
+	bool peer_closed;
+	bool dead; /* a direct write failed: lws is killing the socket */
+
+	struct dlist_node node; /* in worker->conns */
+	struct dlist members;   /* struct fan_member.by_owner */
 	struct fan_member *m_user, *m_all;
 	uint32_t n_channels;
-	struct connq q;
 	struct rate rate;
 
 	/* A message being reassembled from fragments. */
@@ -60,7 +66,6 @@ struct conn {
 
 	uint64_t established_ms;
 	uint64_t last_valid_ms; /* established or last PONG */
-	int close_code;         /* nonzero: send this close frame next */
 	const char *close_msg;  /* its reason text; NULL: by code */
 	const char *reason;     /* for the disconnect event */
 
@@ -76,8 +81,6 @@ struct conn {
 
 	bool welcomed;
 	bool connect_sent;
-	bool peer_closed;
-	bool dead; /* a direct write failed: lws is killing the socket */
 	/* Both owned (exact size, to keep idle connections small), or ""
 	 * (static) until known. */
 	size_t user_len;
@@ -132,13 +135,13 @@ void conn_close_msg(
 int conn_write(struct conn *c);
 
 /*
- * The end of a bus batch (worker.defer_writes was set): writes the queue
- * of every connection conn_enqueue() marked meanwhile, outside any lws
- * callback of theirs. Safe for plain ws over TCP in lws 4.1.6: lws_write()
- * appends to the wsi's buflist when output is already pending and buffers
- * the unsent tail of a short send() itself, asking for POLLOUT; a socket
- * with buffered output is left to the writeable callback. A failing send
- * kills the connection asynchronously.
+ * After each pass of the worker's loop, outside every lws callback: writes
+ * the queue of every connection conn_enqueue() marked meanwhile. Safe for
+ * plain ws over TCP in lws 4.1.6: lws_write() appends to the wsi's buflist
+ * when output is already pending and buffers the unsent tail of a short
+ * send() itself, asking for POLLOUT; a socket with buffered output, or
+ * closing, is left to the writeable callback. A failing send kills the
+ * connection asynchronously.
  */
 void conn_flush_pending(struct worker *w);
 /*
@@ -152,8 +155,8 @@ void conn_flush_pending(struct worker *w);
 #define CONN_WRITE_BATCH 256
 /*
  * Queued frames are copied into one send of at most this many bytes
- * (headers included): a burst costs one syscall per connection per batch
- * instead of one per frame. A larger frame is written on its own.
+ * (headers included): a burst costs one syscall per connection per loop
+ * pass instead of one per frame. A larger frame is written on its own.
  */
 #define CONN_COALESCE_MAX (64 * 1024)
 

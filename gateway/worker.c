@@ -236,14 +236,8 @@ worker_raw_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			worker_accept(w);
 			break;
 		case WORKER_RAW_BUS:
-			if (w->link != NULL) {
-				/* One send per connection for the whole
-				 * batch, straight from here. */
-				w->defer_writes = true;
+			if (w->link != NULL)
 				link_bus_readable(w->link);
-				w->defer_writes = false;
-				conn_flush_pending(w);
-			}
 			break;
 		case WORKER_RAW_SIGNAL:
 			worker_signal_readable(w);
@@ -462,6 +456,8 @@ worker_main(const struct conf *c, const struct jwtauth *jwt,
 	lws_set_log_level(LLL_ERR | LLL_WARN, worker_lws_log);
 
 	tx = (uint64_t)c->max_message_bytes * 2 + 1024;
+	if (tx < CONN_COALESCE_MAX)
+		tx = CONN_COALESCE_MAX; /* a coalesced send is one send() */
 	if (tx > WORKER_TX_PACKET_MAX)
 		tx = WORKER_TX_PACKET_MAX;
 	memset(protocols, 0, sizeof(protocols));
@@ -565,12 +561,13 @@ worker_main(const struct conf *c, const struct jwtauth *jwt,
 		if (loop != NULL) {
 			/* One pass: returns after the callbacks it ran. */
 			ev_run(loop, EVRUN_ONCE);
-			continue;
-		}
-		if (lws_service(w->ctx, 0) < 0) {
+		} else if (lws_service(w->ctx, 0) < 0) {
 			log_errx("lws_service failed");
 			goto out;
 		}
+		/* What this pass queued, before the loop waits again: one
+		 * send per connection, no POLLOUT round trip. */
+		conn_flush_pending(w);
 	}
 	rc = 0;
 	log_info("worker exiting");

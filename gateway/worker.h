@@ -82,11 +82,9 @@ struct worker {
 	struct fanout *fan;
 
 	struct dlist conns; /* struct conn.node: every websocket */
-	/* While defer_writes (a bus batch), conn_enqueue() marks connections
-	 * in flush (struct conn.flush_node) instead of asking lws for a
-	 * writeable callback; conn_flush_pending() writes them after. */
+	/* Connections with frames queued during this loop pass (struct
+	 * conn.flush_node); conn_flush_pending() writes them after it. */
 	struct dlist flush;
-	bool defer_writes;
 	uint32_t n_conns;
 	uint32_t n_channel_subs; /* channel memberships of all conns */
 	uint64_t next_conn;      /* the <n> of conn ids */

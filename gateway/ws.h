@@ -30,7 +30,9 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
  * Client messages are small and rare, so it is kept at the smallest size
  * that still holds a whole control frame's payload (125 bytes: lws keeps
  * ping and close payloads in it); a larger message arrives in chunks and
- * is reassembled in conn.rx. 4096 cost 4 KiB per idle connection.
+ * is reassembled in conn.rx. lws 4.1.6 also reads the socket in pieces
+ * of this size (+ LWS_PRE), so such a message takes several recv()s.
+ * 4096 cost 4 KiB per idle connection.
  */
 #define WS_RX_BUFFER_SIZE 128
 /* conn.rx starts at this size and is freed after a message larger. */
