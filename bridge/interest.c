@@ -56,6 +56,7 @@ struct interest {
 	struct dlist dirty;   /* struct iaddr waiting for a flush */
 	size_t n_subscribed;
 	size_t n_waiting;
+	size_t n_wanted; /* addresses with want(): kept, not counted */
 };
 
 static bool
@@ -201,6 +202,7 @@ interest_new(bool broadcast, interest_ack_fn *ack, void *arg)
 		if (all == NULL)
 			goto fail;
 		all->perm = true;
+		in->n_wanted++;
 		mark_dirty(in, all);
 	}
 	return in;
@@ -278,8 +280,11 @@ hold(struct interest *in, struct iworker *w, struct iaddr *a)
 	if (hmap_put(w->addrs, a->name, a->len, a) == -1)
 		return -1;
 	a->refs++;
-	if (a->refs == 1)
+	if (a->refs == 1) {
+		if (!a->perm)
+			in->n_wanted++;
 		mark_dirty(in, a);
+	}
 	return 0;
 }
 
@@ -290,8 +295,11 @@ release(struct interest *in, struct iworker *w, struct iaddr *a)
 {
 	drop_waiters(in, a, w->key.slot, w->key.gen);
 	a->refs--;
-	if (a->refs == 0)
+	if (a->refs == 0) {
+		if (!a->perm)
+			in->n_wanted--;
 		mark_dirty(in, a);
+	}
 }
 
 int
@@ -620,17 +628,7 @@ interest_confirmed(
 size_t
 interest_addresses(const struct interest *in)
 {
-	struct hmap_iter it;
-	const void *k;
-	size_t klen, count = 0;
-	void *v;
-
-	hmap_iter_init((struct hmap *)in->addrs, &it);
-	while (hmap_iter_next(&it, &k, &klen, &v)) {
-		if (want(v))
-			count++;
-	}
-	return count;
+	return in->n_wanted;
 }
 
 size_t

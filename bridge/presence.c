@@ -36,6 +36,8 @@ struct presence {
 	struct hmap *workers; /* struct pworker_key -> struct pworker * */
 	struct dlist dirty;
 	uint64_t conns;
+	size_t online; /* users with total > 0: kept, not counted (stats ask
+			* several times a second) */
 };
 
 /* More connections than any worker can hold (per user, per worker). */
@@ -152,7 +154,11 @@ node_add(struct presence *p, const char *user, size_t len, int64_t delta)
 			return -1;
 		}
 	}
+	if (u->total == 0 && delta > 0)
+		p->online++;
 	u->total = (uint64_t)((int64_t)u->total + delta);
+	if (u->total == 0 && delta < 0)
+		p->online--;
 	p->conns = (uint64_t)((int64_t)p->conns + delta);
 	if (!u->dirty) {
 		u->dirty = true;
@@ -328,15 +334,5 @@ presence_connections(const struct presence *p)
 size_t
 presence_users(const struct presence *p)
 {
-	struct hmap_iter it;
-	const void *k;
-	size_t klen, n = 0;
-	void *v;
-
-	hmap_iter_init(p->users, &it);
-	while (hmap_iter_next(&it, &k, &klen, &v)) {
-		if (((struct puser *)v)->total > 0)
-			n++;
-	}
-	return n;
+	return p->online;
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -158,6 +159,63 @@ forgetting_a_worker_removes_its_connections(void **state)
 	assert_int_equal(seen("alice"), 1);
 }
 
+/*
+ * The user count is kept incrementally (stats ask for it several times a
+ * second); a random walk of opens, closes, syncs and forgotten workers
+ * must agree with a model that counts.
+ */
+static void
+the_user_count_follows_a_random_walk(void **state)
+{
+	enum { SLOTS = 3, USERS = 12, STEPS = 20000 };
+	struct presence *p = *state;
+	static uint64_t model[SLOTS][USERS];
+	char name[8];
+	unsigned int seed = 42;
+
+	memset(model, 0, sizeof(model));
+	for (int step = 0; step < STEPS; step++) {
+		int slot = rand_r(&seed) % SLOTS, u = rand_r(&seed) % USERS;
+		int op = rand_r(&seed) % 100;
+		size_t online = 0;
+		uint64_t conns = 0;
+
+		snprintf(name, sizeof(name), "u%d", u);
+		if (op < 55) {
+			presence_event(p, slot + 1, 1, name, strlen(name), 1);
+			model[slot][u]++;
+		} else if (op < 97) {
+			/* A close of an unknown connection is ignored. */
+			presence_event(p, slot + 1, 1, name, strlen(name), -1);
+			if (model[slot][u] > 0)
+				model[slot][u]--;
+		} else if (op < 99) {
+			struct up_counter c = {{name, strlen(name)}, 2};
+
+			presence_sync(p, slot + 1, 1, &c, 1);
+			memset(model[slot], 0, sizeof(model[slot]));
+			model[slot][u] = 2;
+		} else {
+			presence_forget(p, slot + 1, 1);
+			memset(model[slot], 0, sizeof(model[slot]));
+		}
+		if (step % 7 == 0) {
+			S.n = 0;
+			presence_flush(p, emit, NULL, &S);
+		}
+		for (int i = 0; i < USERS; i++) {
+			uint64_t t = 0;
+
+			for (int k = 0; k < SLOTS; k++)
+				t += model[k][i];
+			online += t > 0;
+			conns += t;
+		}
+		assert_int_equal(presence_users(p), online);
+		assert_int_equal(presence_connections(p), conns);
+	}
+}
+
 int
 main(void)
 {
@@ -172,6 +230,8 @@ main(void)
 		a_sync_replaces_the_workers_table, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		forgetting_a_worker_removes_its_connections, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		the_user_count_follows_a_random_walk, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
