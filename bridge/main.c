@@ -25,15 +25,8 @@
 #include "conf.h"
 #include "log.h"
 #include "loop.h"
+#include "sanitize.h"
 #include "stats.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define WSP_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define WSP_ASAN 1
-#endif
-#endif
 
 #ifdef WSP_ASAN
 /*

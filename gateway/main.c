@@ -12,14 +12,7 @@
 #include "jwtauth.h"
 #include "log.h"
 #include "master.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define WSP_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define WSP_ASAN 1
-#endif
-#endif
+#include "sanitize.h"
 
 #ifdef WSP_ASAN
 /*
