@@ -158,6 +158,10 @@ conn_close_msg(struct conn *c, int code, const char *reason, const char *msg)
 	c->close_msg = msg;
 	c->reason = reason;
 	c->w->c.drop_closed += connq_clear(&c->q); /* DROP: cut with c */
+	/* Its memberships go after this loop pass (conn_flush()): not here,
+	 * where a fan-out may be walking them. */
+	if (!dlist_node_linked(&c->flush_node))
+		dlist_insert_tail(&c->w->flush, &c->flush_node);
 	lws_callback_on_writable(c->wsi);
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_REASON_BASE + 1,
 	    CONN_CLOSE_BACKSTOP_S);
@@ -326,10 +330,39 @@ conn_write(struct conn *c)
 	return 0;
 }
 
+/*
+ * Releases every membership of c: a connection being closed is no longer
+ * a target, so messages published while its close completes (up to
+ * CONN_CLOSE_BACKSTOP_S for a client that stopped reading) are neither
+ * fanned out to it nor counted as its drops, and the node drops its
+ * interest in addresses nobody else wants at once.
+ */
+static void
+conn_leave_all(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct dlist_node *n, *tmp;
+
+	DLIST_FOREACH_SAFE(n, tmp, &c->members) {
+		struct fan_member *m =
+		    DLIST_ENTRY(n, struct fan_member, by_owner);
+
+		json_decref(m->udata);
+		m->udata = NULL;
+		fanout_leave(w->fan, m);
+	}
+	c->m_user = c->m_all = NULL;
+	w->n_channel_subs -= c->n_channels;
+	c->n_channels = 0;
+	c->left = true;
+}
+
 /* Writes c's queue from outside its callbacks (see conn_flush_pending()). */
 static void
 conn_flush(struct conn *c)
 {
+	if (c->close_code != 0 && !c->left)
+		conn_leave_all(c);
 	if (connq_empty(&c->q) || c->dead)
 		return;
 	/*
@@ -523,20 +556,11 @@ void
 conn_free(struct conn *c)
 {
 	struct worker *w;
-	struct dlist_node *n, *tmp;
 
 	if (c == NULL)
 		return;
 	w = c->w;
-	DLIST_FOREACH_SAFE(n, tmp, &c->members) {
-		struct fan_member *m =
-		    DLIST_ENTRY(n, struct fan_member, by_owner);
-
-		json_decref(m->udata);
-		m->udata = NULL;
-		fanout_leave(w->fan, m);
-	}
-	w->n_channel_subs -= c->n_channels;
+	conn_leave_all(c);
 	if (c->connect_sent)
 		link_event(w->link, "disconnect", c->user, c->user_len, c->id,
 		    c->reason != NULL ? c->reason : "error");

@@ -51,6 +51,7 @@ struct conn {
 	int close_code; /* nonzero: send this close frame next */
 	bool peer_closed;
 	bool dead; /* a direct write failed: lws is killing the socket */
+	bool left; /* closing: its memberships are already released */
 
 	struct dlist_node node; /* in worker->conns */
 	struct dlist members;   /* struct fan_member.by_owner */

@@ -304,9 +304,10 @@ def test_stalled_client_is_contained(h, policy):
 
     def settled():
         st = node.stats()
-        return st if wsp.worker_total(st, "queue_frames") == 0 and wsp.worker_total(
-            st, "frames_out") - wsp.worker_total(base, "frames_out") >= (
-            N_READERS * N_MSGS) + len(got) else None
+        out = (wsp.worker_total(st, "frames_out") -
+               wsp.worker_total(base, "frames_out"))
+        return st if wsp.worker_total(st, "queue_frames") == 0 and \
+            out >= N_READERS * N_MSGS + len(got) else None
     end = wsp.wait_until(settled, 10, "the counters to settle")
 
     def d(name, worker=None):
@@ -342,7 +343,12 @@ def test_stalled_client_is_contained(h, policy):
     if policy == "close":
         assert d("closed_slow") == 1, report
         assert d("drop_slow_closed") > 0, report
-        assert 0 < targets <= N_MSGS, report
+        # Once cut, the client is no longer a target: it was targeted by
+        # what the kernel took, what filled its queue, and at most the
+        # rest of that loop pass, not by everything published until its
+        # socket was finally closed.
+        assert 0 < targets <= (KERNEL_MAX + MAX_QUEUED) // PAYLOAD + BURST, \
+            report
         assert wsp.worker_total(end, "connections") == N_READERS
     else:
         assert d("closed_slow") == 0, report
