@@ -187,3 +187,17 @@ fatalx(const char *fmt, ...)
 	va_end(ap);
 	exit(1);
 }
+
+bool
+log_limit_pass(struct log_limit *ll, uint64_t now_ms, uint64_t interval_ms,
+    uint64_t *suppressed)
+{
+	if (now_ms < ll->next_ms) {
+		ll->suppressed++;
+		return false;
+	}
+	*suppressed = ll->suppressed;
+	ll->suppressed = 0;
+	ll->next_ms = now_ms + interval_ms;
+	return true;
+}

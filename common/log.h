@@ -10,6 +10,8 @@
 #define WSP_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <syslog.h>
 
 extern int log_level_cur; /* read by the macros; set with log_set_level() */
@@ -42,6 +44,21 @@ void log_vemit(int level, int with_errno, const char *fmt, va_list ap)
 #define log_warnx(...) LOG_AT(LOG_WARNING, 0, __VA_ARGS__)
 #define log_err(...) LOG_AT(LOG_ERR, 1, __VA_ARGS__)
 #define log_errx(...) LOG_AT(LOG_ERR, 0, __VA_ARGS__)
+
+/*
+ * A rate limit for one kind of log line (a flood of bad frames, a link that
+ * keeps failing): at most one line per interval_ms. log_limit_pass() says
+ * whether a line may be written now and, if so, sets *suppressed to how
+ * many were held back since the last one (to be mentioned in that line).
+ * Embed one per kind of line; zero-initialised is ready to use.
+ */
+struct log_limit {
+	uint64_t next_ms;    /* monotonic: the earliest next line */
+	uint64_t suppressed; /* lines held back since the last one */
+};
+
+bool log_limit_pass(struct log_limit *ll, uint64_t now_ms, uint64_t interval_ms,
+    uint64_t *suppressed);
 
 /* Log at LOG_CRIT and exit(1). Only before an event loop runs. */
 void fatal(const char *fmt, ...)
