@@ -784,7 +784,7 @@ count_users(void *arg, struct fan_entry *e)
 }
 
 /* link_tick() names every reason; a new one needs a line there. */
-_Static_assert(JWTAUTH_REJECT_COUNT == 11, "auth_rejected_* counters");
+_Static_assert(JWTAUTH_REJECT_COUNT == 12, "auth_rejected_* counters");
 
 #define COUNTER(nm, val)                                  \
 	do {                                              \
@@ -836,9 +836,14 @@ link_tick(struct link *l, uint64_t now_ms)
 	COUNTER("hs_rejected_limit", c->hs_rejected_limit);
 	COUNTER("hs_rejected_path", c->hs_rejected_path);
 	COUNTER("hs_rejected_version", c->hs_rejected_version);
+	COUNTER("hs_rejected_slow", c->hs_rejected_slow);
+	COUNTER("hs_rejected_too_large", c->hs_rejected_too_large);
+	COUNTER("hs_rejected_malformed", c->hs_rejected_malformed);
 	COUNTER("closed_slow", c->closed_slow);
 	COUNTER("closed_abuse", c->closed_abuse);
 	COUNTER("closed_too_big", c->closed_too_big);
+	COUNTER("closed_protocol", c->closed_protocol);
+	COUNTER("closed_msg_timeout", c->closed_msg_timeout);
 	COUNTER("auth_ok", c->auth_ok);
 	COUNTER("auth_user_mismatch", c->auth_user_mismatch);
 	COUNTER("closed_auth", c->closed_auth);
@@ -864,6 +869,8 @@ link_tick(struct link *l, uint64_t now_ms)
 	    c->auth_rejected[JWTAUTH_REJECT_TOO_LONG]);
 	COUNTER("auth_rejected_internal",
 	    c->auth_rejected[JWTAUTH_REJECT_INTERNAL]);
+	COUNTER(
+	    "auth_rejected_no_exp", c->auth_rejected[JWTAUTH_REJECT_NO_EXP]);
 	COUNTER("interest_pending", fanout_pending_count(w->fan));
 	if (w->fig != NULL) {
 		for (int i = 0;

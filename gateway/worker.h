@@ -52,14 +52,19 @@ struct worker_counters {
 	uint64_t drop_up_queue;     /* upstream envelopes lost: queue full */
 	uint64_t queue_hwm;         /* largest connection queue seen, bytes */
 	uint64_t hs_accepted;
-	uint64_t hs_rejected_auth;    /* 401 */
-	uint64_t hs_rejected_origin;  /* 403 */
-	uint64_t hs_rejected_limit;   /* 503: max_connections */
-	uint64_t hs_rejected_path;    /* 404 */
-	uint64_t hs_rejected_version; /* 400: Sec-WebSocket-Version != 13 */
-	uint64_t closed_slow;         /* 1013 */
-	uint64_t closed_abuse;        /* 1008 */
-	uint64_t closed_too_big;      /* 1009 */
+	uint64_t hs_rejected_auth;      /* 401 */
+	uint64_t hs_rejected_origin;    /* 403 */
+	uint64_t hs_rejected_limit;     /* 503: max_connections */
+	uint64_t hs_rejected_path;      /* 404 */
+	uint64_t hs_rejected_version;   /* 400: Sec-WebSocket-Version != 13 */
+	uint64_t hs_rejected_slow;      /* request head not in time: 408 */
+	uint64_t hs_rejected_too_large; /* 431, 414 */
+	uint64_t hs_rejected_malformed; /* 400: HTTP or upgrade syntax */
+	uint64_t closed_slow;           /* 1013 */
+	uint64_t closed_abuse;          /* 1008 */
+	uint64_t closed_too_big;        /* 1009 */
+	uint64_t closed_protocol;       /* 1002, 1007 seen by ws.c */
+	uint64_t closed_msg_timeout;    /* a message not finished in time */
 	/* auth.mode = jwt */
 	uint64_t auth_rejected[JWTAUTH_REJECT_COUNT]; /* tokens refused */
 	uint64_t auth_ok;             /* tokens accepted (handshake, auth) */

@@ -200,8 +200,6 @@ ws_auth_timer(lws_sorted_usec_list_t *sul)
 		    c, 4001, "auth_timeout", "authentication timeout");
 		return;
 	}
-	if (c->claims->exp == 0)
-		return;
 	now = time(NULL);
 	end = c->claims->exp + (time_t)w->conf->leeway_s;
 	if (now < end) {
@@ -226,8 +224,6 @@ ws_set_claims(struct worker *w, struct conn *c, struct jwtauth_claims *claims)
 	jwtauth_claims_free(c->claims);
 	c->claims = claims;
 	lws_sul_cancel(&c->auth_sul);
-	if (claims->exp == 0)
-		return;
 	end = claims->exp + (time_t)w->conf->leeway_s;
 	lws_sul_schedule(w->ctx, 0, &c->auth_sul, ws_auth_timer,
 	    (lws_usec_t)(end > now ? end - now : 0) * LWS_US_PER_SEC + 1);
