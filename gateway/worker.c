@@ -25,6 +25,7 @@
 #include "clock.h"
 #include "conn.h"
 #include "fanout.h"
+#include "hsgate.h"
 #include "link.h"
 #include "log.h"
 #include "ws.h"
@@ -194,10 +195,8 @@ worker_accept(struct worker *w)
 			sizeof(sndbuf)) == -1)
 			log_debug(
 			    "setsockopt(accepted fd): %s", strerror(errno));
-		/* On failure lws closes fd itself. */
-		if (lws_adopt_socket_vhost(w->vh, fd) == NULL)
-			log_warnx("lws_adopt_socket_vhost failed: connection "
-				  "dropped (fd limit?)");
+		/* Held until its request head is in (hsgate.h). */
+		hsgate_accept(w, fd);
 	}
 }
 

@@ -16,6 +16,7 @@
 #include "clientmsg.h"
 #include "clock.h"
 #include "conn.h"
+#include "hsgate.h"
 #include "http.h"
 #include "jwtauth.h"
 #include "link.h"
@@ -601,6 +602,14 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return http_writeable(wsi, pss);
+
+	case LWS_CALLBACK_RAW_RX_FILE:
+		/* The only raw descriptor of this protocol: hsgate's. */
+		return hsgate_service(wsi);
+
+	case LWS_CALLBACK_RAW_CLOSE_FILE:
+		hsgate_closed(wsi);
+		return 0;
 
 	default:
 		break;
