@@ -481,8 +481,10 @@ worker_main(const struct conf *c, const struct jwtauth *jwt,
 	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
 	info.protocols = protocols;
 	info.user = w;
-	/* Text frames must be UTF-8 (RFC 6455 8.1): lws closes with 1007. */
-	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+	/* No LWS_SERVER_OPTION_VALIDATE_UTF8: ws.c checks text messages
+	 * and close reasons itself (lws drops a close frame with a bad
+	 * reason without answering it). */
+	info.options = 0;
 	info.pt_serv_buf_size = 4096;
 	info.fd_limit_per_thread = worker_fd_limit();
 	info.max_http_header_data = WORKER_MAX_HEADER;

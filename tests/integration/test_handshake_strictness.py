@@ -1,0 +1,138 @@
+"""The upgrade request is checked strictly and every refusal gets an HTTP
+status, is counted by reason, and is logged at most about once a second:
+
+- `?user=` (auth.mode = none) is percent-decoded whole, then checked by the
+  address rules: an escaped CR/LF/NUL or an invalid id is 400 (not a
+  silently truncated user, not a dropped connection); no `?user=` is 401;
+- an invalid or missing Sec-WebSocket-Key is 400 (not 101);
+- an HTTP/1.0 upgrade is 400 (not 101);
+- a 20 KB URI is 414, a 100 KB header block or 5,000 headers are 431
+  (not a dropped connection, and lws never logs "Ran out of header data
+  space");
+- refusals count in hs_rejected_malformed / hs_rejected_too_large.
+Each request is made on a raw socket; the gateway must keep serving.
+"""
+
+import glob
+import os
+import socket
+import urllib.parse
+
+import pytest
+
+import wsp
+
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+
+@pytest.fixture
+def node(h):
+    return wsp.Cluster(h, nodes=1, workers=1).a
+
+
+def request(target="/ws?user=ok", version="1.1", key=KEY, extra=""):
+    head = (f"GET {target} HTTP/{version}\r\nHost: 127.0.0.1\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n")
+    if key is not None:
+        head += f"Sec-WebSocket-Key: {key}\r\n"
+    return (head + "Sec-WebSocket-Version: 13\r\n" + extra + "\r\n").encode(
+        "latin-1")
+
+
+def status_of(port, raw, timeout=5):
+    """The status the gateway answers raw bytes with; None if it closed
+    the connection without one."""
+    with socket.create_connection(("127.0.0.1", port),
+                                  timeout=wsp.T(timeout)) as s:
+        try:
+            s.sendall(raw)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused before it read everything: the status counts
+        buf = b""
+        try:
+            while b"\r\n" not in buf:
+                d = s.recv(4096)
+                if not d:
+                    break
+                buf += d
+        except ConnectionResetError:
+            pass
+    parts = buf.split(b"\r\n", 1)[0].split()
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
+        return None
+    return int(parts[1])
+
+
+def welcome_user(node, target):
+    """Upgrades with target and returns the user the welcome names."""
+    c = wsp.connect(f"ws://127.0.0.1:{node.port}{target}", "strict")
+    try:
+        return c.welcome["user"]
+    finally:
+        c.close()
+
+
+def gateway_log(node):
+    text = ""
+    for p in glob.glob(os.path.join(node.gateway.h.dir, "gateway-a*")):
+        with open(p, errors="replace") as f:
+            text += f.read()
+    return text
+
+
+def test_user_ids_are_decoded_whole_then_validated(node):
+    p = node.port
+    for bad in ("a%0d%0ab", "a%0ab", "a%00b", "a%0d", "a%20b", "a%2Ab",
+                "a%zz", "a" * 257, "%C3%28"):
+        assert status_of(p, request(f"/ws?user={bad}")) == 400, bad
+    assert status_of(p, request("/ws")) == 401
+    assert status_of(p, request("/ws?usr=a")) == 401
+    # Escapes of valid characters decode to exactly that id.
+    assert welcome_user(node, "/ws?user=a%2Bb%3Ac") == "a+b:c"
+    assert welcome_user(node, "/ws?x=1&user=J%C3%BCrgen") == "J\u00fcrgen"
+    assert welcome_user(node, "/ws?user=" + "b" * 256) == "b" * 256
+    wsp.wait_until(lambda: wsp.worker_total(
+        node.stats(), "hs_rejected_malformed") >= 9, 10,
+        "invalid ids counted as hs_rejected_malformed")
+
+
+def test_keys_versions_and_sizes_get_a_status(node):
+    p = node.port
+    assert status_of(p, request(key="abc")) == 400
+    assert status_of(p, request(key="dGhlIHNhbXBsZSBub25jZQ")) == 400
+    assert status_of(p, request(key="dGhlIHNhbXBsZSBub25jZR==")) == 400
+    assert status_of(p, request(key=None)) == 400
+    assert status_of(p, request(version="1.0")) == 400
+    assert status_of(p, request("/ws?user=ok&pad=" + "x" * 20000)) == 414
+    assert status_of(p, request(extra="X-Big: " + "y" * 100000 + "\r\n")) \
+        == 431
+    assert status_of(p, request(extra="X-A: 1\r\n" * 5000)) == 431
+    assert status_of(p, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03") \
+        == 400
+    # Still serving, and a plain GET of /healthz still works over 1.0.
+    assert welcome_user(node, "/ws?user=fine") == "fine"
+    assert status_of(p, b"GET /healthz HTTP/1.0\r\n\r\n") == 200
+    wsp.wait_until(lambda: wsp.worker_total(
+        node.stats(), "hs_rejected_too_large") >= 3, 10,
+        "oversized requests counted as hs_rejected_too_large")
+    st = node.stats()
+    assert wsp.worker_total(st, "hs_rejected_malformed") >= 6
+    assert "Ran out of header data space" not in gateway_log(node)
+
+
+def test_a_flood_of_refusals_is_not_a_flood_of_log_lines(node):
+    # Refused by lws' upgrade callback (404) and by the request check
+    # before it (400): each kind of refusal is rate-limited.
+    n = 150
+    for i in range(n):
+        assert status_of(node.port, request("/nope?user=ok")) == 404
+        assert status_of(node.port, b"GET /ws HTTP/1.1\nHost: x\n\n") \
+            == 400
+    wsp.wait_until(lambda: wsp.worker_total(
+        node.stats(), "hs_rejected_path") >= n and wsp.worker_total(
+        node.stats(), "hs_rejected_malformed") >= n, 10,
+        f"{2 * n} refusals counted")
+    lines = [ln for ln in gateway_log(node).splitlines()
+             if "handshake rejected" in ln or "handshake refused" in ln]
+    # About one line a second per kind, however fast they come.
+    assert len(lines) < n / 5, len(lines)
