@@ -25,6 +25,7 @@
 #include "conn.h"
 #include "fanout.h"
 #include "frame.h"
+#include "hsgate.h"
 #include "log.h"
 #include "mfig.h"
 #include "worker.h"
@@ -839,6 +840,7 @@ link_tick(struct link *l, uint64_t now_ms)
 	COUNTER("hs_rejected_slow", c->hs_rejected_slow);
 	COUNTER("hs_rejected_too_large", c->hs_rejected_too_large);
 	COUNTER("hs_rejected_malformed", c->hs_rejected_malformed);
+	COUNTER("hs_pending", hsgate_waiting());
 	COUNTER("closed_slow", c->closed_slow);
 	COUNTER("closed_abuse", c->closed_abuse);
 	COUNTER("closed_too_big", c->closed_too_big);

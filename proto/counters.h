@@ -83,6 +83,8 @@ enum counter_kind { COUNTER_KIND_COUNTER, COUNTER_KIND_GAUGE };
 	    "reason=\"too_large\"", NULL) \
 	X(hs_rejected_malformed, COUNTER, "wspush_handshakes_rejected_total", \
 	    "reason=\"malformed\"", NULL) \
+	X(hs_pending, GAUGE, "wspush_handshakes_pending", NULL, \
+	    "Connections still sending their request head.") \
 	X(closed_slow, COUNTER, "wspush_closed_total", "reason=\"slow\"", \
 	    "Connections closed by the server, by reason.") \
 	X(closed_abuse, COUNTER, "wspush_closed_total", "reason=\"abuse\"", \
