@@ -151,10 +151,30 @@ check_target(const unsigned char *t, size_t n, struct hsgate_result *out)
 	return HSGATE_PASS;
 }
 
+/* What the head says about an upgrade, gathered line by line. */
+struct hsg_head {
+	bool http10, get;
+	bool upgrade;      /* an Upgrade header */
+	bool upgrade_ws;   /* ... naming websocket */
+	bool conn_upgrade; /* a Connection header with the upgrade token */
+};
+
+/* True if l[0..n) contains word, case-insensitively. */
+static bool
+has_word(const unsigned char *l, size_t n, const char *word)
+{
+	size_t w = strlen(word);
+
+	for (size_t i = 0; i + w <= n; i++)
+		if (strncasecmp((const char *)l + i, word, w) == 0)
+			return true;
+	return false;
+}
+
 /* A complete request line, CRLF stripped. */
 static enum hsgate_verdict
-check_request_line(
-    const unsigned char *l, size_t n, bool *http10, struct hsgate_result *out)
+check_request_line(const unsigned char *l, size_t n, struct hsg_head *hd,
+    struct hsgate_result *out)
 {
 	size_t m = 0, t0, t1;
 	enum hsgate_verdict v;
@@ -173,16 +193,17 @@ check_request_line(
 	if (n - t1 != 9 || memcmp(l + t1, " HTTP/1.", 8) != 0 ||
 	    (l[n - 1] != '1' && l[n - 1] != '0'))
 		return refuse(out, 400, HSGATE_R_MALFORMED, "bad version");
-	*http10 = l[n - 1] == '0';
+	hd->http10 = l[n - 1] == '0';
+	hd->get = m == 3 && memcmp(l, "GET", 3) == 0;
 	return HSGATE_PASS;
 }
 
 /* A complete header line, CRLF stripped. */
 static enum hsgate_verdict
-check_header_line(
-    const unsigned char *l, size_t n, bool *upgrade, struct hsgate_result *out)
+check_header_line(const unsigned char *l, size_t n, struct hsg_head *hd,
+    struct hsgate_result *out)
 {
-	size_t m = 0;
+	size_t m = 0, v0, v1;
 
 	if (l[0] == ' ' || l[0] == '\t')
 		return refuse(out, 400, HSGATE_R_MALFORMED, "folded header");
@@ -194,8 +215,22 @@ check_header_line(
 		if ((l[i] < 0x20 && l[i] != '\t') || l[i] == 0x7f)
 			return refuse(out, 400, HSGATE_R_MALFORMED,
 			    "control character in header");
-	if (m == 7 && strncasecmp((const char *)l, "upgrade", 7) == 0)
-		*upgrade = true;
+	v0 = m + 1;
+	v1 = n;
+	while (v0 < v1 && (l[v0] == ' ' || l[v0] == '\t'))
+		v0++;
+	while (v1 > v0 && (l[v1 - 1] == ' ' || l[v1 - 1] == '\t'))
+		v1--;
+	if (m == 7 && strncasecmp((const char *)l, "upgrade", 7) == 0) {
+		hd->upgrade = true;
+		hd->upgrade_ws =
+		    v1 - v0 == 9 &&
+		    strncasecmp((const char *)l + v0, "websocket", 9) == 0;
+	} else if (m == 10 &&
+		   strncasecmp((const char *)l, "connection", 10) == 0 &&
+		   has_word(l + v0, v1 - v0, "upgrade")) {
+		hd->conn_upgrade = true;
+	}
 	return HSGATE_PASS;
 }
 
@@ -204,7 +239,8 @@ hsgate_check(const char *buf, size_t len, struct hsgate_result *out)
 {
 	const unsigned char *b = (const unsigned char *)buf, *p = b, *nl;
 	size_t lim = len > HSGATE_HEAD_MAX ? HSGATE_HEAD_MAX : len, left;
-	bool http10 = false, upgrade = false, first = true;
+	struct hsg_head hd = {0};
+	bool first = true;
 	unsigned int headers = 0;
 	enum hsgate_verdict v;
 
@@ -233,20 +269,28 @@ hsgate_check(const char *buf, size_t len, struct hsgate_result *out)
 			return refuse(out, 400, HSGATE_R_MALFORMED, "bare LF");
 		if (first) {
 			v = check_request_line(
-			    p, (size_t)(nl - 1 - p), &http10, out);
+			    p, (size_t)(nl - 1 - p), &hd, out);
 			first = false;
 		} else if (nl - 1 == p) {
-			/* The blank line: the head is complete. */
-			if (http10 && upgrade)
+			/* The blank line: the head is complete. An
+			 * upgrade lws would half-take (no Connection:
+			 * upgrade: dropped without a status) or refuse
+			 * in its own way is refused here. */
+			if (!hd.upgrade)
+				return HSGATE_PASS;
+			if (hd.http10)
 				return refuse(out, 400, HSGATE_R_MALFORMED,
 				    "upgrade needs HTTP/1.1");
+			if (!hd.upgrade_ws || !hd.get || !hd.conn_upgrade)
+				return refuse(out, 400, HSGATE_R_MALFORMED,
+				    "not a websocket upgrade");
 			return HSGATE_PASS;
 		} else if (++headers > HSGATE_HEADERS_MAX) {
 			return refuse(
 			    out, 431, HSGATE_R_TOO_LARGE, "too many headers");
 		} else {
 			v = check_header_line(
-			    p, (size_t)(nl - 1 - p), &upgrade, out);
+			    p, (size_t)(nl - 1 - p), &hd, out);
 		}
 		if (v != HSGATE_PASS)
 			return v;
@@ -388,9 +432,9 @@ hsg_pass(struct hsg_conn *hc)
 			  "(fd limit?)");
 }
 
-/* New bytes (or EOF) on a waiting socket. */
+/* New bytes (or EOF: gone in events) on a waiting socket. */
 static void
-hsg_readable(struct hsg_conn *hc)
+hsg_readable(struct hsg_conn *hc, uint32_t events)
 {
 	struct hsgate_result res;
 	ssize_t r;
@@ -422,6 +466,11 @@ hsg_readable(struct hsg_conn *hc)
 		hsg_refuse(hc, &res);
 		break;
 	case HSGATE_MORE:
+		/* The peer has stopped sending: the head will never be
+		 * complete (the bytes it sent are still unread, so recv()
+		 * never says EOF here). */
+		if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+			hsg_free(hc);
 		break;
 	}
 }
@@ -573,7 +622,7 @@ hsgate_service(struct lws *wsi)
 	for (round = 0; round < HSGATE_ROUNDS; round++) {
 		n = epoll_wait(hsg.epfd, evs, HSGATE_EVENTS, 0);
 		for (i = 0; i < n; i++)
-			hsg_readable(evs[i].data.ptr);
+			hsg_readable(evs[i].data.ptr, evs[i].events);
 		if (n < HSGATE_EVENTS)
 			break;
 	}

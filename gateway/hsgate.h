@@ -78,7 +78,9 @@ struct hsgate_result {
  *    the colon, no control characters but HTAB in the value, no folded
  *    (continuation) lines, every line ending in CRLF: else 400; over
  *    HSGATE_HEADERS_MAX lines, or a head over HSGATE_HEAD_MAX bytes: 431;
- *  - an HTTP/1.0 request that asks for an Upgrade: 400 (RFC 6455 4.1).
+ *  - a request with an Upgrade header: it must be GET over HTTP/1.1,
+ *    name websocket and carry Connection: upgrade, else 400 (RFC 6455
+ *    4.1; lws drops some of these without a status).
  * Lines are checked as they complete, so a bad one is refused without
  * waiting for the rest. Pure: no I/O, for unit tests.
  */

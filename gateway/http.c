@@ -70,9 +70,12 @@ http_request(
 		return respond(wsi, pss, HTTP_STATUS_SERVICE_UNAVAILABLE,
 		    "text/plain", http_unattached, sizeof(http_unattached) - 1);
 	}
-	if (strcmp(path, w->conf->path) == 0)
+	if (strcmp(path, w->conf->path) == 0) {
+		/* The WebSocket path without an upgrade lws accepts. */
+		w->c.hs_rejected_malformed++;
 		return respond(wsi, pss, HTTP_STATUS_BAD_REQUEST, "text/plain",
 		    http_upgrade, sizeof(http_upgrade) - 1);
+	}
 	/* The client library is always served (apps load it from the
 	 * gateway); the demo page only with gateway.demo_page = on. */
 	if ((f = webfile_find(path)) != NULL &&

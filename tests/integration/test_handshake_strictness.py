@@ -5,7 +5,8 @@ status, is counted by reason, and is logged at most about once a second:
   address rules: an escaped CR/LF/NUL or an invalid id is 400 (not a
   silently truncated user, not a dropped connection); no `?user=` is 401;
 - an invalid or missing Sec-WebSocket-Key is 400 (not 101);
-- an HTTP/1.0 upgrade is 400 (not 101);
+- an HTTP/1.0 upgrade is 400 (not 101), so is an Upgrade without
+  `Connection: Upgrade` (not a dropped connection);
 - a 20 KB URI is 414, a 100 KB header block or 5,000 headers are 431
   (not a dropped connection, and lws never logs "Ran out of header data
   space");
@@ -103,6 +104,9 @@ def test_keys_versions_and_sizes_get_a_status(node):
     assert status_of(p, request(key="dGhlIHNhbXBsZSBub25jZR==")) == 400
     assert status_of(p, request(key=None)) == 400
     assert status_of(p, request(version="1.0")) == 400
+    # Without Connection: Upgrade lws dropped the connection, no status.
+    assert status_of(p, request().replace(b"Connection: Upgrade\r\n",
+                                          b"")) == 400
     assert status_of(p, request("/ws?user=ok&pad=" + "x" * 20000)) == 414
     assert status_of(p, request(extra="X-Big: " + "y" * 100000 + "\r\n")) \
         == 431
@@ -116,7 +120,7 @@ def test_keys_versions_and_sizes_get_a_status(node):
         node.stats(), "hs_rejected_too_large") >= 3, 10,
         "oversized requests counted as hs_rejected_too_large")
     st = node.stats()
-    assert wsp.worker_total(st, "hs_rejected_malformed") >= 6
+    assert wsp.worker_total(st, "hs_rejected_malformed") >= 7
     assert "Ran out of header data space" not in gateway_log(node)
 
 

@@ -140,6 +140,26 @@ an_http_1_0_upgrade_is_refused_with_400(void **state)
 }
 
 static void
+an_upgrade_must_be_a_websocket_get_with_connection_upgrade(void **state)
+{
+	unsigned int st;
+
+	(void)state;
+	/* lws would drop this one without a status. */
+	refused("GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n", 400);
+	refused("POST /ws HTTP/1.1\r\nUpgrade: websocket\r\n"
+		"Connection: Upgrade\r\n\r\n",
+	    400);
+	refused("GET /ws HTTP/1.1\r\nUpgrade: h2c\r\n"
+		"Connection: Upgrade, HTTP2-Settings\r\n\r\n",
+	    400);
+	assert_int_equal(check("GET /ws HTTP/1.1\r\nUpgrade: WebSocket \r\n"
+			       "Connection: keep-alive, Upgrade\r\n\r\n",
+			     &st),
+	    HSGATE_PASS);
+}
+
+static void
 sizes_and_counts_are_bounded(void **state)
 {
 	size_t n = HSGATE_HEAD_MAX + 4096;
@@ -195,6 +215,8 @@ main(void)
 	    cmocka_unit_test(bad_request_lines_are_refused_with_400),
 	    cmocka_unit_test(bad_header_lines_are_refused_with_400),
 	    cmocka_unit_test(an_http_1_0_upgrade_is_refused_with_400),
+	    cmocka_unit_test(
+		an_upgrade_must_be_a_websocket_get_with_connection_upgrade),
 	    cmocka_unit_test(sizes_and_counts_are_bounded),
 	};
 
