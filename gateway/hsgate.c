@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -572,6 +573,37 @@ hsg_init(struct worker *w)
 	return true;
 }
 
+/* How many sockets may wait: half the descriptors the worker may open,
+ * so that a flood of waiting sockets never takes the descriptors that
+ * established connections (and the accept of genuine clients) need. Read
+ * each time: an operator may change the limit of a running process. */
+static uint32_t
+hsg_pending_max(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 ||
+	    rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur / 2 > UINT32_MAX)
+		return UINT32_MAX;
+	return (uint32_t)(rl.rlim_cur / 2);
+}
+
+/*
+ * At the bound, the socket that has waited longest goes (it is the one
+ * least likely to be a genuine client, which is through in milliseconds),
+ * closed without an answer and counted as slow.
+ */
+static void
+hsg_evict_oldest(void)
+{
+	struct hsg_conn *old =
+	    DLIST_ENTRY(dlist_first(&hsg.conns), struct hsg_conn, node);
+
+	hsg_count(HSGATE_R_SLOW);
+	hsg_log(old->fd, 408, "evicted: too many handshakes waiting");
+	hsg_free(old);
+}
+
 void
 hsgate_accept(struct worker *w, int fd)
 {
@@ -586,6 +618,8 @@ hsgate_accept(struct worker *w, int fd)
 				  "connection dropped (fd limit?)");
 		return;
 	}
+	while (hsg.n > 0 && hsg.n >= hsg_pending_max())
+		hsg_evict_oldest();
 	hc = calloc(1, sizeof(*hc));
 	if (hc == NULL) {
 		log_warnx("hsgate: out of memory: connection dropped");

@@ -14,7 +14,9 @@
  * Each socket's head must arrive within bounds (HSGATE_* below and
  * gateway.handshake_timeout_s) and pass the strict syntax checks of
  * hsgate_check(); otherwise it is answered with a status (400, 408, 414,
- * 431) and closed, and counted in hs_rejected_*. Worker loop only.
+ * 431) and closed, and counted in hs_rejected_*. At most half the
+ * worker's descriptor limit (RLIMIT_NOFILE) wait at once: beyond that the
+ * one waiting longest is closed (hs_rejected_slow). Worker loop only.
  */
 #ifndef WSP_HSGATE_H
 #define WSP_HSGATE_H

@@ -9,9 +9,16 @@ tries, and GET /healthz on the gateway port must answer 200 within 1 s.
 The cut handshakes are counted in hs_rejected_slow and answered 408 (the
 ones that sent part of a request). The helpers are bounded in time and
 stopped by PID.
+
+Waiting handshakes are also bounded by descriptors: with the worker's
+RLIMIT_NOFILE lowered to 400 (prlimit on the running worker) and 600
+silent connections kept open against it, at most half the limit wait and
+the longest waiting is closed for a new one, so the worker never runs out
+of descriptors and genuine clients still get through within 1 s.
 """
 
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -32,13 +39,14 @@ TOOL = os.path.join(os.path.dirname(os.path.abspath(__file__)),
 class Helper:
     """One attacker process and the last "open N ..." line it printed."""
 
-    def __init__(self, port, conns, duration):
+    def __init__(self, port, conns, duration, silence=(4, 8), per_tick=200):
         self.p = subprocess.Popen(
             [sys.executable, TOOL, "--port", str(port), "--conns",
-             str(conns), "--interval", "2", "--silence-min", "4",
-             "--silence-max", "8", "--duration", str(duration)],
+             str(conns), "--interval", "2", "--silence-min",
+             str(silence[0]), "--silence-max", str(silence[1]),
+             "--duration", str(duration), "--open-per-tick", str(per_tick)],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        self.open = 0
+        self.open = self.cut = 0
         self.last = ""
         self.t = threading.Thread(target=self._read, daemon=True)
         self.t.start()
@@ -46,8 +54,9 @@ class Helper:
     def _read(self):
         for line in self.p.stdout:
             parts = line.split()
-            if len(parts) >= 2 and parts[0] == "open":
+            if len(parts) >= 4 and parts[0] == "open":
                 self.open = int(parts[1])
+                self.cut = int(parts[3])
                 self.last = line.strip()
 
     def stop(self):
@@ -127,3 +136,28 @@ def test_genuine_clients_are_served_during_a_slow_handshake_flood(h):
         lambda: wsp.worker_total(node.stats(), "hs_rejected_slow") > 0,
         10, "cut handshakes counted in hs_rejected_slow")
     assert all("408:" in x for x in cut), cut
+
+
+def test_waiting_handshakes_are_bounded_by_descriptors(h):
+    node = wsp.Cluster(h, nodes=1, workers=1).a
+    (pid,) = node.gateway.workers()
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (400, 400))
+    # Silent for longer than the test: only the bound can make room.
+    attack = Helper(node.port, 600, 60, silence=(50, 50), per_tick=10)
+    try:
+        wsp.wait_until(lambda: attack.open + attack.cut >= 600, 30,
+                       "600 silent connections made",
+                       check=lambda: helpers_alive([attack]))
+        hs = []
+        for i in range(10):
+            hs.append(handshake_seconds(node.port, wsp.uid(f"fd{i}")))
+            time.sleep(0.2)
+        st = node.stats()
+    finally:
+        attack.stop()
+    print(f"\ngenuine handshake with the descriptors under pressure: p50 "
+          f"{statistics.median(hs) * 1000:.1f} ms max "
+          f"{max(hs) * 1000:.1f} ms; helper: {attack.last}")
+    assert max(hs) < LIMIT_S, hs
+    assert wsp.worker_total(st, "hs_pending") <= 200
+    assert wsp.worker_total(st, "hs_rejected_slow") > 0

@@ -64,6 +64,8 @@ def main():
     serial = 0
     end = time.monotonic() + a.duration
     next_report = time.monotonic()
+    window_end = 0.0
+    opened = 0
 
     def drop(c, counted=True):
         nonlocal cut
@@ -95,7 +97,11 @@ def main():
         sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE, c)
 
     while time.monotonic() < end:
-        opened = 0
+        if time.monotonic() >= window_end:
+            # --open-per-tick per 50 ms of wall time, however often the
+            # loop turns: replacing cut connections is rate-bounded.
+            window_end = time.monotonic() + 0.05
+            opened = 0
         while len(conns) < a.conns and opened < a.open_per_tick:
             open_one()
             opened += 1
