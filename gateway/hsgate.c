@@ -40,6 +40,7 @@ struct hsg_conn {
 	int fd;
 	bool lingering;        /* refused: answered, its input dropped */
 	uint32_t seen;         /* bytes of the head received so far */
+	uint32_t pieces;       /* arrivals so far (each one is peeked) */
 	uint64_t accepted_ms;  /* clock_mono_ms() */
 	uint64_t first_ms;     /* the first byte; 0: none yet */
 	uint64_t linger_until; /* lingering: closed by then at the latest */
@@ -470,8 +471,17 @@ hsg_readable(struct hsg_conn *hc, uint32_t events)
 		/* The peer has stopped sending: the head will never be
 		 * complete (the bytes it sent are still unread, so recv()
 		 * never says EOF here). */
-		if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
 			hsg_free(hc);
+		} else if (++hc->pieces > HSGATE_PIECES_MAX) {
+			/* Each arrival re-reads the whole head so far: a head
+			 * sent in thousands of tiny pieces costs quadratic
+			 * time, and no real client sends one that way. */
+			res.status = 408;
+			res.reason = HSGATE_R_SLOW;
+			res.why = "request in too many pieces";
+			hsg_refuse(hc, &res);
+		}
 		break;
 	}
 }

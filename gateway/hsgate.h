@@ -40,6 +40,8 @@ struct worker;
  * RATE_GRACE_MS arrive at MIN_RATE bytes/s on average at least. The first
  * byte must come within gateway.handshake_timeout_s of the accept. */
 #define HSGATE_HEAD_MS 3000
+/* Arrivals (TCP segments, roughly) a head may come in: 408 beyond. */
+#define HSGATE_PIECES_MAX 64
 #define HSGATE_RATE_GRACE_MS 1000
 #define HSGATE_MIN_RATE 64
 /* A refused socket is read (and the bytes dropped) for this long after

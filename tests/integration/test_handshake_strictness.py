@@ -10,6 +10,8 @@ status, is counted by reason, and is logged at most about once a second:
 - a 20 KB URI is 414, a 100 KB header block or 5,000 headers are 431
   (not a dropped connection, and lws never logs "Ran out of header data
   space");
+- a head sent in more pieces than any client would (one byte per segment)
+  is 408, counted as hs_rejected_slow;
 - refusals count in hs_rejected_malformed / hs_rejected_too_large.
 Each request is made on a raw socket; the gateway must keep serving.
 """
@@ -17,6 +19,7 @@ Each request is made on a raw socket; the gateway must keep serving.
 import glob
 import os
 import socket
+import time
 import urllib.parse
 
 import pytest
@@ -140,3 +143,38 @@ def test_a_flood_of_refusals_is_not_a_flood_of_log_lines(node):
              if "handshake rejected" in ln or "handshake refused" in ln]
     # About one line a second per kind, however fast they come.
     assert len(lines) < n / 5, len(lines)
+
+
+def send_in_pieces(port, raw, pieces, pause=0.005):
+    """Sends raw in that many pieces (separate segments: TCP_NODELAY and a
+    pause between them); returns the status, None if none."""
+    with socket.create_connection(("127.0.0.1", port),
+                                  timeout=wsp.T(5)) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        step = -(-len(raw) // pieces)
+        try:
+            for i in range(0, len(raw), step):
+                s.sendall(raw[i:i + step])
+                time.sleep(pause)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        buf = b""
+        try:
+            while b"\r\n" not in buf:
+                d = s.recv(4096)
+                if not d:
+                    break
+                buf += d
+        except ConnectionResetError:
+            pass
+    parts = buf.split(b"\r\n", 1)[0].split()
+    return int(parts[1]) if len(parts) >= 2 else None
+
+
+def test_a_head_in_too_many_pieces_is_refused(node):
+    raw = request()
+    assert send_in_pieces(node.port, raw, 8) == 101
+    assert send_in_pieces(node.port, raw, len(raw)) == 408
+    wsp.wait_until(lambda: wsp.worker_total(
+        node.stats(), "hs_rejected_slow") >= 1, 10,
+        "the head in pieces counted as hs_rejected_slow")
