@@ -38,6 +38,7 @@ struct busrx {
 	bool sub_open;
 	nng_dialer dialer;
 	uint64_t dialed_ms; /* when dialer was created */
+	uint64_t opened_ms; /* when b was created */
 	bool silent;        /* the silence was logged */
 	struct log_limit unreachable_log;
 
@@ -106,7 +107,7 @@ busrx_new(struct worker *w)
 	conf_bus_url(w->conf, url, sizeof(url));
 	if (uptx_dial(b->sub, url, &b->dialer) == -1)
 		goto fail;
-	b->dialed_ms = clock_mono_ms();
+	b->dialed_ms = b->opened_ms = clock_mono_ms();
 	return b;
 fail:
 	busrx_free(b);
@@ -378,7 +379,7 @@ busrx_tick(struct busrx *b, uint64_t now_ms)
 	busrx_readable(b);
 	if (b->last_hb_ms > since)
 		return;
-	silent_ms = now_ms - (b->last_hb_ms ? b->last_hb_ms : b->dialed_ms);
+	silent_ms = now_ms - (b->last_hb_ms ? b->last_hb_ms : b->opened_ms);
 	conf_bus_url(b->w->conf, url, sizeof(url));
 	if (!b->silent)
 		log_warnx("bus: no bridge heartbeat for %" PRIu64
