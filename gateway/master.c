@@ -181,7 +181,7 @@ master_listen(const struct conf *conf, char *err, size_t errlen)
 static void
 master_notify(const char *state)
 {
-	/* 0: keep NOTIFY_SOCKET for later WATCHDOG=1 (LIBRARIES.md §8). */
+	/* 0: keep NOTIFY_SOCKET for later WATCHDOG=1 (gateway/NOTES.md). */
 	sd_notify(0, state);
 }
 

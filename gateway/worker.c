@@ -40,7 +40,7 @@
  * Kernel send buffer per client. The autotuned default lets a client that
  * never reads absorb megabytes before lws sees the socket choke, which
  * hides slow clients from max_queued_bytes and costs kernel memory per
- * connection; 64 KiB keeps detection fast (LIBRARIES.md §3).
+ * connection; 64 KiB keeps detection fast (gateway/NOTES.md).
  */
 #define WORKER_SNDBUF (64 * 1024)
 /* Accepting again after EMFILE/ENFILE waits this long (no spinning). */
