@@ -402,6 +402,146 @@ worker_finish(struct worker *w)
 	w->fan = NULL;
 }
 
+/* lws keeps pointers to both for the context's life: one per process. */
+static struct lws_protocols worker_protocols[3];
+static lws_retry_bo_t worker_retry;
+
+/* The lws context (and its epoll loop, *loop, when configured and
+ * available). 0, or -1 with the reason logged. */
+static int
+worker_context(struct worker *w, struct ev_loop **loop)
+{
+	const struct conf *c = w->conf;
+	struct lws_context_creation_info info;
+	static void *foreign[1];
+	uint64_t tx;
+
+	tx = (uint64_t)c->max_message_bytes * 2 + 1024;
+	if (tx < SEND_COALESCE_MAX)
+		tx = SEND_COALESCE_MAX; /* a coalesced send is one send() */
+	if (tx > WORKER_TX_PACKET_MAX)
+		tx = WORKER_TX_PACKET_MAX;
+	memset(worker_protocols, 0, sizeof(worker_protocols));
+	worker_protocols[0].name = "wspush";
+	worker_protocols[0].callback = ws_callback;
+	worker_protocols[0].per_session_data_size = sizeof(struct ws_pss);
+	worker_protocols[0].rx_buffer_size = WS_RX_BUFFER_SIZE;
+	worker_protocols[0].tx_packet_size = (size_t)tx;
+	worker_protocols[1].name = WORKER_RAW_PROTOCOL;
+	worker_protocols[1].callback = worker_raw_cb;
+
+	memset(&worker_retry, 0, sizeof(worker_retry));
+	worker_retry.secs_since_valid_ping = (uint16_t)c->ping_interval_s;
+	worker_retry.secs_since_valid_hangup = (uint16_t)c->idle_timeout_s;
+	if (worker_retry.secs_since_valid_hangup <=
+	    worker_retry.secs_since_valid_ping) {
+		/* lws asserts hangup > ping. */
+		worker_retry.secs_since_valid_hangup =
+		    (uint16_t)(worker_retry.secs_since_valid_ping + 1);
+	}
+
+	memset(&info, 0, sizeof(info));
+	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+	info.protocols = worker_protocols;
+	info.user = w;
+	/* Text frames must be UTF-8 (RFC 6455 8.1): lws closes with 1007. */
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+	info.pt_serv_buf_size = 4096;
+	info.fd_limit_per_thread = worker_fd_limit();
+	info.max_http_header_data = WORKER_MAX_HEADER;
+	info.max_http_header_pool = WORKER_HEADER_POOL;
+	info.timeout_secs = c->handshake_timeout_s;
+	/* A socket that never sends its request holds a header table. */
+	info.timeout_secs_ah_idle = c->handshake_timeout_s;
+	info.retry_and_idle_policy = &worker_retry;
+	*loop = NULL;
+	if (c->event_loop == CONF_LOOP_EPOLL) {
+		/*
+		 * lws' own loop is poll(): every wakeup scans every socket
+		 * of the worker, which dominates targeted (one-user) traffic
+		 * and grows with the connection count. The libev plugin over
+		 * epoll does not scan, and writes rarely wait for POLLOUT
+		 * (send_flush_pending()), so watchers seldom change. Our own
+		 * loop object (foreign to lws) lets us leave it when done.
+		 */
+		*loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+		if (*loop == NULL) {
+			log_warnx("ev_loop_new(epoll) failed: using poll");
+		} else {
+			foreign[0] = *loop;
+			info.foreign_loops = foreign;
+			info.options |= LWS_SERVER_OPTION_LIBEV;
+		}
+	}
+	w->ctx = lws_create_context(&info);
+	if (w->ctx == NULL && *loop != NULL) {
+		/* The evlib plugin (libwebsockets-evlib-ev) is missing. */
+		log_warnx("lws: no libev event loop: using poll");
+		ev_loop_destroy(*loop);
+		*loop = NULL;
+		info.foreign_loops = NULL;
+		info.options &= ~(uint64_t)LWS_SERVER_OPTION_LIBEV;
+		w->ctx = lws_create_context(&info);
+	}
+	if (w->ctx == NULL) {
+		log_errx("lws_create_context failed");
+		return -1;
+	}
+	w->vh = lws_get_vhost_by_name(w->ctx, "default");
+	if (w->vh == NULL) {
+		log_errx("lws: no default vhost");
+		return -1;
+	}
+	return 0;
+}
+
+/* The routing state, both ends of the bridge, the listening socket, the
+ * signal pipe and the tick. 0, or -1 with the reason logged. */
+static int
+worker_open(struct worker *w)
+{
+	w->fan = fanout_new(&deliver_fan_ops, w);
+	if (w->fan == NULL) {
+		log_errx("fanout_new: out of memory");
+		return -1;
+	}
+	w->up = uptx_new(w);
+	w->bus = busrx_new(w);
+	if (w->up == NULL || w->bus == NULL || busrx_adopt(w->bus) == -1)
+		return -1;
+	w->listen_wsi = worker_adopt_raw(w, w->listen_fd, WORKER_RAW_LISTEN);
+	if (w->listen_wsi == NULL) {
+		log_errx("cannot adopt the listening socket");
+		return -1;
+	}
+	if (worker_adopt_raw(w, w->sig_pipe[0], WORKER_RAW_SIGNAL) == NULL) {
+		log_errx("cannot adopt the signal pipe");
+		return -1;
+	}
+	lws_sul_schedule(w->ctx, 0, &w->tick_sul, worker_tick,
+	    WORKER_TICK_MS * LWS_US_PER_MS);
+	return 0;
+}
+
+/* Runs the loop until drained. 0, or -1 if lws failed. */
+static int
+worker_run(struct worker *w, struct ev_loop *loop)
+{
+	while (!w->done) {
+		if (loop != NULL) {
+			/* One pass: returns after the callbacks it ran. */
+			ev_run(loop, EVRUN_ONCE);
+		} else if (lws_service(w->ctx, 0) < 0) {
+			log_errx("lws_service failed");
+			return -1;
+		}
+		/* What this pass queued, before the loop waits again: one
+		 * send per connection, no POLLOUT round trip. */
+		send_flush_pending(w);
+	}
+	return 0;
+}
+
 int
 worker_main(const struct conf *c, const struct jwtauth *jwt,
     const struct mfig *fig, uint32_t slot, uint32_t gen, int listen_fd,
@@ -409,13 +549,8 @@ worker_main(const struct conf *c, const struct jwtauth *jwt,
 {
 	static struct worker wk;
 	struct worker *w = &wk;
-	struct lws_context_creation_info info;
-	struct lws_protocols protocols[3];
-	lws_retry_bo_t retry;
 	struct ev_loop *loop = NULL;
-	void *foreign[1];
 	char tag[64];
-	uint64_t tx;
 	int rc = 1;
 
 	memset(w, 0, sizeof(*w));
@@ -442,127 +577,19 @@ worker_main(const struct conf *c, const struct jwtauth *jwt,
 	if (worker_signals(w) == -1)
 		return 1;
 	log_info("worker started pid=%d gen=%" PRIu32, (int)w->pid, gen);
-
 	lws_set_log_level(LLL_ERR | LLL_WARN, worker_lws_log);
 
-	tx = (uint64_t)c->max_message_bytes * 2 + 1024;
-	if (tx < SEND_COALESCE_MAX)
-		tx = SEND_COALESCE_MAX; /* a coalesced send is one send() */
-	if (tx > WORKER_TX_PACKET_MAX)
-		tx = WORKER_TX_PACKET_MAX;
-	memset(protocols, 0, sizeof(protocols));
-	protocols[0].name = "wspush";
-	protocols[0].callback = ws_callback;
-	protocols[0].per_session_data_size = sizeof(struct ws_pss);
-	protocols[0].rx_buffer_size = WS_RX_BUFFER_SIZE;
-	protocols[0].tx_packet_size = (size_t)tx;
-	protocols[1].name = WORKER_RAW_PROTOCOL;
-	protocols[1].callback = worker_raw_cb;
-
-	memset(&retry, 0, sizeof(retry));
-	retry.secs_since_valid_ping = (uint16_t)c->ping_interval_s;
-	retry.secs_since_valid_hangup = (uint16_t)c->idle_timeout_s;
-	if (retry.secs_since_valid_hangup <= retry.secs_since_valid_ping) {
-		/* lws asserts hangup > ping. */
-		retry.secs_since_valid_hangup =
-		    (uint16_t)(retry.secs_since_valid_ping + 1);
-	}
-
-	memset(&info, 0, sizeof(info));
-	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
-	info.protocols = protocols;
-	info.user = w;
-	/* Text frames must be UTF-8 (RFC 6455 8.1): lws closes with 1007. */
-	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
-	info.pt_serv_buf_size = 4096;
-	info.fd_limit_per_thread = worker_fd_limit();
-	info.max_http_header_data = WORKER_MAX_HEADER;
-	info.max_http_header_pool = WORKER_HEADER_POOL;
-	info.timeout_secs = c->handshake_timeout_s;
-	/* A socket that never sends its request holds a header table. */
-	info.timeout_secs_ah_idle = c->handshake_timeout_s;
-	info.retry_and_idle_policy = &retry;
-	if (c->event_loop == CONF_LOOP_EPOLL) {
-		/*
-		 * lws' own loop is poll(): every wakeup scans every socket
-		 * of the worker, which dominates targeted (one-user) traffic
-		 * and grows with the connection count. The libev plugin over
-		 * epoll does not scan, and writes rarely wait for POLLOUT
-		 * (send_flush_pending()), so watchers seldom change. Our own
-		 * loop object (foreign to lws) lets us leave it when done.
-		 */
-		loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
-		if (loop == NULL) {
-			log_warnx("ev_loop_new(epoll) failed: using poll");
-		} else {
-			foreign[0] = loop;
-			info.foreign_loops = foreign;
-			info.options |= LWS_SERVER_OPTION_LIBEV;
+	if (worker_context(w, &loop) == 0 && worker_open(w) == 0) {
+		/* Ready: the master may now count us. */
+		if (write(master_fd, "R", 1) == -1)
+			log_warn("write(ready)");
+		if (worker_sig_term)
+			worker_drain(w);
+		if (worker_run(w, loop) == 0) {
+			rc = 0;
+			log_info("worker exiting");
 		}
 	}
-	w->ctx = lws_create_context(&info);
-	if (w->ctx == NULL && loop != NULL) {
-		/* The evlib plugin (libwebsockets-evlib-ev) is missing. */
-		log_warnx("lws: no libev event loop: using poll");
-		ev_loop_destroy(loop);
-		loop = NULL;
-		info.foreign_loops = NULL;
-		info.options &= ~(uint64_t)LWS_SERVER_OPTION_LIBEV;
-		w->ctx = lws_create_context(&info);
-	}
-	if (w->ctx == NULL) {
-		log_errx("lws_create_context failed");
-		goto out;
-	}
-	w->vh = lws_get_vhost_by_name(w->ctx, "default");
-	if (w->vh == NULL) {
-		log_errx("lws: no default vhost");
-		goto out;
-	}
-
-	w->fan = fanout_new(&deliver_fan_ops, w);
-	if (w->fan == NULL) {
-		log_errx("fanout_new: out of memory");
-		goto out;
-	}
-	w->up = uptx_new(w);
-	w->bus = busrx_new(w);
-	if (w->up == NULL || w->bus == NULL || busrx_adopt(w->bus) == -1)
-		goto out;
-
-	w->listen_wsi = worker_adopt_raw(w, listen_fd, WORKER_RAW_LISTEN);
-	if (w->listen_wsi == NULL) {
-		log_errx("cannot adopt the listening socket");
-		goto out;
-	}
-	if (worker_adopt_raw(w, w->sig_pipe[0], WORKER_RAW_SIGNAL) == NULL) {
-		log_errx("cannot adopt the signal pipe");
-		goto out;
-	}
-	lws_sul_schedule(w->ctx, 0, &w->tick_sul, worker_tick,
-	    WORKER_TICK_MS * LWS_US_PER_MS);
-
-	/* Ready: the master may now count us. */
-	if (write(master_fd, "R", 1) == -1)
-		log_warn("write(ready)");
-	if (worker_sig_term)
-		worker_drain(w);
-
-	while (!w->done) {
-		if (loop != NULL) {
-			/* One pass: returns after the callbacks it ran. */
-			ev_run(loop, EVRUN_ONCE);
-		} else if (lws_service(w->ctx, 0) < 0) {
-			log_errx("lws_service failed");
-			goto out;
-		}
-		/* What this pass queued, before the loop waits again: one
-		 * send per connection, no POLLOUT round trip. */
-		send_flush_pending(w);
-	}
-	rc = 0;
-	log_info("worker exiting");
-out:
 	worker_finish(w);
 	if (loop != NULL)
 		ev_loop_destroy(loop); /* after the context that used it */
