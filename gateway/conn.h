@@ -48,7 +48,7 @@ struct fan_member;
 #define CONN_ID_MAX 128
 
 struct conn {
-	/* What every delivery touches (conn_enqueue(), conn_flush()),
+	/* What every delivery touches (conn_deliver(), send.c),
 	 * together: two cache lines per connection, not four. */
 	struct dlist_node flush_node; /* in worker->flush while marked */
 	struct worker *w;

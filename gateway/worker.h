@@ -74,7 +74,7 @@ struct worker {
 
 	struct dlist conns; /* struct conn.node: every websocket */
 	/* Connections with frames queued during this loop pass (struct
-	 * conn.flush_node); conn_flush_pending() writes them after it. */
+	 * conn.flush_node); send_flush_pending() writes them after it. */
 	struct dlist flush;
 	uint32_t n_conns;
 	uint32_t n_channel_subs; /* channel memberships of all conns */
