@@ -68,49 +68,10 @@ cmsg_get_string(json_t *root, const char *key, const char **s, size_t *len)
 	return 0;
 }
 
-enum cmsg_err
-cmsg_parse(const char *text, size_t len, struct cmsg *m, const char **msg)
+/* The fields m->op needs, checked; CMSG_OK or an error with *msg set. */
+static enum cmsg_err
+cmsg_parse_fields(struct cmsg *m, const char **msg)
 {
-	json_error_t jerr;
-	json_t *op, *ref;
-	const char *opname;
-	size_t i;
-
-	memset(m, 0, sizeof(*m));
-	/* JSON_ALLOW_NUL is not given: "\u0000" in a string is rejected. */
-	m->root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (m->root == NULL) {
-		*msg = "malformed JSON";
-		return CMSG_E_BAD_REQUEST;
-	}
-	if (!json_is_object(m->root)) {
-		*msg = "expected a JSON object";
-		return CMSG_E_BAD_REQUEST;
-	}
-	ref = json_object_get(m->root, "ref");
-	if (ref != NULL) {
-		if (json_is_object(ref) || json_is_array(ref)) {
-			*msg = "ref must be a string, number, boolean or null";
-			return CMSG_E_BAD_REQUEST;
-		}
-		m->ref = ref;
-	}
-	op = json_object_get(m->root, "op");
-	if (op == NULL || !json_is_string(op)) {
-		*msg = "op must be a string";
-		return CMSG_E_BAD_REQUEST;
-	}
-	opname = json_string_value(op);
-	for (i = 0; i < sizeof(cmsg_ops) / sizeof(cmsg_ops[0]); i++)
-		if (strcmp(opname, cmsg_ops[i].name) == 0)
-			break;
-	if (i == sizeof(cmsg_ops) / sizeof(cmsg_ops[0]) ||
-	    strlen(opname) != json_string_length(op)) {
-		*msg = "unknown op";
-		return CMSG_E_UNKNOWN_OP;
-	}
-	m->op = cmsg_ops[i].op;
-
 	switch (m->op) {
 	case CMSG_AUTH:
 		if (cmsg_get_string(
@@ -153,6 +114,51 @@ cmsg_parse(const char *text, size_t len, struct cmsg *m, const char **msg)
 	}
 	*msg = NULL;
 	return CMSG_OK;
+}
+
+enum cmsg_err
+cmsg_parse(const char *text, size_t len, struct cmsg *m, const char **msg)
+{
+	json_error_t jerr;
+	json_t *op, *ref;
+	const char *opname;
+	size_t i;
+
+	memset(m, 0, sizeof(*m));
+	/* JSON_ALLOW_NUL is not given: "\u0000" in a string is rejected. */
+	m->root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (m->root == NULL) {
+		*msg = "malformed JSON";
+		return CMSG_E_BAD_REQUEST;
+	}
+	if (!json_is_object(m->root)) {
+		*msg = "expected a JSON object";
+		return CMSG_E_BAD_REQUEST;
+	}
+	ref = json_object_get(m->root, "ref");
+	if (ref != NULL) {
+		if (json_is_object(ref) || json_is_array(ref)) {
+			*msg = "ref must be a string, number, boolean or null";
+			return CMSG_E_BAD_REQUEST;
+		}
+		m->ref = ref;
+	}
+	op = json_object_get(m->root, "op");
+	if (op == NULL || !json_is_string(op)) {
+		*msg = "op must be a string";
+		return CMSG_E_BAD_REQUEST;
+	}
+	opname = json_string_value(op);
+	for (i = 0; i < sizeof(cmsg_ops) / sizeof(cmsg_ops[0]); i++)
+		if (strcmp(opname, cmsg_ops[i].name) == 0)
+			break;
+	if (i == sizeof(cmsg_ops) / sizeof(cmsg_ops[0]) ||
+	    strlen(opname) != json_string_length(op)) {
+		*msg = "unknown op";
+		return CMSG_E_UNKNOWN_OP;
+	}
+	m->op = cmsg_ops[i].op;
+	return cmsg_parse_fields(m, msg);
 }
 
 void

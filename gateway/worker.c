@@ -406,14 +406,10 @@ worker_finish(struct worker *w)
 static struct lws_protocols worker_protocols[3];
 static lws_retry_bo_t worker_retry;
 
-/* The lws context (and its epoll loop, *loop, when configured and
- * available). 0, or -1 with the reason logged. */
-static int
-worker_context(struct worker *w, struct ev_loop **loop)
+/* Fills worker_protocols and worker_retry from c. */
+static void
+worker_lws_tables(const struct conf *c)
 {
-	const struct conf *c = w->conf;
-	struct lws_context_creation_info info;
-	static void *foreign[1];
 	uint64_t tx;
 
 	tx = (uint64_t)c->max_message_bytes * 2 + 1024;
@@ -439,7 +435,18 @@ worker_context(struct worker *w, struct ev_loop **loop)
 		worker_retry.secs_since_valid_hangup =
 		    (uint16_t)(worker_retry.secs_since_valid_ping + 1);
 	}
+}
 
+/* The lws context (and its epoll loop, *loop, when configured and
+ * available). 0, or -1 with the reason logged. */
+static int
+worker_context(struct worker *w, struct ev_loop **loop)
+{
+	const struct conf *c = w->conf;
+	struct lws_context_creation_info info;
+	static void *foreign[1];
+
+	worker_lws_tables(c);
 	memset(&info, 0, sizeof(info));
 	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
 	info.protocols = worker_protocols;
