@@ -129,8 +129,8 @@ enum broker_drop {
 struct broker_link_info {
 	const char *name;
 	bool up;
-	const char *state; /* "up", "connecting", "handshake", "backoff" */
-	uint64_t reconnects;       /* successful connections after the first */
+	const char *state;   /* "up", "connecting", "handshake", "backoff" */
+	uint64_t reconnects; /* successful connections after the first */
 	uint64_t connect_failures; /* incl. auth/permission refusals */
 	uint64_t outages;
 	const char *last_error; /* "" if none yet */
