@@ -294,8 +294,7 @@ interest_free(struct interest *in)
 
 	if (in == NULL)
 		return;
-	while ((n = dlist_first(&in->workers)) != NULL)
-		workers_table_free(DLIST_ENTRY(n, struct worker_table, node));
+	workers_tables_free(&in->workers);
 	if (in->addrs != NULL) {
 		hmap_iter_init(in->addrs, &it);
 		while (hmap_iter_next(&it, &k, &klen, &v)) {
@@ -313,8 +312,8 @@ interest_free(struct interest *in)
 	free(in);
 }
 
-/* interest's state of worker w, created on demand (NULL: out of memory,
- * or none and !create). */
+/* The addresses w holds (NULL: none yet and !create, or out of
+ * memory). */
 static struct worker_table *
 interest_worker(struct interest *in, struct worker *w, bool create)
 {
