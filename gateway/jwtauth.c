@@ -266,7 +266,8 @@ jwtauth_new(const struct conf *c, char *err, size_t errlen)
 		    errno == EFBIG ? "file too large" : strerror(errno));
 		return NULL;
 	}
-	/* DESIGN.md: read whole, less one trailing newline. */
+	/* Secret and key files are read whole, less one trailing newline
+	 * (README "Configuration"): `echo secret > file` works. */
 	if (len > 0 && buf[len - 1] == '\n')
 		len--;
 	v = jwtauth_build(c->jwt_alg, buf, len, c->leeway_s, what, err, errlen);

@@ -1,8 +1,8 @@
 /*
- * jwtauth.h - JWT verification for auth.mode = jwt (DESIGN.md "Client
- * protocol"): checks a client's token and returns its claims (user id,
- * exp, the subs and pubs grants) and answers "may this user subscribe to /
- * publish to X". A pure module: no I/O after jwtauth_new(), no logging
+ * jwtauth.h - JWT verification for auth.mode = jwt (README "Client
+ * protocol" and "Security"): checks a client's token and returns its claims
+ * (user id, exp, the subs and pubs grants) and answers "may this user subscribe
+ * to / publish to X". A pure module: no I/O after jwtauth_new(), no logging
  * (tokens never reach a log through it), no lws. The gateway's auth code
  * calls it for ?token=, Authorization: Bearer and {"op":"auth"}.
  *
