@@ -116,6 +116,19 @@ def test_keys_versions_and_sizes_get_a_status(node):
     assert status_of(p, request(extra="X-A: 1\r\n" * 5000)) == 431
     assert status_of(p, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03") \
         == 400
+    # The largest head the gate lets through fits lws' header table: a
+    # 10 KiB target and 60 more header lines, near 12 KiB in all.
+    target = "/ws?user=big&pad="
+    target += "p" * (10240 - len(target))
+    big = request(target, extra="".join(f"X-Custom-{i}: {'v' * 12}\r\n"
+                                        for i in range(57)))
+    assert 11000 < len(big) <= 12288, len(big)
+    assert status_of(p, big) == 101
+    # Known headers repeated take one lws fragment slot each: the gate's
+    # line limit keeps them within lws' 95 slots, with 16 arguments.
+    target = "/ws?user=many" + "".join(f"&a{i}=1" for i in range(15))
+    many = request(target, extra="Cookie: c=1\r\n" * 58)
+    assert status_of(p, many) == 101
     # Still serving, and a plain GET of /healthz still works over 1.0.
     assert welcome_user(node, "/ws?user=fine") == "fine"
     assert status_of(p, b"GET /healthz HTTP/1.0\r\n\r\n") == 200
