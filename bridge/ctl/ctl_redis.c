@@ -63,12 +63,21 @@ ctl_redis_open(
 		return -1;
 	}
 	(void)redisSetTimeout(r->rc, tv);
+	/* With a user, AUTH user password (Redis 6 ACL); without, the
+	 * password alone logs in as "default". */
 	if (c->redis_password[0] != '\0') {
-		const char *av[2] = {"AUTH", c->redis_password};
-		size_t lens[2] = {4, strlen(c->redis_password)};
-		redisReply *a = ctl_redis_command(r, 2, av, lens);
+		const char *av[3] = {"AUTH"};
+		size_t lens[3] = {4};
+		int n = 1;
+		redisReply *a;
 
-		if (a == NULL)
+		if (c->redis_user[0] != '\0') {
+			av[n] = c->redis_user;
+			lens[n++] = strlen(c->redis_user);
+		}
+		av[n] = c->redis_password;
+		lens[n++] = strlen(c->redis_password);
+		if ((a = ctl_redis_command(r, n, av, lens)) == NULL)
 			return -1;
 		freeReplyObject(a);
 	}
