@@ -36,10 +36,12 @@ health_verdict(const struct stats_view *v, char *body, size_t len)
 		    "%zu of %zu workers not heard from within %d ms\n", stale,
 		    v->n_workers, STATS_VIEW_ATTACHED_MS);
 	else if (deaf > 0)
-		snprintf(body, len, "%zu of %zu workers do not receive the bus\n",
-		    deaf, v->n_workers);
+		snprintf(body, len,
+		    "%zu of %zu workers do not receive the bus\n", deaf,
+		    v->n_workers);
 	else {
-		snprintf(body, len, "ok: redis subscribed, %zu workers attached\n",
+		snprintf(body, len,
+		    "ok: redis subscribed, %zu workers attached\n",
 		    v->n_workers);
 		return 200;
 	}

@@ -24,8 +24,8 @@ metrics_head(FILE *f, const char *family, enum metrics_type t, const char *help)
 
 /* A family with one unlabelled sample. */
 static void
-metrics_one(FILE *f, const char *family, enum metrics_type t,
-    const char *help, uint64_t v)
+metrics_one(FILE *f, const char *family, enum metrics_type t, const char *help,
+    uint64_t v)
 {
 	metrics_head(f, family, t, help);
 	fprintf(f, "%s %" PRIu64 "\n", family, v);
@@ -177,8 +177,8 @@ metrics_row(FILE *f, const struct stats_view *v, int j)
 		if (!stats_view_counter(&v->workers[i], ci->name, &x))
 			continue;
 		fprintf(f,
-		    "%s{worker=\"%" PRIu32 "\",gen=\"%" PRIu32 "\"%s%s} %" PRIu64
-		    "\n",
+		    "%s{worker=\"%" PRIu32 "\",gen=\"%" PRIu32
+		    "\"%s%s} %" PRIu64 "\n",
 		    ci->family, v->workers[i].slot, v->workers[i].gen,
 		    ci->label != NULL ? "," : "",
 		    ci->label != NULL ? ci->label : "", x);
@@ -195,8 +195,8 @@ metrics_workers(FILE *f, const struct stats_view *v)
 		if (counter_is_master((enum worker_counter)k) ||
 		    !metrics_family_first(k))
 			continue;
-		metrics_head(f, ci->family, metrics_type(ci),
-		    metrics_family_help(k));
+		metrics_head(
+		    f, ci->family, metrics_type(ci), metrics_family_help(k));
 		for (int j = k; j < WC_COUNT; j++)
 			if (strcmp(worker_counter_info[j].family, ci->family) ==
 			    0)

@@ -146,9 +146,11 @@ stats_json_master(const struct stats_view *v, bool *ok)
 		*ok = false;
 		return NULL;
 	}
-	stats_json_set(o, "reported", json_boolean(stats_view_master(v, m)), ok);
+	stats_json_set(
+	    o, "reported", json_boolean(stats_view_master(v, m)), ok);
 	for (int k = 0; k < STATS_VIEW_NMASTER; k++) {
-		const char *name = worker_counter_info[WC_master_restarts + k].name;
+		const char *name =
+		    worker_counter_info[WC_master_restarts + k].name;
 
 		if (strncmp(name, prefix, sizeof(prefix) - 1) == 0)
 			name += sizeof(prefix) - 1;

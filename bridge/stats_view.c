@@ -22,7 +22,8 @@ stats_view_add_cb(void *arg, const struct bridge_worker_info *w)
 
 	if (ws->n == ws->cap) {
 		size_t nc = ws->cap == 0 ? 8 : ws->cap * 2;
-		struct bridge_worker_info *nv = realloc(ws->v, nc * sizeof(*nv));
+		struct bridge_worker_info *nv =
+		    realloc(ws->v, nc * sizeof(*nv));
 
 		if (nv == NULL) {
 			ws->oom = true;
@@ -69,8 +70,8 @@ stats_outage_observe(
 }
 
 int
-stats_view_take(struct stats_view *v, struct bridge *b,
-    struct stats_outage *o, const char *node, uint64_t epoch)
+stats_view_take(struct stats_view *v, struct bridge *b, struct stats_outage *o,
+    const char *node, uint64_t epoch)
 {
 	struct stats_view_workers ws = {0};
 

@@ -104,16 +104,16 @@ every_counter_of_the_list_is_in_metrics(void **state)
 
 		if (counter_is_master((enum worker_counter)i))
 			/* Node-wide: no worker label. */
-			snprintf(line, sizeof(line), "%s %d", ci->family,
-			    1000 + i);
+			snprintf(
+			    line, sizeof(line), "%s %d", ci->family, 1000 + i);
 		else
 			snprintf(line, sizeof(line),
 			    "%s{worker=\"3\",gen=\"7\"%s%s} %d", ci->family,
 			    ci->label != NULL ? "," : "",
 			    ci->label != NULL ? ci->label : "", 1000 + i);
 		if (!has_line(text, line))
-			fail_msg("%s: no line \"%s\" in:\n%s", ci->name, line,
-			    text);
+			fail_msg(
+			    "%s: no line \"%s\" in:\n%s", ci->name, line, text);
 		snprintf(type, sizeof(type), "# TYPE %s %s", ci->family,
 		    ci->kind == COUNTER_KIND_COUNTER ? "counter" : "gauge");
 		if (!has_line(text, type))
@@ -180,9 +180,9 @@ an_unknown_counter_goes_to_the_generic_family(void **state)
 	fake_add(&fw, "bad\"name", 6); /* would break the label: skipped */
 	view_init(&v, &w, &fw);
 	text = render(&v);
-	assert_true(has_line(text,
-	    "wspush_worker_counter{worker=\"3\",gen=\"7\","
-	    "name=\"some_future_counter\"} 5"));
+	assert_true(
+	    has_line(text, "wspush_worker_counter{worker=\"3\",gen=\"7\","
+			   "name=\"some_future_counter\"} 5"));
 	assert_true(has_line(
 	    text, "wspush_frames_delivered_total{worker=\"3\",gen=\"7\"} 12"));
 	assert_null(strstr(text, "bad\""));
@@ -203,8 +203,8 @@ bridge_families_keep_their_names(void **state)
 	v.bc.sub_reconnects = 2;
 	v.bc.redis_messages = 77;
 	text = render(&v);
-	assert_true(
-	    has_line(text, "wspush_build_info{version=\"9.9\",node=\"node-t\"} 1"));
+	assert_true(has_line(
+	    text, "wspush_build_info{version=\"9.9\",node=\"node-t\"} 1"));
 	assert_true(has_line(text, "wspush_redis_up 1"));
 	assert_true(
 	    has_line(text, "wspush_redis_reconnects_total{link=\"sub\"} 2"));

@@ -15,9 +15,8 @@
 #include "health.h"
 #include "stats_json.h"
 
-static const char *const names1[] = {
-    "connections", "frames_out", "master_restarts", "master_reloads",
-    "some_future_counter"};
+static const char *const names1[] = {"connections", "frames_out",
+    "master_restarts", "master_reloads", "some_future_counter"};
 static const uint64_t values1[] = {4, 40, 2, 1, 9};
 static const char *const names2[] = {
     "connections", "master_restarts", "master_reloads", "bus_attached"};
@@ -38,8 +37,10 @@ view_init(struct stats_view *v, struct bridge_worker_info w[2])
 	v->bc.redis_messages = 5;
 	v->outages = 2;
 	v->stats_requests = 8;
-	w[0] = (struct bridge_worker_info){1, 1, 101, 49000, 5, names1, values1};
-	w[1] = (struct bridge_worker_info){2, 1, 102, 49900, 4, names2, values2};
+	w[0] =
+	    (struct bridge_worker_info){1, 1, 101, 49000, 5, names1, values1};
+	w[1] =
+	    (struct bridge_worker_info){2, 1, 102, 49900, 4, names2, values2};
 	v->workers = w;
 	v->n_workers = 2;
 }
@@ -64,9 +65,9 @@ the_document_keeps_its_keys(void **state)
 	    "pid", "uptime_s", "redis", "subscriptions", "addresses",
 	    "acks_waiting", "msgs_from_redis", "envelopes_published",
 	    "bus_acks", "bus_heartbeats", "bus_batches", "last_seq",
-	    "upstream_envelopes", "upstream_writes", "queued_writes",
-	    "workers", "connections", "users", "stats_requests",
-	    "stats_listener_restarts", "drops"};
+	    "upstream_envelopes", "upstream_writes", "queued_writes", "workers",
+	    "connections", "users", "stats_requests", "stats_listener_restarts",
+	    "drops"};
 	static const char *const redis_keys[] = {"state", "sub_up", "cmd_up",
 	    "reconnects", "sub_reconnects", "cmd_reconnects", "sub_resets",
 	    "outages", "connect_failures", "down_for_ms", "last_outage_ms"};
@@ -83,11 +84,11 @@ the_document_keeps_its_keys(void **state)
 		if (json_object_get(br, bridge_keys[i]) == NULL)
 			fail_msg("bridge.%s missing", bridge_keys[i]);
 	for (size_t i = 0; i < sizeof(redis_keys) / sizeof(*redis_keys); i++)
-		if (json_object_get(json_object_get(br, "redis"),
-			redis_keys[i]) == NULL)
+		if (json_object_get(
+			json_object_get(br, "redis"), redis_keys[i]) == NULL)
 			fail_msg("bridge.redis.%s missing", redis_keys[i]);
-	assert_string_equal(
-	    json_string_value(json_object_get(br, "epoch")), "0000000000000abc");
+	assert_string_equal(json_string_value(json_object_get(br, "epoch")),
+	    "0000000000000abc");
 	assert_int_equal(jint(j, "bridge.redis.outages"), 2);
 	assert_int_equal(jint(j, "bridge.msgs_from_redis"), 5);
 	assert_int_equal(jint(j, "bridge.stats_requests"), 8);
