@@ -61,12 +61,16 @@ struct stats {
 	uint64_t snap_timer;
 };
 
-/* The stats socket's own figures, which the bridge does not know. */
-static void
-stats_view_add_own(const struct stats *s, struct stats_view *v)
+/* A view of the node, with the stats socket's own figures added (the
+ * bridge does not know them). Returns 0, or -1 if out of memory. */
+static int
+stats_view(struct stats *s, struct stats_view *v)
 {
+	if (stats_view_take(v, s->b, &s->outage, s->node, s->epoch) == -1)
+		return -1;
 	v->stats_requests = s->requests;
 	v->stats_listener_restarts = s->listener_restarts;
+	return 0;
 }
 
 /* ---- the REP socket and its self-check ---- */
@@ -77,12 +81,38 @@ stats_error_reply(const char *why)
 	return json_pack("{s:i, s:s}", "v", 1, "error", why);
 }
 
+/* {"v":1,"cmd":"stats"}: the whole document (stats_json.h). */
+static json_t *
+stats_cmd_stats(struct stats *s, const json_t *req)
+{
+	struct stats_view v;
+	json_t *out;
+
+	if (stats_view(s, &v) == -1)
+		return NULL;
+	out = stats_json_build(&v);
+	stats_view_release(&v);
+	return out;
+}
+
+/*
+ * The commands of the stats socket (proto/PROTOCOL.md): each gets the
+ * parsed request and returns a new reply object, or NULL if out of memory.
+ */
+static const struct {
+	const char *name;
+	json_t *(*fn)(struct stats *s, const json_t *req);
+} stats_cmds[] = {
+    {"stats", stats_cmd_stats},
+};
+
 static json_t *
 stats_answer(struct stats *s, const char *req, size_t len)
 {
 	json_error_t je;
-	json_t *r, *cmd;
-	json_t *out;
+	json_t *r, *out = NULL;
+	const char *cmd;
+	size_t i;
 
 	if (len > STATS_REQ_MAX) {
 		s->bad_requests++;
@@ -99,22 +129,16 @@ stats_answer(struct stats *s, const char *req, size_t len)
 		s->bad_requests++;
 		return stats_error_reply("unsupported version");
 	}
-	cmd = json_object_get(r, "cmd");
-	if (json_is_string(cmd) &&
-	    strcmp(json_string_value(cmd), "stats") == 0) {
-		struct stats_view v;
-
-		out = NULL;
-		if (stats_view_take(&v, s->b, &s->outage, s->node, s->epoch) ==
-		    0) {
-			stats_view_add_own(s, &v);
-			out = stats_json_build(&v);
-			stats_view_release(&v);
-		}
-	} else
+	cmd = json_string_value(json_object_get(r, "cmd"));
+	for (i = 0; i < sizeof(stats_cmds) / sizeof(stats_cmds[0]); i++)
+		if (cmd != NULL && strcmp(cmd, stats_cmds[i].name) == 0)
+			break;
+	if (i == sizeof(stats_cmds) / sizeof(stats_cmds[0])) {
+		s->bad_requests++;
 		out = stats_error_reply("unknown command");
-	if (out == NULL)
+	} else if ((out = stats_cmds[i].fn(s, r)) == NULL) {
 		out = stats_error_reply("out of memory");
+	}
 	json_decref(r);
 	return out;
 }
@@ -291,9 +315,8 @@ stats_snapshot_cb(struct loop *l, uint64_t id, void *arg)
 	uint16_t status;
 	FILE *f;
 
-	if (stats_view_take(&v, s->b, &s->outage, s->node, s->epoch) == -1)
+	if (stats_view(s, &v) == -1)
 		return; /* out of memory: keep the previous snapshot */
-	stats_view_add_own(s, &v);
 	status = health_verdict(&v, body, sizeof(body));
 	if ((f = open_memstream(&text, &len)) != NULL) {
 		metrics_render(f, &v);
