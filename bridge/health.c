@@ -26,11 +26,13 @@ health_verdict(const struct stats_view *v, char *body, size_t len)
 			deaf++;
 	}
 	if (!bc->sub_up)
-		snprintf(body, len, "redis subscriber link down\n");
+		snprintf(body, len, "redis subscriber link down%s%s\n",
+		    bc->last_error[0] != '\0' ? ": " : "", bc->last_error);
 	else if (bc->subscriptions == 0)
 		snprintf(body, len, "redis subscription not confirmed\n");
 	else if (!bc->cmd_up)
-		snprintf(body, len, "redis command link down\n");
+		snprintf(body, len, "redis command link down%s%s\n",
+		    bc->last_error[0] != '\0' ? ": " : "", bc->last_error);
 	else if (stale > 0)
 		snprintf(body, len,
 		    "%zu of %zu workers not heard from within %d ms\n", stale,

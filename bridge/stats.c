@@ -4,15 +4,10 @@
  * for /metrics and /healthz every STATS_SNAPSHOT_MS (metrics.c, health.c,
  * served by metrics_http.c). Both start from a stats view (stats_view.h).
  *
- * nng 1.5.2 bug #1518 (hub.c) applies to the REP listener too: one plain
- * connect()+close() on stats.ipc and it never attaches a pipe again. Same
- * cure as the hub, but with a real peer: every STATS_CHECK_MS the loop
- * dials its own socket with a REQ socket (non-blocking) and recreates the
- * listener if no pipe reached the REP socket within STATS_CHECK_TIMEOUT_MS.
- * The check socket is closed only after its pipe attached (a fully set up
- * pipe closing is harmless) or when the listener is recreated anyway.
+ * The REP socket's listener repairs itself (ipc_listener.h): a client
+ * that gives up during the connection handshake (wspushctl --timeout
+ * against a stopped bridge does) would otherwise leave it deaf for good.
  */
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,9 +16,9 @@
 #include <jansson.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
-#include <nng/protocol/reqrep0/req.h>
 
 #include "health.h"
+#include "ipc_listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
@@ -41,21 +36,9 @@ struct stats {
 
 	nng_socket rep;
 	bool rep_open;
-	nng_listener lsn;
-	bool lsn_started;
+	struct ipc_listener *lsn;
 	struct loop_fd *w_rep;
 	uint64_t requests, bad_requests;
-
-	/* Listener self-check (bug #1518). */
-	uint64_t check_timer;
-	nng_socket chk;
-	bool chk_open;
-	uint64_t chk_deadline;
-	atomic_uint adds; /* {atomic} pipes attached to the REP socket */
-	unsigned int adds0;
-	uint64_t listener_restarts;
-
-	struct stats_outage outage;
 
 	struct metrics_http *http;
 	uint64_t snap_timer;
@@ -66,14 +49,14 @@ struct stats {
 static int
 stats_view(struct stats *s, struct stats_view *v)
 {
-	if (stats_view_take(v, s->b, &s->outage, s->node, s->epoch) == -1)
+	if (stats_view_take(v, s->b, s->node, s->epoch) == -1)
 		return -1;
 	v->stats_requests = s->requests;
-	v->stats_listener_restarts = s->listener_restarts;
+	v->stats_listener_restarts = ipc_listener_restarts(s->lsn);
 	return 0;
 }
 
-/* ---- the REP socket and its self-check ---- */
+/* ---- the REP socket ---- */
 
 static json_t *
 stats_error_reply(const char *why)
@@ -174,95 +157,6 @@ stats_rep_cb(struct loop *l, int fd, int revents, void *arg)
 	}
 }
 
-/* nng thread: a pipe was attached to the REP socket. */
-static void
-stats_rep_add_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
-{
-	struct stats *s = arg;
-
-	atomic_fetch_add(&s->adds, 1);
-}
-
-static int
-stats_lsn_start(struct stats *s, char *err, size_t errlen)
-{
-	const char *what;
-	int rv;
-
-	if ((rv = nng_listener_create(&s->lsn, s->rep, s->url)) != 0) {
-		what = "nng_listener_create";
-		goto fail;
-	}
-	/* Before start; without it the umask decides. */
-	if ((rv = nng_listener_set_int(
-		 s->lsn, NNG_OPT_IPC_PERMISSIONS, 0660)) != 0) {
-		what = "NNG_OPT_IPC_PERMISSIONS";
-		nng_listener_close(s->lsn);
-		goto fail;
-	}
-	if ((rv = nng_listener_start(s->lsn, 0)) != 0) {
-		what = "nng_listener_start";
-		nng_listener_close(s->lsn);
-		goto fail;
-	}
-	s->lsn_started = true;
-	return 0;
-fail:
-	snprintf(err, errlen, "%s(%s): %s", what, s->url, nng_strerror(rv));
-	return -1;
-}
-
-static void
-stats_check_end(struct stats *s)
-{
-	if (s->chk_open)
-		nng_close(s->chk);
-	s->chk_open = false;
-}
-
-static void
-stats_lsn_restart(struct stats *s, const char *why)
-{
-	char err[256];
-
-	stats_check_end(s);
-	s->listener_restarts++;
-	log_warnx("stats: listener %s stopped answering (%s; nng 1.5.2 bug "
-		  "#1518): recreating it",
-	    s->url, why);
-	if (s->lsn_started)
-		nng_listener_close(s->lsn);
-	s->lsn_started = false;
-	if (stats_lsn_start(s, err, sizeof(err)) == -1)
-		log_errx("stats: %s (retrying)", err);
-}
-
-static void
-stats_check_cb(struct loop *l, uint64_t id, void *arg)
-{
-	struct stats *s = arg;
-	uint64_t now = loop_now(l);
-
-	if (s->chk_open) {
-		if (atomic_load(&s->adds) != s->adds0)
-			stats_check_end(s); /* healthy */
-		else if (now >= s->chk_deadline)
-			stats_lsn_restart(s, "connection not attached");
-		return;
-	}
-	if (!s->lsn_started) {
-		stats_lsn_restart(s, "not listening");
-		return;
-	}
-	if (nng_req0_open(&s->chk) != 0)
-		return; /* try next time */
-	s->chk_open = true;
-	s->adds0 = atomic_load(&s->adds);
-	s->chk_deadline = now + STATS_CHECK_TIMEOUT_MS;
-	if (nng_dial(s->chk, s->url, NULL, NNG_FLAG_NONBLOCK) != 0)
-		stats_check_end(s);
-}
-
 static int
 stats_rep_open(struct stats *s, char *err, size_t errlen)
 {
@@ -279,12 +173,9 @@ stats_rep_open(struct stats *s, char *err, size_t errlen)
 		what = "NNG_OPT_RECVMAXSZ";
 		goto fail;
 	}
-	if ((rv = nng_pipe_notify(
-		 s->rep, NNG_PIPE_EV_ADD_POST, stats_rep_add_cb, s)) != 0) {
-		what = "nng_pipe_notify";
-		goto fail;
-	}
-	if (stats_lsn_start(s, err, errlen) == -1)
+	s->lsn = ipc_listener_new(s->loop, s->rep, s->url,
+	    IPC_LISTENER_PEER_REQ, false, "stats", err, errlen);
+	if (s->lsn == NULL)
 		return -1;
 	/* nng's fd: watched, never read or closed by us. */
 	if ((rv = nng_socket_get_int(s->rep, NNG_OPT_RECVFD, &fd)) != 0) {
@@ -352,12 +243,10 @@ stats_open(struct loop *loop, struct bridge *b, const struct conf *c,
 	if ((s->http = metrics_http_open(&c->metrics_listen, err, errlen)) ==
 	    NULL)
 		goto fail;
-	s->check_timer = loop_timer_add(
-	    loop, STATS_CHECK_MS, STATS_CHECK_MS / 2, stats_check_cb, s);
 	stats_snapshot_cb(loop, 0, s);
 	s->snap_timer = loop_timer_add(
 	    loop, STATS_SNAPSHOT_MS, STATS_SNAPSHOT_MS, stats_snapshot_cb, s);
-	if (s->snap_timer == 0 || s->check_timer == 0) {
+	if (s->snap_timer == 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -377,12 +266,11 @@ stats_close(struct stats *s)
 	metrics_http_close(s->http);
 	if (s->snap_timer != 0)
 		loop_timer_del(s->loop, s->snap_timer);
-	if (s->check_timer != 0)
-		loop_timer_del(s->loop, s->check_timer);
-	stats_check_end(s);
 	if (s->w_rep != NULL)
 		loop_fd_del(s->w_rep);
+	/* nng_close() waits for the pipe callbacks the listener gets. */
 	if (s->rep_open)
 		nng_close(s->rep);
+	ipc_listener_free(s->lsn);
 	free(s);
 }

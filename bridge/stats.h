@@ -22,9 +22,6 @@
 
 /* How often the HTTP snapshot is rendered. */
 #define STATS_SNAPSHOT_MS 200
-/* Listener self-check (nng bug #1518, stats.c): period and timeout. */
-#define STATS_CHECK_MS 2000
-#define STATS_CHECK_TIMEOUT_MS 1000
 /* Largest stats request accepted. */
 #define STATS_REQ_MAX 4096
 

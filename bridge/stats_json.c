@@ -25,6 +25,20 @@ stats_json_int(json_t *o, const char *k, uint64_t v, bool *ok)
 	stats_json_set(o, k, json_integer((json_int_t)v), ok);
 }
 
+/* Text from outside (a broker's error message) as a JSON string: jansson
+ * refuses invalid UTF-8, so anything but printable ASCII becomes '?'. */
+static json_t *
+stats_json_text(const char *text)
+{
+	char buf[256];
+	size_t i;
+
+	for (i = 0; text != NULL && text[i] != '\0' && i < sizeof(buf) - 1; i++)
+		buf[i] = text[i] >= 0x20 && text[i] < 0x7f ? text[i] : '?';
+	buf[i] = '\0';
+	return json_string(buf);
+}
+
 static json_t *
 stats_json_redis(const struct stats_view *v, bool *ok)
 {
@@ -44,10 +58,11 @@ stats_json_redis(const struct stats_view *v, bool *ok)
 	stats_json_int(o, "sub_reconnects", bc->sub_reconnects, ok);
 	stats_json_int(o, "cmd_reconnects", bc->cmd_reconnects, ok);
 	stats_json_int(o, "sub_resets", bc->sub_resets, ok);
-	stats_json_int(o, "outages", v->outages, ok);
+	stats_json_int(o, "outages", bc->outages, ok);
 	stats_json_int(o, "connect_failures", bc->connect_failures, ok);
-	stats_json_int(o, "down_for_ms", v->down_for_ms, ok);
-	stats_json_int(o, "last_outage_ms", v->last_outage_ms, ok);
+	stats_json_int(o, "down_for_ms", bc->down_for_ms, ok);
+	stats_json_int(o, "last_outage_ms", bc->last_outage_ms, ok);
+	stats_json_set(o, "last_error", stats_json_text(bc->last_error), ok);
 	return o;
 }
 
@@ -79,6 +94,7 @@ stats_json_bridge(const struct stats_view *v, bool *ok)
 	}
 	snprintf(epoch, sizeof(epoch), "%016" PRIx64, v->epoch);
 	stats_json_set(o, "version", json_string(bc->version), ok);
+	stats_json_set(o, "broker", stats_json_text(bc->broker), ok);
 	stats_json_set(o, "node", json_string(v->node), ok);
 	stats_json_set(o, "epoch", json_string(epoch), ok);
 	stats_json_int(o, "pid", v->pid, ok);
@@ -87,6 +103,7 @@ stats_json_bridge(const struct stats_view *v, bool *ok)
 	stats_json_int(o, "subscriptions", bc->subscriptions, ok);
 	stats_json_int(o, "addresses", bc->addresses, ok);
 	stats_json_int(o, "acks_waiting", bc->acks_waiting, ok);
+	stats_json_int(o, "lingering", bc->lingering, ok);
 	stats_json_int(o, "msgs_from_redis", bc->redis_messages, ok);
 	stats_json_int(o, "envelopes_published", bc->bus_msgs, ok);
 	stats_json_int(o, "bus_acks", bc->bus_acks, ok);
@@ -102,6 +119,7 @@ stats_json_bridge(const struct stats_view *v, bool *ok)
 	stats_json_int(o, "stats_requests", v->stats_requests, ok);
 	stats_json_int(
 	    o, "stats_listener_restarts", v->stats_listener_restarts, ok);
+	stats_json_int(o, "bus_listener_restarts", bc->listener_restarts, ok);
 	stats_json_set(o, "drops", stats_json_drops(bc, ok), ok);
 	return o;
 }

@@ -47,31 +47,9 @@ stats_view_cmp(const void *a, const void *b)
 	return 0;
 }
 
-/* The wait for the first connection at start is an outage only if a
- * connection attempt failed: a bridge that simply connects must not
- * report one. */
-void
-stats_outage_observe(
-    struct stats_outage *o, const struct bridge_counters *bc, uint64_t now)
-{
-	bool up = bc->sub_up && bc->cmd_up;
-
-	if (!up && o->down_since == 0) {
-		o->down_since = now;
-	} else if (up && o->down_since != 0) {
-		if (o->was_up || bc->connect_failures > 0) {
-			o->last_outage_ms = now - o->down_since;
-			o->outages++;
-		}
-		o->down_since = 0;
-	}
-	if (up)
-		o->was_up = true;
-}
-
 int
-stats_view_take(struct stats_view *v, struct bridge *b, struct stats_outage *o,
-    const char *node, uint64_t epoch)
+stats_view_take(
+    struct stats_view *v, struct bridge *b, const char *node, uint64_t epoch)
 {
 	struct stats_view_workers ws = {0};
 
@@ -81,10 +59,6 @@ stats_view_take(struct stats_view *v, struct bridge *b, struct stats_outage *o,
 	v->epoch = epoch;
 	v->pid = (uint32_t)getpid();
 	bridge_counters(b, &v->bc);
-	stats_outage_observe(o, &v->bc, v->now_ms);
-	v->outages = o->outages;
-	v->last_outage_ms = o->last_outage_ms;
-	v->down_for_ms = o->down_since != 0 ? v->now_ms - o->down_since : 0;
 	bridge_worker_each(b, stats_view_add_cb, &ws);
 	if (ws.oom) {
 		free(ws.v);

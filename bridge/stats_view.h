@@ -22,26 +22,12 @@
 /* The master's figures, in counters.h order (WC_master_restarts...). */
 #define STATS_VIEW_NMASTER (WC_master_crash_loops - WC_master_restarts + 1)
 
-/*
- * Redis outages as the stats socket has always reported them, observed
- * from the link states every time the figures are looked at (the
- * snapshot timer makes that at least every STATS_SNAPSHOT_MS). Kept here
- * until the bridge records outages where they happen.
- */
-struct stats_outage {
-	uint64_t down_since; /* monotonic ms, 0 while up */
-	bool was_up;         /* the links were up once */
-	uint64_t last_outage_ms;
-	uint64_t outages;
-};
-
 struct stats_view {
 	uint64_t now_ms; /* monotonic, when the view was taken */
 	const char *node;
 	uint64_t epoch;
 	uint32_t pid;
-	struct bridge_counters bc;
-	uint64_t outages, last_outage_ms, down_for_ms;
+	struct bridge_counters bc; /* outages included */
 	uint64_t stats_requests, stats_listener_restarts;
 	/* Sorted by (slot, gen); names and values borrowed from the bridge
 	 * until it runs again. */
@@ -50,18 +36,14 @@ struct stats_view {
 };
 
 /*
- * Takes the view of b now (and records an outage's start or end in o).
- * Returns 0, or -1 if out of memory (nothing to release then). Release
- * with stats_view_release() before the bridge runs again.
+ * Takes the view of b now. Returns 0, or -1 if out of memory (nothing to
+ * release then). Release with stats_view_release() before the bridge runs
+ * again.
  */
-int stats_view_take(struct stats_view *v, struct bridge *b,
-    struct stats_outage *o, const char *node, uint64_t epoch);
+int stats_view_take(
+    struct stats_view *v, struct bridge *b, const char *node, uint64_t epoch);
 
 void stats_view_release(struct stats_view *v);
-
-/* Updates o from the link states in bc at now. */
-void stats_outage_observe(
-    struct stats_outage *o, const struct bridge_counters *bc, uint64_t now);
 
 /* A worker's counter by wire name; false if it did not report it. */
 bool stats_view_counter(

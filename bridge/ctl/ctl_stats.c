@@ -222,6 +222,11 @@ ctl_stats_print_redis(const json_t *br)
 	else if (ctl_stats_u64(redis, "last_outage_ms") > 0)
 		printf("  last outage %.1fs",
 		    (double)ctl_stats_u64(redis, "last_outage_ms") / 1000);
+	/* Why it is down (an older bridge does not say). */
+	if (strcmp(ctl_stats_str(redis, "state"), "up") != 0 &&
+	    json_string_length(json_object_get(redis, "last_error")) > 0)
+		printf("  error: %s",
+		    json_string_value(json_object_get(redis, "last_error")));
 	printf("\n");
 }
 

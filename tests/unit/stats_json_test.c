@@ -35,7 +35,8 @@ view_init(struct stats_view *v, struct bridge_worker_info w[2])
 	v->bc.sub_up = v->bc.cmd_up = true;
 	v->bc.subscriptions = 1;
 	v->bc.redis_messages = 5;
-	v->outages = 2;
+	v->bc.outages = 2;
+	v->bc.broker = "redis";
 	v->stats_requests = 8;
 	w[0] =
 	    (struct bridge_worker_info){1, 1, 101, 49000, 5, names1, values1};
@@ -70,7 +71,8 @@ the_document_keeps_its_keys(void **state)
 	    "drops"};
 	static const char *const redis_keys[] = {"state", "sub_up", "cmd_up",
 	    "reconnects", "sub_reconnects", "cmd_reconnects", "sub_resets",
-	    "outages", "connect_failures", "down_for_ms", "last_outage_ms"};
+	    "outages", "connect_failures", "down_for_ms", "last_outage_ms",
+	    "last_error"};
 	struct bridge_worker_info w[2];
 	struct stats_view v;
 	json_t *j, *br;
@@ -92,6 +94,8 @@ the_document_keeps_its_keys(void **state)
 	assert_int_equal(jint(j, "bridge.redis.outages"), 2);
 	assert_int_equal(jint(j, "bridge.msgs_from_redis"), 5);
 	assert_int_equal(jint(j, "bridge.stats_requests"), 8);
+	assert_string_equal(
+	    json_string_value(json_object_get(br, "broker")), "redis");
 	json_decref(j);
 }
 
@@ -169,28 +173,29 @@ health_names_the_first_problem(void **state)
 	v.bc.sub_up = false;
 	assert_int_equal(health_verdict(&v, body, sizeof(body)), 503);
 	assert_string_equal(body, "redis subscriber link down\n");
+	/* The broker's last error says why. */
+	snprintf(v.bc.last_error, sizeof(v.bc.last_error), "AUTH: WRONGPASS");
+	assert_int_equal(health_verdict(&v, body, sizeof(body)), 503);
+	assert_string_equal(
+	    body, "redis subscriber link down: AUTH: WRONGPASS\n");
 }
 
 static void
-an_outage_counts_only_after_the_links_were_up(void **state)
+a_broker_error_that_is_not_utf8_still_makes_a_document(void **state)
 {
-	struct stats_outage o = {0};
-	struct bridge_counters bc = {0};
+	struct bridge_worker_info w[2];
+	struct stats_view v;
+	json_t *j, *redis;
 
-	/* Start: down until the first connect, which is no outage. */
-	stats_outage_observe(&o, &bc, 1000);
-	bc.sub_up = bc.cmd_up = true;
-	stats_outage_observe(&o, &bc, 1500);
-	assert_int_equal(o.outages, 0);
-	/* Down, then up again: one outage of 700 ms. */
-	bc.cmd_up = false;
-	stats_outage_observe(&o, &bc, 2000);
-	stats_outage_observe(&o, &bc, 2400);
-	bc.cmd_up = true;
-	stats_outage_observe(&o, &bc, 2700);
-	assert_int_equal(o.outages, 1);
-	assert_int_equal(o.last_outage_ms, 700);
-	assert_int_equal(o.down_since, 0);
+	view_init(&v, w);
+	snprintf(v.bc.last_error, sizeof(v.bc.last_error), "ERR \xff\xfe x\n");
+	j = stats_json_build(&v);
+	assert_non_null(j);
+	redis = json_object_get(json_object_get(j, "bridge"), "redis");
+	assert_string_equal(
+	    json_string_value(json_object_get(redis, "last_error")),
+	    "ERR ?? x?");
+	json_decref(j);
 }
 
 int
@@ -201,7 +206,8 @@ main(void)
 	    cmocka_unit_test(worker_counters_pass_through_known_or_not),
 	    cmocka_unit_test(master_figures_are_the_largest_reported),
 	    cmocka_unit_test(health_names_the_first_problem),
-	    cmocka_unit_test(an_outage_counts_only_after_the_links_were_up),
+	    cmocka_unit_test(
+		a_broker_error_that_is_not_utf8_still_makes_a_document),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
