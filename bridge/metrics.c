@@ -51,6 +51,13 @@ metrics_bridge(FILE *f, const struct stats_view *v)
 	    "wspush_redis_reconnects_total{link=\"sub\"} %" PRIu64 "\n"
 	    "wspush_redis_reconnects_total{link=\"cmd\"} %" PRIu64 "\n",
 	    bc->sub_reconnects, bc->cmd_reconnects);
+	metrics_one(f, "wspush_redis_connect_failures_total", METRICS_COUNTER,
+	    "Failed Redis connection attempts (authentication refusals "
+	    "included).",
+	    bc->connect_failures);
+	metrics_one(f, "wspush_redis_outages_total", METRICS_COUNTER,
+	    "Times Redis became unusable after it had been reached.",
+	    bc->outages);
 	metrics_one(f, "wspush_subscriptions", METRICS_GAUGE,
 	    "Redis subscriptions confirmed.", bc->subscriptions);
 	metrics_one(f, "wspush_messages_from_redis_total", METRICS_COUNTER,
@@ -69,6 +76,12 @@ metrics_bridge(FILE *f, const struct stats_view *v)
 		    bridge_drop_str((enum bridge_drop)d), bc->drops[d]);
 	metrics_one(f, "wspush_workers", METRICS_GAUGE,
 	    "Workers known to the bridge.", v->n_workers);
+	metrics_head(f, "wspush_listener_restarts_total", METRICS_COUNTER,
+	    "IPC listeners recreated by their self-check, by listener.");
+	fprintf(f,
+	    "wspush_listener_restarts_total{listener=\"bus\"} %" PRIu64 "\n"
+	    "wspush_listener_restarts_total{listener=\"stats\"} %" PRIu64 "\n",
+	    bc->listener_restarts, v->stats_listener_restarts);
 }
 
 static enum metrics_type

@@ -210,6 +210,10 @@ bridge_families_keep_their_names(void **state)
 	    has_line(text, "wspush_redis_reconnects_total{link=\"sub\"} 2"));
 	assert_true(has_line(text, "wspush_messages_from_redis_total 77"));
 	assert_true(has_line(text, "wspush_workers 1"));
+	assert_true(has_line(text, "wspush_redis_outages_total 0"));
+	assert_true(has_line(text, "wspush_redis_connect_failures_total 0"));
+	assert_true(has_line(
+	    text, "wspush_listener_restarts_total{listener=\"stats\"} 0"));
 	assert_true(has_line(text,
 	    "wspush_worker_last_seen_seconds{worker=\"3\",gen=\"7\"} 0.500"));
 	assert_non_null(strstr(text, "wspush_bridge_drops_total{reason="));
