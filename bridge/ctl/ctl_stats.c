@@ -3,8 +3,9 @@
  * prints the bridge's figures, the gateway master's, and one row per
  * worker; --watch repeats every second with rates.
  *
- * The worker columns are counters of proto/counters.h, by enum: a column
- * cannot name a counter the workers do not report. A column may sum a
+ * The worker columns name counters of proto/counters.h by enum, the list
+ * the workers report from, so a column cannot drift from it. A column may
+ * sum a
  * whole family (every drop reason, every handshake refusal); counters a
  * newer worker reports and this build does not know are still summed into
  * the family whose name prefix they carry, and shown in the --json output.
