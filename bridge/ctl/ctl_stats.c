@@ -5,10 +5,10 @@
  *
  * The worker columns name counters of proto/counters.h by enum, the list
  * the workers report from, so a column cannot drift from it. A column may
- * sum a
- * whole family (every drop reason, every handshake refusal); counters a
- * newer worker reports and this build does not know are still summed into
- * the family whose name prefix they carry, and shown in the --json output.
+ * sum a whole family (every drop reason, every handshake refusal);
+ * counters a newer worker reports and this build does not know are still
+ * summed into the family whose name prefix they carry, and shown in the
+ * --json output.
  */
 #include <getopt.h>
 #include <inttypes.h>
