@@ -136,6 +136,14 @@ def test_genuine_clients_are_served_during_a_slow_handshake_flood(h):
         lambda: wsp.worker_total(node.stats(), "hs_rejected_slow") > 0,
         10, "cut handshakes counted in hs_rejected_slow")
     assert all("408:" in x for x in cut), cut
+    # And on the bridge's /metrics, under the handshake refusals family.
+    st, body = wsp.http_get(node.metrics_port, "/metrics")
+    assert st == 200
+    lines = [ln for ln in body.decode().splitlines()
+             if ln.startswith("wspush_handshakes_rejected_total{")
+             and 'reason="slow"' in ln]
+    assert lines and max(float(ln.rsplit(" ", 1)[1]) for ln in lines) > 0, \
+        lines
 
 
 def test_waiting_handshakes_are_bounded_by_descriptors(h):
