@@ -793,6 +793,57 @@ up_reader_next(struct env_reader *r, struct up_env *out)
 	return ENV_OK;
 }
 
+/* ---- stream ids ---- */
+
+static int
+sid_part(const char *s, size_t len, uint64_t *v)
+{
+	uint64_t n = 0;
+
+	if (len == 0 || len > 20)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		unsigned d = (unsigned char)s[i] - '0';
+
+		if (d > 9 || n > (UINT64_MAX - d) / 10)
+			return -1;
+		n = n * 10 + d;
+	}
+	*v = n;
+	return 0;
+}
+
+int
+env_sid_parse(const char *s, size_t len, struct env_sid *out)
+{
+	const char *dash;
+	struct env_sid id = {0, 0};
+
+	if (s == NULL || len > ENV_SID_MAX)
+		return -1;
+	dash = memchr(s, '-', len);
+	if (dash == NULL) {
+		if (sid_part(s, len, &id.ms) != 0)
+			return -1;
+	} else if (sid_part(s, (size_t)(dash - s), &id.ms) != 0 ||
+		   sid_part(dash + 1, len - (size_t)(dash - s) - 1, &id.seq) !=
+		       0) {
+		return -1;
+	}
+	*out = id;
+	return 0;
+}
+
+int
+env_sid_cmp(const struct env_sid *a, const struct env_sid *b)
+{
+	if (a->ms != b->ms)
+		return a->ms < b->ms ? -1 : 1;
+	if (a->seq != b->seq)
+		return a->seq < b->seq ? -1 : 1;
+	return 0;
+}
+
 /* ---- names ---- */
 
 const char *

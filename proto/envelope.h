@@ -48,6 +48,24 @@ struct env_str {
 	uint32_t len;
 };
 
+/*
+ * A Redis stream id, the message id of history: "<ms>-<seq>", or "<ms>"
+ * alone (seq 0), each part 1..20 decimal digits within 64 bits. "0" is
+ * the id before every message. Ids travel as strings (two 64-bit numbers
+ * do not fit a JSON number); this is how the bridge checks a client's
+ * `since` and how a worker orders replayed and live messages.
+ */
+struct env_sid {
+	uint64_t ms, seq;
+};
+
+#define ENV_SID_MAX 41 /* 20 + 1 + 20 */
+
+/* Returns 0 and fills *out, or -1 if s[0..len) is not a stream id. */
+int env_sid_parse(const char *s, size_t len, struct env_sid *out);
+/* <0, 0, >0 as a is before, equal to, after b. */
+int env_sid_cmp(const struct env_sid *a, const struct env_sid *b);
+
 /* How the bridge classified a payload, once, for every worker. */
 enum payload_class {
 	PAYLOAD_JSON = 0,   /* a JSON object or array: embedded as is */
