@@ -56,37 +56,6 @@ assert_estr(struct env_str s, const char *want)
 	assert_memory_equal(s.p, want, s.len);
 }
 
-/* ---- stream ids ---- */
-
-static void
-sid_parse_and_order(void **state)
-{
-	struct env_sid a, b;
-
-	(void)state;
-	assert_int_equal(env_sid_parse("0", 1, &a), 0);
-	assert_true(a.ms == 0 && a.seq == 0);
-	assert_int_equal(env_sid_parse("1733212345678-7", 15, &a), 0);
-	assert_true(a.ms == 1733212345678ull && a.seq == 7);
-	assert_int_equal(env_sid_parse("1733212345678", 13, &b), 0);
-	assert_true(env_sid_cmp(&b, &a) < 0 && env_sid_cmp(&a, &b) > 0);
-	assert_int_equal(env_sid_cmp(&a, &a), 0);
-	assert_int_equal(
-	    env_sid_parse("18446744073709551615-18446744073709551615", 41, &a),
-	    0);
-	assert_true(a.ms == UINT64_MAX && a.seq == UINT64_MAX);
-	/* 10-9 is after 9-10: numbers, not text. */
-	assert_int_equal(env_sid_parse("10-9", 4, &a), 0);
-	assert_int_equal(env_sid_parse("9-10", 4, &b), 0);
-	assert_true(env_sid_cmp(&a, &b) > 0);
-	static const char *bad[] = {"", "-", "1-", "-1", "1-2-3", "+1", " 1",
-	    "1 ", "a", "1-a", "18446744073709551616", "1-18446744073709551616",
-	    "000000000000000000001", "0x10", "1.5"};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		assert_int_equal(env_sid_parse(bad[i], strlen(bad[i]), &a), -1);
-	assert_int_equal(env_sid_parse(NULL, 0, &a), -1);
-}
-
 /* ---- library text and arguments ---- */
 
 static void
@@ -773,7 +742,6 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(sid_parse_and_order),
 	    cmocka_unit_test(library_text_has_our_conf),
 	    cmocka_unit_test(conf_from_resolves_user_size),
 	    cmocka_unit_test(argv_builders),
