@@ -9,7 +9,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "addr.h"
 #include "history.h"
+#include "keys.h"
+#include "payload.h"
 
 static const char conf_start[] = "local CONF = ";
 static const char conf_end[] = " -- CONF";
@@ -438,4 +441,82 @@ history_range_free(struct history_range *out)
 	free(out->entries);
 	out->entries = NULL;
 	out->n = 0;
+}
+
+enum range_status
+history_request(const struct up_range *q, const char *prefix,
+    uint32_t max_recover, char *key, size_t keylen, uint32_t *limit)
+{
+	struct addr a;
+	struct env_sid sid;
+
+	if (q->addr.p == NULL || addr_parse(q->addr.p, q->addr.len, &a) != 0 ||
+	    (q->since.p != NULL &&
+		env_sid_parse(q->since.p, q->since.len, &sid) != 0) ||
+	    q->limit == 0 ||
+	    keys_channel(key, keylen, prefix, q->addr.p, q->addr.len) < 0)
+		return RANGE_BAD_REQUEST;
+	*limit = q->limit < max_recover ? q->limit : max_recover;
+	return RANGE_OK;
+}
+
+int
+history_range_emit(const struct bus_range *head, const struct history_range *h,
+    enum range_status status, size_t chunk_bytes, history_emit_fn *emit,
+    void *arg)
+{
+	struct bus_range r = *head;
+	struct bus_range_entry *e = NULL;
+	msgpack_sbuffer sb;
+	uint32_t n = h != NULL ? h->n : 0, done = 0;
+	int rc = 0;
+
+	if (n > 0) {
+		e = calloc(n, sizeof(*e));
+		if (e == NULL)
+			return -1;
+	}
+	bool complete = h != NULL && h->recovered;
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		const struct history_entry *x = &h->entries[i];
+		struct env_sid sid;
+
+		/* Larger than the bus carries (stored by FCALL, which has no
+		 * such bound): left out, so the answer cannot be complete. */
+		if (x->data.len > ENV_DATA_MAX) {
+			complete = false;
+			continue;
+		}
+		e[k].id = x->id;
+		e[k].data = x->data;
+		e[k].from = x->from;
+		e[k].cls = payload_classify(x->data.p, x->data.len, x->json);
+		/* history_range_parse() checked every id. */
+		e[k].ts =
+		    env_sid_parse(x->id.p, x->id.len, &sid) == 0 ? sid.ms : 0;
+		k++;
+	}
+	n = k;
+	r.status = h != NULL ? RANGE_OK : status;
+	r.recovered = complete;
+	msgpack_sbuffer_init(&sb);
+	for (r.chunk = 0; rc == 0; r.chunk++) {
+		r.entries = e + done;
+		r.n = bus_range_chunk(r.entries, n - done, chunk_bytes);
+		done += r.n;
+		r.last = done == n;
+		sb.size = 0;
+		if (bus_encode_range(&sb, &r) != 0) {
+			rc = -1;
+			break;
+		}
+		rc = emit(arg, sb.data, sb.size);
+		if (r.last)
+			break;
+	}
+	msgpack_sbuffer_destroy(&sb);
+	free(e);
+	return rc;
 }

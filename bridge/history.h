@@ -181,4 +181,36 @@ int history_range_parse(const redisReply *r, const char *since,
     size_t whylen);
 void history_range_free(struct history_range *out);
 
+/* ---- the bridge's side of the bus: UP_RANGE_REQ in, BUS_RANGE out ---- */
+
+/* Chunks of a RANGE answer are cut near this many bytes (one nng message
+ * each; the workers' receive buffer holds messages, not bytes). */
+#define HISTORY_CHUNK_BYTES (256u * 1024)
+
+/*
+ * Checks one UP_RANGE_REQ: addr a valid address, since absent or a stream
+ * id, limit >= 1. Writes the stream key "<prefix>:<addr>" (NUL-terminated)
+ * and the limit capped at max_recover. Returns RANGE_OK or
+ * RANGE_BAD_REQUEST (key and limit are then unspecified).
+ */
+enum range_status history_request(const struct up_range *q, const char *prefix,
+    uint32_t max_recover, char *key, size_t keylen, uint32_t *limit);
+
+/* Receives one encoded chunk (one BUS_RANGE envelope); non-zero stops. */
+typedef int history_emit_fn(void *arg, const char *buf, size_t len);
+
+/*
+ * Encodes the answer to a request as BUS_RANGE chunks of about
+ * chunk_bytes and hands each to emit, in order, the last one flagged.
+ * head gives epoch, slot, gen, req_id and to; h the entries and recovered
+ * (status RANGE_OK), or h NULL for an answer without entries with the
+ * given status (RANGE_FAILED, RANGE_UNAVAILABLE, RANGE_BAD_REQUEST).
+ * Each entry's payload is classified (payload.h) and its ts is the id's
+ * time part; an entry over ENV_DATA_MAX is left out (recovered false). Returns
+ * 0, -1 if an encoding failed (allocation), or what emit returned.
+ */
+int history_range_emit(const struct bus_range *head,
+    const struct history_range *h, enum range_status status, size_t chunk_bytes,
+    history_emit_fn *emit, void *arg);
+
 #endif

@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "history.h"
+#include "keys.h"
 
 /* ---- helpers ---- */
 
@@ -409,6 +410,213 @@ range_errors(void **state)
 	freeReplyObject(r);
 }
 
+/* ---- UP_RANGE_REQ in, BUS_RANGE out ---- */
+
+static void
+requests_are_checked_and_capped(void **state)
+{
+	struct up_range q = {1, {"channel:news", 12}, {"5-1", 3}, 5000};
+	char key[KEYS_MAX];
+	uint32_t limit = 0;
+
+	(void)state;
+	assert_int_equal(
+	    history_request(&q, "wspush", 1000, key, sizeof(key), &limit),
+	    RANGE_OK);
+	assert_string_equal(key, "wspush:channel:news");
+	assert_int_equal(limit, 1000);
+	q.limit = 7;
+	q.since = (struct env_str){NULL, 0};
+	assert_int_equal(
+	    history_request(&q, "wspush", 1000, key, sizeof(key), &limit),
+	    RANGE_OK);
+	assert_int_equal(limit, 7);
+	q.since = (struct env_str){"0", 1};
+	assert_int_equal(
+	    history_request(&q, "wspush", 1000, key, sizeof(key), &limit),
+	    RANGE_OK);
+	static const struct env_str bad_since[] = {
+	    {"x", 1}, {"1-", 2}, {"", 0}, {"99999999999999999999999", 23}};
+	for (size_t i = 0; i < 4; i++) {
+		q.since = bad_since[i];
+		assert_int_equal(history_request(&q, "wspush", 1000, key,
+				     sizeof(key), &limit),
+		    RANGE_BAD_REQUEST);
+	}
+	q.since = (struct env_str){NULL, 0};
+	static const struct env_str bad_addr[] = {{"channel:", 8},
+	    {"inbound", 7}, {"user:a b", 8}, {"channel:a*", 10}, {NULL, 0}};
+	for (size_t i = 0; i < 5; i++) {
+		q.addr = bad_addr[i];
+		assert_int_equal(history_request(&q, "wspush", 1000, key,
+				     sizeof(key), &limit),
+		    RANGE_BAD_REQUEST);
+	}
+	q.addr = (struct env_str){"all", 3};
+	q.limit = 0;
+	assert_int_equal(
+	    history_request(&q, "wspush", 1000, key, sizeof(key), &limit),
+	    RANGE_BAD_REQUEST);
+	q.limit = 1;
+	assert_int_equal(history_request(&q, "wspush", 1000, key, 5, &limit),
+	    RANGE_BAD_REQUEST);
+}
+
+/* Collects emitted chunks into one buffer, like a bus would carry them. */
+struct sink {
+	msgpack_sbuffer sb;
+	int chunks;
+	int fail_at; /* emit returns 7 at this chunk (0: never) */
+};
+
+static int
+sink_emit(void *arg, const char *buf, size_t len)
+{
+	struct sink *k = arg;
+
+	k->chunks++;
+	if (k->fail_at != 0 && k->chunks == k->fail_at)
+		return 7;
+	msgpack_sbuffer_write(&k->sb, buf, len);
+	return 0;
+}
+
+static const struct bus_range HEAD = {
+    .epoch = 9, .slot = 2, .gen = 5, .req_id = 77, .to = {"channel:news", 12}};
+
+static void
+ranges_become_ordered_bounded_chunks(void **state)
+{
+	struct history_range h;
+	struct sink k = {.chunks = 0, .fail_at = 0};
+	struct env_reader r;
+	struct bus_env e;
+	char why[64];
+	redisReply *rep;
+	int n = 0, chunk = 0;
+
+	(void)state;
+	rep = resp("*5\r\n:1\r\n$3\r\n5-0\r\n:3\r\n:3\r\n*3\r\n" E("3\r\n6-0",
+	    F4(S4("data"), S3("abc"), S4("from"), "$2\r\nu7\r\n")) E("3\r\n7-0",
+	    F4(S4("data"), "$1\r\n5\r\n", S4("json"), "$1\r\n1\r\n"))
+		E("3\r\n8-1", F2(S4("data"), "$2\r\n\xff\xfe\r\n")));
+	assert_int_equal(
+	    history_range_parse(rep, "5-0", 3, 10, &h, why, sizeof(why)),
+	    HISTORY_RANGE_OK);
+	assert_true(h.recovered);
+	msgpack_sbuffer_init(&k.sb);
+	/* A bound that fits one entry per chunk. */
+	assert_int_equal(
+	    history_range_emit(&HEAD, &h, RANGE_OK, 100, sink_emit, &k), 0);
+	assert_int_equal(k.chunks, 3);
+	env_reader_init(&r, k.sb.data, k.sb.size);
+	while (bus_reader_next(&r, &e) == ENV_OK) {
+		struct bus_range *g = &e.u.range;
+
+		assert_int_equal(e.kind, BUS_RANGE);
+		assert_true(g->epoch == 9 && g->slot == 2 && g->gen == 5 &&
+			    g->req_id == 77);
+		assert_int_equal(g->status, RANGE_OK);
+		assert_true(g->recovered);
+		assert_int_equal(g->chunk, chunk);
+		assert_int_equal(g->last, chunk == 2);
+		assert_int_equal(g->n, 1);
+		switch (n) {
+		case 0:
+			assert_estr(g->entries[0].id, "6-0");
+			assert_int_equal(g->entries[0].cls, PAYLOAD_TEXT);
+			assert_estr(g->entries[0].from, "u7");
+			assert_true(g->entries[0].ts == 6);
+			break;
+		case 1:
+			/* a client message: any JSON is JSON */
+			assert_int_equal(g->entries[0].cls, PAYLOAD_JSON);
+			assert_null(g->entries[0].from.p);
+			break;
+		case 2:
+			assert_int_equal(g->entries[0].cls, PAYLOAD_BINARY);
+			assert_true(g->entries[0].ts == 8);
+			break;
+		}
+		n++;
+		chunk++;
+	}
+	env_reader_fini(&r);
+	assert_int_equal(n, 3);
+	/* A generous bound: one chunk. */
+	k.sb.size = 0;
+	k.chunks = 0;
+	assert_int_equal(history_range_emit(&HEAD, &h, RANGE_OK,
+			     HISTORY_CHUNK_BYTES, sink_emit, &k),
+	    0);
+	assert_int_equal(k.chunks, 1);
+	/* emit's failure stops the answer and is returned. */
+	k.sb.size = 0;
+	k.chunks = 0;
+	k.fail_at = 2;
+	assert_int_equal(
+	    history_range_emit(&HEAD, &h, RANGE_OK, 100, sink_emit, &k), 7);
+	assert_int_equal(k.chunks, 2);
+	history_range_free(&h);
+	freeReplyObject(rep);
+	msgpack_sbuffer_destroy(&k.sb);
+}
+
+static void
+answers_without_entries_are_one_last_chunk(void **state)
+{
+	struct sink k = {.chunks = 0, .fail_at = 0};
+	struct env_reader r;
+	struct bus_env e;
+
+	(void)state;
+	msgpack_sbuffer_init(&k.sb);
+	assert_int_equal(history_range_emit(&HEAD, NULL, RANGE_UNAVAILABLE,
+			     HISTORY_CHUNK_BYTES, sink_emit, &k),
+	    0);
+	assert_int_equal(k.chunks, 1);
+	env_reader_init(&r, k.sb.data, k.sb.size);
+	assert_int_equal(bus_reader_next(&r, &e), ENV_OK);
+	assert_int_equal(e.u.range.status, RANGE_UNAVAILABLE);
+	assert_true(e.u.range.last && !e.u.range.recovered);
+	assert_int_equal(e.u.range.chunk, 0);
+	assert_int_equal(e.u.range.n, 0);
+	assert_int_equal(bus_reader_next(&r, &e), ENV_END);
+	env_reader_fini(&r);
+	msgpack_sbuffer_destroy(&k.sb);
+}
+
+static void
+an_entry_the_bus_cannot_carry_is_left_out(void **state)
+{
+	struct history_entry ents[2] = {
+	    {{"1-0", 3}, {NULL, ENV_DATA_MAX + 1}, {NULL, 0}, false},
+	    {{"2-0", 3}, {"ok", 2}, {NULL, 0}, false}};
+	struct history_range h = {
+	    .exists = true, .recovered = true, .n = 2, .entries = ents};
+	struct sink k = {.chunks = 0, .fail_at = 0};
+	struct env_reader r;
+	struct bus_env e;
+	char *big = malloc(ENV_DATA_MAX + 1);
+
+	(void)state;
+	assert_non_null(big);
+	memset(big, 'a', ENV_DATA_MAX + 1);
+	ents[0].data.p = big;
+	msgpack_sbuffer_init(&k.sb);
+	assert_int_equal(history_range_emit(&HEAD, &h, RANGE_OK,
+			     HISTORY_CHUNK_BYTES, sink_emit, &k),
+	    0);
+	env_reader_init(&r, k.sb.data, k.sb.size);
+	assert_int_equal(bus_reader_next(&r, &e), ENV_OK);
+	assert_int_equal(e.u.range.n, 1);
+	assert_estr(e.u.range.entries[0].id, "2-0");
+	assert_false(e.u.range.recovered);
+	env_reader_fini(&r);
+	msgpack_sbuffer_destroy(&k.sb);
+	free(big);
+}
+
 /* ---- against a real redis-server ---- */
 
 struct live {
@@ -751,6 +959,10 @@ main(void)
 	    cmocka_unit_test(publish_id_replies),
 	    cmocka_unit_test(range_captured),
 	    cmocka_unit_test(range_errors),
+	    cmocka_unit_test(requests_are_checked_and_capped),
+	    cmocka_unit_test(ranges_become_ordered_bounded_chunks),
+	    cmocka_unit_test(answers_without_entries_are_one_last_chunk),
+	    cmocka_unit_test(an_entry_the_bus_cannot_carry_is_left_out),
 	    cmocka_unit_test(live_load_and_config),
 	    cmocka_unit_test(live_recovery_facts),
 	    cmocka_unit_test(live_trimming),
