@@ -520,3 +520,134 @@ history_range_emit(const struct bus_range *head, const struct history_range *h,
 	free(e);
 	return rc;
 }
+
+/* ---- loading ---- */
+
+int
+history_init(struct history *h, const struct conf *c)
+{
+	memset(h, 0, sizeof(*h));
+	history_conf_from(&h->conf, c);
+	if (h->conf.size == 0)
+		return 0; /* HISTORY_OFF */
+	h->text = history_library(&h->conf, &h->text_len);
+	if (h->text == NULL)
+		return -1;
+	h->state = HISTORY_LOADING;
+	return 0;
+}
+
+void
+history_fini(struct history *h)
+{
+	free(h->text);
+	h->text = NULL;
+}
+
+void
+history_connected(
+    struct history *h, struct history_argv *check, struct history_argv *load)
+{
+	if (h->state == HISTORY_OFF)
+		return;
+	h->state = HISTORY_LOADING;
+	history_config_argv(check);
+	history_load_argv(load, h->text, h->text_len);
+}
+
+const char *
+history_on_config(
+    struct history *h, const redisReply *r, char *line, size_t len)
+{
+	struct history_conf loaded;
+	char mine[128], theirs[128];
+
+	if (h->state == HISTORY_OFF)
+		return NULL;
+	h->other_config = false;
+	if (history_config_parse(r, &h->conf, &loaded) != HISTORY_LOADED_OTHER)
+		return NULL; /* none, ours, or an error FUNCTION LOAD reports */
+	h->other_config = true;
+	if (history_conf_str(&loaded, theirs, sizeof(theirs)) < 0 ||
+	    history_conf_str(&h->conf, mine, sizeof(mine)) < 0)
+		return NULL;
+	snprintf(line, len,
+	    "history: Redis has the wspush function library loaded with "
+	    "other values (%s) than ours (%s): replacing it; nodes sharing a "
+	    "Redis must use the same [history] values",
+	    theirs, mine);
+	return line;
+}
+
+const char *
+history_on_load(struct history *h, const redisReply *r, char *line, size_t len)
+{
+	char why[HISTORY_ERR_MAX];
+	char mine[128];
+
+	if (h->state == HISTORY_OFF)
+		return NULL;
+	switch (history_load_parse(r, why, sizeof(why))) {
+	case HISTORY_LOAD_OK:
+		h->state = HISTORY_READY;
+		h->err[0] = '\0';
+		h->loads++;
+		if (history_conf_str(&h->conf, mine, sizeof(mine)) < 0)
+			mine[0] = '\0';
+		snprintf(line, len,
+		    "history: function library wspush loaded (%s)", mine);
+		return line;
+	case HISTORY_LOAD_LOST:
+		h->state = HISTORY_LOADING; /* again at the next connect */
+		return NULL;
+	case HISTORY_LOAD_OLD_REDIS:
+	case HISTORY_LOAD_REFUSED:
+		break;
+	}
+	h->state = HISTORY_UNAVAILABLE;
+	h->load_failures++;
+	snprintf(h->err, sizeof(h->err), "%s", why);
+	snprintf(line, len,
+	    "history requested but unavailable: %s; messages are delivered "
+	    "without history",
+	    why);
+	return line;
+}
+
+void
+history_lost(struct history *h)
+{
+	if (h->state != HISTORY_OFF)
+		h->state = HISTORY_LOADING;
+}
+
+enum range_status
+history_range_status(const struct history *h)
+{
+	switch (h->state) {
+	case HISTORY_READY:
+		return RANGE_OK;
+	case HISTORY_LOADING:
+		return RANGE_FAILED;
+	case HISTORY_OFF:
+	case HISTORY_UNAVAILABLE:
+		break;
+	}
+	return RANGE_UNAVAILABLE;
+}
+
+const char *
+history_state_str(enum history_state s)
+{
+	switch (s) {
+	case HISTORY_OFF:
+		return "off";
+	case HISTORY_LOADING:
+		return "loading";
+	case HISTORY_READY:
+		return "ready";
+	case HISTORY_UNAVAILABLE:
+		return "unavailable";
+	}
+	return "unknown";
+}

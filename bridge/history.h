@@ -213,4 +213,52 @@ int history_range_emit(const struct bus_range *head,
     const struct history_range *h, enum range_status status, size_t chunk_bytes,
     history_emit_fn *emit, void *arg);
 
+/* ---- loading, per command-link connection ---- */
+
+enum history_state {
+	HISTORY_OFF = 0,         /* [history] size = 0 */
+	HISTORY_LOADING = 1,     /* link down, or FUNCTION LOAD not answered */
+	HISTORY_READY = 2,       /* the library is loaded: FCALL works */
+	HISTORY_UNAVAILABLE = 3, /* Redis < 7.0 or the load refused: err */
+};
+
+#define HISTORY_ERR_MAX 200
+
+/*
+ * The bridge's history state for one broker. Use: history_init() once;
+ * whenever the command link connects, history_connected() gives the two
+ * commands to send first (the config check, then FUNCTION LOAD), their
+ * replies go to history_on_config() and history_on_load(), which return a
+ * line for the log (NULL: nothing to say); history_lost() when the link
+ * goes down. While READY, publishes go through FCALL wspush_publish and
+ * range requests are served; while UNAVAILABLE, publishes fall back to
+ * PUBLISH (delivery goes on, without ids) and ranges are answered
+ * RANGE_UNAVAILABLE; while LOADING, RANGE_FAILED (retry).
+ */
+struct history {
+	struct history_conf conf;
+	enum history_state state;
+	char *text; /* the library text, built once */
+	size_t text_len;
+	char err[HISTORY_ERR_MAX]; /* why UNAVAILABLE; "" otherwise */
+	uint64_t loads;            /* successful FUNCTION LOADs */
+	uint64_t load_failures;    /* refused or failed ones */
+	bool other_config;         /* the last check found other values */
+};
+
+/* Returns 0, or -1 (allocation; or the embedded text has no CONF line). */
+int history_init(struct history *h, const struct conf *c);
+void history_fini(struct history *h);
+void history_connected(
+    struct history *h, struct history_argv *check, struct history_argv *load);
+const char *history_on_config(
+    struct history *h, const redisReply *r, char *line, size_t len);
+const char *history_on_load(
+    struct history *h, const redisReply *r, char *line, size_t len);
+void history_lost(struct history *h);
+/* The status a range request gets in the current state (RANGE_OK: serve
+ * it). */
+enum range_status history_range_status(const struct history *h);
+const char *history_state_str(enum history_state s);
+
 #endif

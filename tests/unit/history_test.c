@@ -617,6 +617,83 @@ an_entry_the_bus_cannot_carry_is_left_out(void **state)
 	free(big);
 }
 
+/* ---- the loading state ---- */
+
+static void
+loading_states_and_log_lines(void **state)
+{
+	struct conf c;
+	struct history h;
+	struct history_argv check, load;
+	char line[512];
+	redisReply *r;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(history_init(&h, &c), 0);
+	assert_int_equal(h.state, HISTORY_OFF);
+	assert_null(h.text);
+	assert_int_equal(history_range_status(&h), RANGE_UNAVAILABLE);
+	check.argc = load.argc = -1;
+	history_connected(&h, &check, &load);
+	assert_int_equal(check.argc, -1); /* nothing to send */
+	history_fini(&h);
+
+	c.history_size = 10;
+	c.history_ttl_s = 300;
+	c.history_user_ttl_s = 86400;
+	assert_int_equal(history_init(&h, &c), 0);
+	assert_int_equal(h.state, HISTORY_LOADING);
+	assert_int_equal(history_range_status(&h), RANGE_FAILED);
+	history_connected(&h, &check, &load);
+	assert_args(
+	    &check, 3, (const char *[]){"FCALL_RO", "wspush_config", "0"});
+	assert_int_equal(load.argc, 4);
+	assert_int_equal(load.lens[3], h.text_len);
+
+	/* Another node's values are logged; ours or none are not. */
+	r = resp("*6\r\n:1\r\n:99\r\n:300\r\n:99\r\n:86400\r\n:0\r\n");
+	assert_non_null(history_on_config(&h, r, line, sizeof(line)));
+	assert_non_null(strstr(line, "size=99"));
+	assert_non_null(strstr(line, "size=10"));
+	assert_true(h.other_config);
+	freeReplyObject(r);
+	r = resp("-ERR Function not found\r\n");
+	assert_null(history_on_config(&h, r, line, sizeof(line)));
+	assert_false(h.other_config);
+	freeReplyObject(r);
+
+	r = resp("$6\r\nwspush\r\n");
+	assert_non_null(history_on_load(&h, r, line, sizeof(line)));
+	assert_non_null(strstr(line, "loaded"));
+	assert_int_equal(h.state, HISTORY_READY);
+	assert_int_equal(history_range_status(&h), RANGE_OK);
+	assert_int_equal(h.loads, 1);
+	freeReplyObject(r);
+
+	history_lost(&h);
+	assert_int_equal(h.state, HISTORY_LOADING);
+	history_connected(&h, &check, &load);
+	r = resp("-ERR unknown command 'FUNCTION', with args beginning "
+		 "with: 'LOAD' \r\n");
+	assert_non_null(history_on_load(&h, r, line, sizeof(line)));
+	assert_non_null(strstr(line, "unavailable"));
+	assert_non_null(strstr(line, "Redis 7.0"));
+	assert_int_equal(h.state, HISTORY_UNAVAILABLE);
+	assert_non_null(strstr(h.err, "Redis 7.0"));
+	assert_int_equal(h.load_failures, 1);
+	assert_int_equal(history_range_status(&h), RANGE_UNAVAILABLE);
+	assert_string_equal(history_state_str(h.state), "unavailable");
+	freeReplyObject(r);
+
+	/* A link lost before the answer: loading again, not a failure. */
+	history_connected(&h, &check, &load);
+	assert_null(history_on_load(&h, NULL, line, sizeof(line)));
+	assert_int_equal(h.state, HISTORY_LOADING);
+	assert_int_equal(h.load_failures, 1);
+	history_fini(&h);
+}
+
 /* ---- against a real redis-server ---- */
 
 struct live {
@@ -800,6 +877,29 @@ live_load_and_config(void **state)
 	    history_config_parse(r, &other, &got), HISTORY_LOADED_OTHER);
 	assert_int_equal(got.ttl_s, 300);
 	freeReplyObject(r);
+	/* The state machine's own commands, against the server. */
+	{
+		struct conf c;
+		struct history hs;
+		struct history_argv check, ld;
+		char line[512];
+
+		memset(&c, 0, sizeof(c));
+		c.history_size = 10;
+		c.history_ttl_s = 300;
+		c.history_user_size = 20;
+		c.history_user_ttl_s = 86400;
+		assert_int_equal(history_init(&hs, &c), 0);
+		history_connected(&hs, &check, &ld);
+		r = cmd(&check);
+		assert_null(history_on_config(&hs, r, line, sizeof(line)));
+		freeReplyObject(r);
+		r = cmd(&ld);
+		assert_non_null(history_on_load(&hs, r, line, sizeof(line)));
+		assert_int_equal(hs.state, HISTORY_READY);
+		freeReplyObject(r);
+		history_fini(&hs);
+	}
 	/* A library Redis refuses (here: not Lua) is reported. */
 	history_load_argv(&a, "#!lua name=wspush\nthis is not lua", 33);
 	r = cmd(&a);
@@ -963,6 +1063,7 @@ main(void)
 	    cmocka_unit_test(ranges_become_ordered_bounded_chunks),
 	    cmocka_unit_test(answers_without_entries_are_one_last_chunk),
 	    cmocka_unit_test(an_entry_the_bus_cannot_carry_is_left_out),
+	    cmocka_unit_test(loading_states_and_log_lines),
 	    cmocka_unit_test(live_load_and_config),
 	    cmocka_unit_test(live_recovery_facts),
 	    cmocka_unit_test(live_trimming),
