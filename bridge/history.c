@@ -467,7 +467,6 @@ history_range_emit(const struct bus_range *head, const struct history_range *h,
 {
 	struct bus_range r = *head;
 	struct bus_range_entry *e = NULL;
-	msgpack_sbuffer sb;
 	uint32_t n = h != NULL ? h->n : 0, done = 0;
 	int rc = 0;
 
@@ -501,22 +500,15 @@ history_range_emit(const struct bus_range *head, const struct history_range *h,
 	n = k;
 	r.status = h != NULL ? RANGE_OK : status;
 	r.recovered = complete;
-	msgpack_sbuffer_init(&sb);
 	for (r.chunk = 0; rc == 0; r.chunk++) {
 		r.entries = e + done;
 		r.n = bus_range_chunk(r.entries, n - done, chunk_bytes);
 		done += r.n;
 		r.last = done == n;
-		sb.size = 0;
-		if (bus_encode_range(&sb, &r) != 0) {
-			rc = -1;
-			break;
-		}
-		rc = emit(arg, sb.data, sb.size);
+		rc = emit(arg, &r);
 		if (r.last)
 			break;
 	}
-	msgpack_sbuffer_destroy(&sb);
 	free(e);
 	return rc;
 }

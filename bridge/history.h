@@ -196,18 +196,20 @@ void history_range_free(struct history_range *out);
 enum range_status history_request(const struct up_range *q, const char *prefix,
     uint32_t max_recover, char *key, size_t keylen, uint32_t *limit);
 
-/* Receives one encoded chunk (one BUS_RANGE envelope); non-zero stops. */
-typedef int history_emit_fn(void *arg, const char *buf, size_t len);
+/* Receives one chunk (borrowed for the call; the bus encodes it);
+ * non-zero stops the answer. */
+typedef int history_emit_fn(void *arg, const struct bus_range *chunk);
 
 /*
- * Encodes the answer to a request as BUS_RANGE chunks of about
- * chunk_bytes and hands each to emit, in order, the last one flagged.
- * head gives epoch, slot, gen, req_id and to; h the entries and recovered
- * (status RANGE_OK), or h NULL for an answer without entries with the
- * given status (RANGE_FAILED, RANGE_UNAVAILABLE, RANGE_BAD_REQUEST).
- * Each entry's payload is classified (payload.h) and its ts is the id's
- * time part; an entry over ENV_DATA_MAX is left out (recovered false). Returns
- * 0, -1 if an encoding failed (allocation), or what emit returned.
+ * Cuts the answer to a request into BUS_RANGE chunks of about chunk_bytes
+ * (bus_range_chunk()) and hands each to emit, in order, the last one
+ * flagged. head gives epoch, slot, gen, req_id and to; h the entries and
+ * recovered (status RANGE_OK), or h NULL for an answer without entries
+ * with the given status (RANGE_FAILED, RANGE_UNAVAILABLE,
+ * RANGE_BAD_REQUEST). Each entry's payload is classified (payload.h) and
+ * its ts is the id's time part; an entry over ENV_DATA_MAX is left out
+ * (recovered false). Returns 0, -1 on allocation failure, or what emit
+ * returned.
  */
 int history_range_emit(const struct bus_range *head,
     const struct history_range *h, enum range_status status, size_t chunk_bytes,

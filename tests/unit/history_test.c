@@ -470,14 +470,14 @@ struct sink {
 };
 
 static int
-sink_emit(void *arg, const char *buf, size_t len)
+sink_emit(void *arg, const struct bus_range *chunk)
 {
 	struct sink *k = arg;
 
 	k->chunks++;
 	if (k->fail_at != 0 && k->chunks == k->fail_at)
 		return 7;
-	msgpack_sbuffer_write(&k->sb, buf, len);
+	assert_int_equal(bus_encode_range(&k->sb, chunk), 0);
 	return 0;
 }
 
