@@ -33,6 +33,7 @@ def _history_built():
     with tempfile.TemporaryDirectory(prefix="wsp-hist-") as d:
         conf = os.path.join(d, "wspush.conf")
         wsp.write_conf(conf, {"node": {"id": "t", "runtime_dir": d},
+                              "auth": {"mode": "none"},
                               "history": {"size": 10}})
         cp = subprocess.run([binary, "-c", conf, "-t"], capture_output=True,
                             timeout=30)
