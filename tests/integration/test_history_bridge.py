@@ -94,3 +94,41 @@ def test_plain_publish_still_works_and_is_not_stored(h):
     got = wsp.fence(c.r, [cl])[0]
     assert wsp.datas(got) == [{"plain": True}]
     assert not c.r.exists(f"{wsp.PREFIX}:user:{u}")
+
+
+class OldRedis(wsp.RedisServer):
+    """redis-server without the FUNCTION command: what a Redis older than
+    7.0 answers to FUNCTION LOAD ("unknown command")."""
+
+    def start(self):
+        self.proc = self.h.spawn("redis", ["redis-server", "--port",
+            self.port, "--bind", "127.0.0.1", "--save", "", "--appendonly",
+            "no", "--dir", self.dir, "--daemonize", "no",
+            "--rename-command", "FUNCTION", ""])
+        c = self.client()
+        wsp.wait_until(lambda: wsp._ping(c), 10,
+                       f"redis-server on {self.port}",
+                       check=self.proc.check_running)
+        return self
+
+
+def test_a_redis_without_functions_is_reported_and_delivery_goes_on(h):
+    redis = OldRedis(h).start()
+    n = wsp.Node(h, "a", redis, workers=1, conf=HIST).start()
+    wsp.wait_until(lambda: "history requested but unavailable"
+                   in bridge_log(n), 15, "the bridge to report it")
+    assert "Redis 7.0 or newer" in bridge_log(n)
+    r = redis.client()
+    ch = wsp.uid("old")
+    sender, reader = n.connect(wsp.uid("s")), n.connect(wsp.uid("r"))
+    rep = reader.request({"op": "subscribe", "channel": ch, "since": "0",
+                          "ref": 1})
+    assert rep == {"op": "subscribed", "channel": ch, "ref": 1}
+    assert sender.request({"op": "publish", "to": f"channel:{ch}",
+                           "data": [1], "ref": 2}) == {"op": "ok", "ref": 2}
+    got = wsp.fence(r, [reader])[0]
+    assert wsp.datas(got) == [[1]]
+    assert not r.exists(f"{wsp.PREFIX}:channel:{ch}")
+    c = n.connect(wsp.uid("h"))
+    assert c.request({"op": "history", "to": "all", "ref": 3})["code"] \
+        == "unavailable"
