@@ -4,6 +4,7 @@
  * comes here.
  */
 #include "clientmsg.h"
+#include "envelope.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,18 @@ cmsg_parse_fields(struct cmsg *m, const char **msg)
 		if (!addr_id_valid(m->channel, m->channel_len)) {
 			*msg = "invalid channel name";
 			return CMSG_E_INVALID_CHANNEL;
+		}
+		if (m->op == CMSG_SUBSCRIBE &&
+		    json_object_get(m->root, "since") != NULL) {
+			struct env_sid sid;
+
+			if (cmsg_get_string(
+				m->root, "since", &m->since, &m->since_len) ||
+			    env_sid_parse(m->since, m->since_len, &sid) != 0) {
+				m->since = NULL;
+				*msg = "since must be a message id";
+				return CMSG_E_BAD_REQUEST;
+			}
 		}
 		break;
 	case CMSG_PUBLISH:
@@ -245,6 +258,26 @@ cmsg_reply_frame(
 		json_object_set_new(
 		    o, "channel", json_stringn(channel, channel_len)) == -1) ||
 	    cmsg_add_ref(o, ref) == -1) {
+		json_decref(o);
+		return NULL;
+	}
+	return cmsg_frame_from_json(o);
+}
+
+struct frame *
+cmsg_subscribed_frame(
+    const char *channel, size_t channel_len, const json_t *ref, int recovered)
+{
+	json_t *o = json_object();
+
+	if (o == NULL)
+		return NULL;
+	if (json_object_set_new(o, "op", json_string("subscribed")) == -1 ||
+	    json_object_set_new(
+		o, "channel", json_stringn(channel, channel_len)) == -1 ||
+	    cmsg_add_ref(o, ref) == -1 ||
+	    (recovered >= 0 && json_object_set_new(o, "recovered",
+				   json_boolean(recovered)) == -1)) {
 		json_decref(o);
 		return NULL;
 	}

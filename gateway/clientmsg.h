@@ -59,6 +59,9 @@ struct cmsg {
 	/* auth: the token */
 	const char *token;
 	size_t token_len;
+	/* subscribe, auth: "since" (a message id, or "0"), or NULL */
+	const char *since;
+	size_t since_len;
 };
 
 /*
@@ -91,6 +94,10 @@ struct frame *cmsg_error_frame(
 /* {"op":<op>,"channel":<channel>,"ref":...}; channel may be NULL. */
 struct frame *cmsg_reply_frame(
     const char *op, const char *channel, size_t channel_len, const json_t *ref);
+/* {"op":"subscribed","channel":...,"ref":...,"recovered":bool}; recovered
+ * < 0 leaves it out. */
+struct frame *cmsg_subscribed_frame(
+    const char *channel, size_t channel_len, const json_t *ref, int recovered);
 /* {"op":"welcome","user":...,"node":...,"worker":N,"conn":...} */
 struct frame *cmsg_welcome_frame(
     const char *user, const char *node, uint32_t worker, const char *conn);

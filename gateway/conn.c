@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "fanout.h"
 #include "log.h"
+#include "recover.h"
 #include "uptx.h"
 #include "worker.h"
 
@@ -169,9 +170,13 @@ conn_replies_drain(struct conn *c)
 			return;
 		conn_reply_now(c, r->f); /* NULL: logged as dropped */
 		r->f = NULL;
-		/* A channel's messages start with its `subscribed`. */
-		if (r->m != NULL)
+		/* A channel's messages start with its `subscribed`; after a
+		 * recovery, with the replayed ones. */
+		if (r->m != NULL) {
 			fanout_set_live(r->m);
+			if (r->m->udata != NULL)
+				recover_flush(c->w, r->m->udata);
+		}
 		conn_reply_free(c, r);
 	}
 }
@@ -270,6 +275,24 @@ conn_replies_answer(
 
 		if (r->m != m)
 			continue;
+		/* Recovering: answered when the range is (conn_recovered()),
+		 * unless the subscription goes or failed first. */
+		if (!r->answered && !failed && !detach && m->udata != NULL) {
+			struct recover *rc = m->udata;
+
+			if (rc->phase == RECOVER_WAITING)
+				recover_start(c->w, rc, clock_mono_ms());
+			if (rc->phase == RECOVER_READING)
+				continue;
+			if (rc->phase == RECOVER_ANSWERED) {
+				r->f = cmsg_subscribed_frame(
+				    m->entry->addr + CHANNEL_PREFIX_LEN,
+				    m->entry->addrlen - CHANNEL_PREFIX_LEN,
+				    r->ref, rc->recovered);
+				r->answered = true;
+				continue;
+			}
+		}
 		if (!r->answered) {
 			r->f = failed
 				   ? cmsg_error_frame(CMSG_E_UNAVAILABLE,
@@ -323,9 +346,16 @@ conn_release(struct conn *c)
 
 	DLIST_FOREACH_SAFE(n, tmp, &c->replies)
 		conn_reply_free(c, DLIST_ENTRY(n, struct conn_reply, node));
-	DLIST_FOREACH_SAFE(n, tmp, &c->members)
-		fanout_leave(
-		    w->fan, DLIST_ENTRY(n, struct fan_member, by_owner));
+	DLIST_FOREACH_SAFE(n, tmp, &c->members) {
+		struct fan_member *m =
+		    DLIST_ENTRY(n, struct fan_member, by_owner);
+
+		if (m->udata != NULL) {
+			recover_free(w, m->udata);
+			m->udata = NULL;
+		}
+		fanout_leave(w->fan, m);
+	}
 	c->m_user = c->m_all = NULL;
 	w->n_channel_subs -= c->n_channels;
 	c->n_channels = 0;
@@ -390,6 +420,28 @@ conn_member_ready(struct fan_member *m)
 }
 
 void
+conn_recovered(struct fan_member *m, int recovered)
+{
+	struct conn *c = m->owner;
+
+	(void)recovered; /* in the recover struct */
+	if (m->tag == CONN_M_CHANNEL && c->welcomed) {
+		conn_replies_answer(c, m, false, false);
+		conn_replies_drain(c);
+	}
+}
+
+/* Ends m's recovery (m is going). */
+static void
+conn_recover_end(struct conn *c, struct fan_member *m)
+{
+	if (m->udata != NULL) {
+		recover_free(c->w, m->udata);
+		m->udata = NULL;
+	}
+}
+
+void
 conn_member_failed(struct fan_member *m)
 {
 	struct conn *c = m->owner;
@@ -406,6 +458,7 @@ conn_member_failed(struct fan_member *m)
 	conn_replies_answer(c, m, true, true);
 	c->n_channels--;
 	w->n_channel_subs--;
+	conn_recover_end(c, m);
 	fanout_leave(w->fan, m);
 	conn_replies_drain(c);
 }
@@ -523,7 +576,8 @@ conn_channel_addr(char *buf, const char *name, size_t len)
 }
 
 void
-conn_subscribe(struct conn *c, const char *name, size_t len, const json_t *ref)
+conn_subscribe(struct conn *c, const char *name, size_t len, const char *since,
+    size_t since_len, const json_t *ref)
 {
 	struct worker *w = c->w;
 	struct fan_member *m;
@@ -558,6 +612,11 @@ conn_subscribe(struct conn *c, const char *name, size_t len, const json_t *ref)
 		c->n_channels++;
 		w->n_channel_subs++;
 	}
+	/* A recovery from since (history on); a second subscribe of a
+	 * channel still being subscribed keeps the first one's. */
+	if (since != NULL && w->conf->history_size > 0 && m->udata == NULL &&
+	    !m->live)
+		m->udata = recover_new(m, since, since_len);
 	/* Answered once the channel is active, in its turn. */
 	if (conn_reply_append(c, NULL, m, ref) == -1)
 		return;
@@ -588,6 +647,7 @@ conn_unsubscribe(
 	/* A `subscribe` still waiting is answered first: it completed and
 	 * this request undoes it. */
 	conn_replies_answer(c, m, false, true);
+	conn_recover_end(c, m);
 	fanout_leave(w->fan, m);
 	c->n_channels--;
 	w->n_channel_subs--;

@@ -155,8 +155,9 @@ void conn_release(struct conn *c);
 
 /* subscribe / unsubscribe of one channel name (validated). ref borrowed.
  * Each is answered once, in request order (see above). */
-void conn_subscribe(
-    struct conn *c, const char *name, size_t len, const json_t *ref);
+/* since (NULL: none) asks for a recovery (history on). */
+void conn_subscribe(struct conn *c, const char *name, size_t len,
+    const char *since, size_t since_len, const json_t *ref);
 void conn_unsubscribe(
     struct conn *c, const char *name, size_t len, const json_t *ref);
 
@@ -170,6 +171,9 @@ const char *conn_id(struct conn *c);
 
 /* fanout_ops callbacks (see fanout.h, deliver.c). */
 void conn_member_ready(struct fan_member *m);
+/* The recovery of m has its answer (recover.c): its `subscribed` can be
+ * given, with recovered (0 or 1). */
+void conn_recovered(struct fan_member *m, int recovered);
 void conn_member_failed(struct fan_member *m);
 
 #endif

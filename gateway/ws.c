@@ -403,8 +403,8 @@ ws_message(
 				    "this channel",
 				    m.ref);
 			else
-				conn_subscribe(
-				    c, m.channel, m.channel_len, m.ref);
+				conn_subscribe(c, m.channel, m.channel_len,
+				    m.since, m.since_len, m.ref);
 			break;
 		case CMSG_UNSUBSCRIBE:
 			conn_unsubscribe(c, m.channel, m.channel_len, m.ref);
