@@ -80,6 +80,17 @@ cmsg_parse_fields(struct cmsg *m, const char **msg)
 			*msg = "token must be a string";
 			return CMSG_E_BAD_REQUEST;
 		}
+		if (json_object_get(m->root, "since") != NULL) {
+			struct env_sid sid;
+
+			if (cmsg_get_string(
+				m->root, "since", &m->since, &m->since_len) ||
+			    env_sid_parse(m->since, m->since_len, &sid) != 0) {
+				m->since = NULL;
+				*msg = "since must be a message id";
+				return CMSG_E_BAD_REQUEST;
+			}
+		}
 		break;
 	case CMSG_SUBSCRIBE:
 	case CMSG_UNSUBSCRIBE:
@@ -285,8 +296,8 @@ cmsg_subscribed_frame(
 }
 
 struct frame *
-cmsg_welcome_frame(
-    const char *user, const char *node, uint32_t worker, const char *conn)
+cmsg_welcome_recovered_frame(const char *user, const char *node,
+    uint32_t worker, const char *conn, int recovered)
 {
 	json_t *o = json_object();
 
@@ -296,9 +307,18 @@ cmsg_welcome_frame(
 	    json_object_set_new(o, "user", json_string(user)) == -1 ||
 	    json_object_set_new(o, "node", json_string(node)) == -1 ||
 	    json_object_set_new(o, "worker", json_integer(worker)) == -1 ||
-	    json_object_set_new(o, "conn", json_string(conn)) == -1) {
+	    json_object_set_new(o, "conn", json_string(conn)) == -1 ||
+	    (recovered >= 0 && json_object_set_new(o, "recovered",
+				   json_boolean(recovered)) == -1)) {
 		json_decref(o);
 		return NULL;
 	}
 	return cmsg_frame_from_json(o);
+}
+
+struct frame *
+cmsg_welcome_frame(
+    const char *user, const char *node, uint32_t worker, const char *conn)
+{
+	return cmsg_welcome_recovered_frame(user, node, worker, conn, -1);
 }

@@ -101,5 +101,8 @@ struct frame *cmsg_subscribed_frame(
 /* {"op":"welcome","user":...,"node":...,"worker":N,"conn":...} */
 struct frame *cmsg_welcome_frame(
     const char *user, const char *node, uint32_t worker, const char *conn);
+/* The same with "recovered" (recovered < 0 leaves it out). */
+struct frame *cmsg_welcome_recovered_frame(const char *user, const char *node,
+    uint32_t worker, const char *conn, int recovered);
 
 #endif

@@ -369,9 +369,20 @@ conn_try_welcome(struct conn *c)
 	struct dlist_node *n;
 	const char *id, *node;
 
+	struct recover *rc;
+	int recovered = -1;
+
 	if (c->welcomed || c->m_user == NULL || c->m_all == NULL ||
 	    !c->m_user->ready || !c->m_all->ready)
 		return;
+	rc = c->m_user->udata;
+	if (rc != NULL) {
+		if (rc->phase == RECOVER_WAITING)
+			recover_start(w, rc, clock_mono_ms());
+		if (rc->phase == RECOVER_READING)
+			return; /* welcomed with the answer */
+		recovered = rc->recovered;
+	}
 	id = conn_id(c);
 	if (id == NULL) {
 		/* Unreachable in practice: an ACK carries the node id. */
@@ -388,10 +399,13 @@ conn_try_welcome(struct conn *c)
 	if (node == NULL)
 		node = w->conf->node_id;
 	/* Not a reply: it goes first, ahead of any waiting reply. */
-	conn_reply_now(c, cmsg_welcome_frame(c->user, node, w->slot, id));
+	conn_reply_now(c, cmsg_welcome_recovered_frame(
+			      c->user, node, w->slot, id, recovered));
 	c->welcomed = true;
 	fanout_set_live(c->m_user);
 	fanout_set_live(c->m_all);
+	if (rc != NULL)
+		recover_flush(w, rc); /* the missed ones, then live */
 	uptx_event(w->up, "connect", c->user, c->user_len, id, NULL);
 	c->connect_sent = true;
 	log_debug("conn=%s user=%s: welcome", id, c->user);
@@ -425,7 +439,9 @@ conn_recovered(struct fan_member *m, int recovered)
 	struct conn *c = m->owner;
 
 	(void)recovered; /* in the recover struct */
-	if (m->tag == CONN_M_CHANNEL && c->welcomed) {
+	if (m->tag == CONN_M_USER) {
+		conn_try_welcome(c);
+	} else if (m->tag == CONN_M_CHANNEL && c->welcomed) {
 		conn_replies_answer(c, m, false, false);
 		conn_replies_drain(c);
 	}
@@ -489,7 +505,8 @@ conn_new(struct worker *w, struct lws *wsi)
 }
 
 int
-conn_attach(struct conn *c, const char *user, size_t len)
+conn_attach(struct conn *c, const char *user, size_t len, const char *since,
+    size_t since_len)
 {
 	struct worker *w = c->w;
 	char addr[ADDR_MAX + 1];
@@ -512,6 +529,12 @@ conn_attach(struct conn *c, const char *user, size_t len)
 	if (c->m_user == NULL)
 		return -1;
 	c->m_user->tag = CONN_M_USER;
+	/* The user's own address recovers from since (history on); the
+	 * welcome then waits for the answer. */
+	if (since != NULL && w->conf->history_size > 0 &&
+	    (c->m_user->udata = recover_new(c->m_user, since, since_len)) ==
+		NULL)
+		return -1;
 	c->m_all = fanout_join(w->fan, "all", 3, c, &c->members, now);
 	if (c->m_all == NULL)
 		return -1;

@@ -110,7 +110,8 @@ struct conn *conn_new(struct worker *w, struct lws *wsi);
  * "all" and welcomes at once if both are active. Once per connection.
  * Returns 0, or -1 on allocation failure (the caller closes).
  */
-int conn_attach(struct conn *c, const char *user, size_t len);
+int conn_attach(struct conn *c, const char *user, size_t len, const char *since,
+    size_t since_len);
 
 /* The websocket is gone: leaves every membership, sends the disconnect
  * event if the connect event was sent, drops the queue. NULL is ok. */

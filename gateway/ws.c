@@ -5,6 +5,7 @@
  * closes go through conn.c, which queues them in order with messages.
  */
 #include "ws.h"
+#include "envelope.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -49,6 +50,24 @@ ws_user(struct lws *wsi, char *buf, size_t size)
 		return -1;
 	len = strlen(v);
 	if (!addr_id_valid(v, len))
+		return -1;
+	memmove(buf, v, len + 1);
+	return (int)len;
+}
+
+/* The ?since= of the request if it is a message id: its length; 0 when
+ * absent, -1 when it is not an id. */
+static int
+ws_since(struct lws *wsi, char *buf, size_t size)
+{
+	const char *v = lws_get_urlarg_by_name(wsi, "since=", buf, (int)size);
+	struct env_sid sid;
+	size_t len;
+
+	if (v == NULL)
+		return 0;
+	len = strlen(v);
+	if (env_sid_parse(v, len, &sid) != 0)
 		return -1;
 	memmove(buf, v, len + 1);
 	return (int)len;
@@ -274,8 +293,8 @@ ws_auth(struct worker *w, struct conn *c, struct cmsg *m)
 		return;
 	}
 	ws_set_claims(w, c, claims);
-	if (!c->attached &&
-	    conn_attach(c, c->claims->user, c->claims->user_len) == -1) {
+	if (!c->attached && conn_attach(c, c->claims->user, c->claims->user_len,
+				m->since, m->since_len) == -1) {
 		log_warnx("conn=%s: conn_attach: out of memory", c->id);
 		conn_close(c, 1011, "error");
 		return;
@@ -510,13 +529,13 @@ ws_closed(struct worker *w, struct conn *c)
 static int
 ws_established(struct worker *w, struct lws *wsi, struct ws_pss *pss)
 {
-	char ubuf[WS_URLARG_MAX];
+	char ubuf[WS_URLARG_MAX], sbuf[ENV_SID_MAX + 8];
 	struct jwtauth_claims *claims = NULL;
 	enum jwtauth_reject why = JWTAUTH_REJECT_NONE;
 	const char *tok = NULL;
 	size_t tlen = 0;
 	struct conn *c;
-	int n = -1;
+	int n = -1, slen;
 
 	if (w->conf->auth_mode == CONF_AUTH_NONE) {
 		n = ws_user(wsi, ubuf, sizeof(ubuf));
@@ -542,12 +561,16 @@ ws_established(struct worker *w, struct lws *wsi, struct ws_pss *pss)
 		conn_close(c, 1001, "shutdown");
 		return 0;
 	}
+	slen = ws_since(wsi, sbuf, sizeof(sbuf));
 	if (n >= 0) {
-		if (conn_attach(c, ubuf, (size_t)n) == -1)
+		if (conn_attach(c, ubuf, (size_t)n, slen > 0 ? sbuf : NULL,
+			slen > 0 ? (size_t)slen : 0) == -1)
 			conn_close(c, 1011, "error");
 	} else if (claims != NULL) {
 		ws_set_claims(w, c, claims);
-		if (conn_attach(c, claims->user, claims->user_len) == -1)
+		if (conn_attach(c, claims->user, claims->user_len,
+			slen > 0 ? sbuf : NULL,
+			slen > 0 ? (size_t)slen : 0) == -1)
 			conn_close(c, 1011, "error");
 	} else if (tok != NULL) {
 		if ((unsigned int)why < JWTAUTH_REJECT_COUNT)
@@ -557,6 +580,9 @@ ws_established(struct worker *w, struct lws *wsi, struct ws_pss *pss)
 		lws_sul_schedule(w->ctx, 0, &c->auth_sul, ws_auth_timer,
 		    (lws_usec_t)w->conf->auth_timeout_s * LWS_US_PER_SEC);
 	}
+	if (slen < 0 && (n >= 0 || claims != NULL))
+		conn_error(c, CMSG_E_BAD_REQUEST,
+		    "since must be a message id (ignored)", NULL);
 	return 0;
 }
 
