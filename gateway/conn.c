@@ -236,6 +236,28 @@ conn_reply(struct conn *c, struct frame *f)
 		log_warnx("conn=%s: reply dropped: out of memory", c->id);
 }
 
+struct conn_reply *
+conn_reply_later(struct conn *c, const json_t *ref)
+{
+	if (conn_reply_append(c, NULL, NULL, ref) == -1)
+		return NULL;
+	return DLIST_ENTRY(c->replies.head.prev, struct conn_reply, node);
+}
+
+const json_t *
+conn_reply_ref(const struct conn_reply *r)
+{
+	return r->ref;
+}
+
+void
+conn_reply_fill(struct conn *c, struct conn_reply *r, struct frame *f)
+{
+	r->f = f;
+	r->answered = true;
+	conn_replies_drain(c);
+}
+
 void
 conn_error(
     struct conn *c, enum cmsg_err code, const char *msg, const json_t *ref)
@@ -344,6 +366,7 @@ conn_release(struct conn *c)
 	struct worker *w = c->w;
 	struct dlist_node *n, *tmp;
 
+	recover_conn_gone(w, c); /* its history reads: before the replies */
 	DLIST_FOREACH_SAFE(n, tmp, &c->replies)
 		conn_reply_free(c, DLIST_ENTRY(n, struct conn_reply, node));
 	DLIST_FOREACH_SAFE(n, tmp, &c->members) {

@@ -132,6 +132,14 @@ void conn_deliver(struct conn *c, struct frame *f);
  */
 void conn_reply(struct conn *c, struct frame *f);
 
+/* A reply whose frame comes later (conn_reply_fill()), kept in request
+ * order; NULL when c is closing or out of memory (c is then closed). */
+struct conn_reply *conn_reply_later(struct conn *c, const json_t *ref);
+/* The ref a later reply echoes (borrowed), or NULL. */
+const json_t *conn_reply_ref(const struct conn_reply *r);
+/* Gives r its frame (its reference is taken; NULL: lost to memory). */
+void conn_reply_fill(struct conn *c, struct conn_reply *r, struct frame *f);
+
 /* Replies {"op":"error",...} (conn_reply()). */
 void conn_error(
     struct conn *c, enum cmsg_err code, const char *msg, const json_t *ref);

@@ -6,11 +6,126 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clientmsg.h"
+#include "clock.h"
 #include "conn.h"
 #include "fanout.h"
 #include "log.h"
 #include "uptx.h"
 #include "worker.h"
+
+/* One `history` read in flight. */
+struct recover_hist {
+	struct dlist_node node; /* in worker->history_reads */
+	struct conn *c;
+	struct conn_reply *r;
+	uint64_t req_id;
+	uint64_t started_ms;
+	uint32_t next_chunk;
+	json_t *messages;
+	size_t to_len;
+	char to[ENV_ADDR_MAX];
+};
+
+static void
+recover_hist_end(struct recover_hist *h, struct frame *f)
+{
+	dlist_remove(&h->node);
+	conn_reply_fill(h->c, h->r, f);
+	json_decref(h->messages);
+	free(h);
+}
+
+static void
+recover_hist_fail(struct recover_hist *h, const char *why)
+{
+	recover_hist_end(
+	    h, cmsg_error_frame(CMSG_E_UNAVAILABLE, why, conn_reply_ref(h->r)));
+}
+
+void
+recover_history(struct worker *w, struct conn *c, const char *to, size_t to_len,
+    uint32_t limit, const json_t *ref)
+{
+	struct recover_hist *h;
+
+	if (to_len > ENV_ADDR_MAX || (h = calloc(1, sizeof(*h))) == NULL ||
+	    (h->messages = json_array()) == NULL) {
+		free(h);
+		conn_error(c, CMSG_E_INTERNAL, "out of memory", ref);
+		return;
+	}
+	h->r = conn_reply_later(c, ref);
+	if (h->r == NULL) {
+		json_decref(h->messages);
+		free(h);
+		return;
+	}
+	h->c = c;
+	h->req_id = ++w->next_range_req;
+	h->started_ms = clock_mono_ms();
+	memcpy(h->to, to, to_len);
+	h->to_len = to_len;
+	dlist_insert_tail(&w->history_reads, &h->node);
+	uptx_range(w->up, h->req_id, to, to_len, NULL, 0, limit);
+}
+
+void
+recover_conn_gone(struct worker *w, struct conn *c)
+{
+	struct dlist_node *n, *tmp;
+
+	DLIST_FOREACH_SAFE(n, tmp, &w->history_reads) {
+		struct recover_hist *h =
+		    DLIST_ENTRY(n, struct recover_hist, node);
+
+		if (h->c != c)
+			continue;
+		dlist_remove(&h->node);
+		json_decref(h->messages);
+		free(h); /* its reply goes with c's replies */
+	}
+}
+
+/* A RANGE chunk for a `history` read, if it is one. */
+static bool
+recover_hist_range(struct worker *w, const struct bus_range *g)
+{
+	struct dlist_node *n;
+
+	DLIST_FOREACH(n, &w->history_reads) {
+		struct recover_hist *h =
+		    DLIST_ENTRY(n, struct recover_hist, node);
+
+		if (h->req_id != g->req_id)
+			continue;
+		if (g->status != RANGE_OK || g->chunk != h->next_chunk) {
+			recover_hist_fail(h, g->status == RANGE_UNAVAILABLE
+						 ? "history is not available"
+						 : "history read failed");
+			return true;
+		}
+		h->next_chunk++;
+		for (uint32_t i = 0; i < g->n; i++) {
+			json_t *e = cmsg_history_entry(&g->entries[i]);
+
+			if (e == NULL ||
+			    json_array_append_new(h->messages, e)) {
+				recover_hist_fail(h, "out of memory");
+				return true;
+			}
+		}
+		if (g->last) {
+			json_t *msgs = h->messages;
+
+			h->messages = NULL;
+			recover_hist_end(h, cmsg_history_frame(h->to, h->to_len,
+						conn_reply_ref(h->r), msgs));
+		}
+		return true;
+	}
+	return false;
+}
 
 struct recover *
 recover_new(struct fan_member *m, const char *since, size_t since_len)
@@ -176,8 +291,10 @@ recover_range(struct worker *w, const struct bus_range *g)
 			break;
 		}
 	}
-	if (r == NULL)
-		return; /* answered by a timeout, or its connection went */
+	if (r == NULL) {
+		(void)recover_hist_range(w, g);
+		return; /* or answered by a timeout, or its connection went */
+	}
 	if (g->chunk != r->next_chunk || g->status != RANGE_OK) {
 		/* A lost chunk (the bus dropped it) or no history there:
 		 * what came is sent, the promise cannot be made. */
@@ -213,6 +330,14 @@ void
 recover_tick(struct worker *w, uint64_t now_ms)
 {
 	struct dlist_node *n, *tmp;
+
+	DLIST_FOREACH_SAFE(n, tmp, &w->history_reads) {
+		struct recover_hist *h =
+		    DLIST_ENTRY(n, struct recover_hist, node);
+
+		if (now_ms - h->started_ms >= RECOVER_TIMEOUT_MS)
+			recover_hist_fail(h, "no answer from the bridge");
+	}
 
 	DLIST_FOREACH_SAFE(n, tmp, &w->recovering) {
 		struct recover *r = DLIST_ENTRY(n, struct recover, node);

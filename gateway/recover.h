@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "dlist.h"
 #include "envelope.h"
 #include "frame.h"
@@ -88,6 +90,13 @@ void recover_range(struct worker *w, const struct bus_range *g);
 
 /* Gives up recoveries older than RECOVER_TIMEOUT_MS. */
 void recover_tick(struct worker *w, uint64_t now_ms);
+
+/* A `history` read for c (allowed and checked): the reply waits in c's
+ * reply order until the answer (or RECOVER_TIMEOUT_MS). */
+void recover_history(struct worker *w, struct conn *c, const char *to,
+    size_t to_len, uint32_t limit, const json_t *ref);
+/* c is going: forget its history reads. */
+void recover_conn_gone(struct worker *w, struct conn *c);
 
 /* r's announcing reply was queued: queue the replayed and held frames. */
 void recover_flush(struct worker *w, struct recover *r);

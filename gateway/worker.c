@@ -574,6 +574,7 @@ worker_main(const struct conf *c, const struct jwtauth *jwt,
 	w->sig_pipe[0] = w->sig_pipe[1] = -1;
 	dlist_init(&w->conns);
 	dlist_init(&w->recovering);
+	dlist_init(&w->history_reads);
 	dlist_init(&w->flush);
 
 	snprintf(tag, sizeof(tag), "wspush-gateway[w%" PRIu32 "]", slot);

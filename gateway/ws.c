@@ -21,6 +21,7 @@
 #include "jwtauth.h"
 #include "log.h"
 #include "rate.h"
+#include "recover.h"
 #include "send.h"
 #include "uptx.h"
 #include "worker.h"
@@ -303,6 +304,43 @@ ws_auth(struct worker *w, struct conn *c, struct cmsg *m)
 		conn_reply(c, cmsg_reply_frame("ok", NULL, 0, m->ref));
 }
 
+/* A user reads the history of what it may subscribe to: its own user
+ * address, all, and channels (the subs claim in jwt mode). */
+static void
+ws_history(struct worker *w, struct conn *c, const struct cmsg *m)
+{
+	bool ok;
+
+	if (w->conf->history_size == 0) {
+		conn_error(c, CMSG_E_UNAVAILABLE, "history is off", m->ref);
+		return;
+	}
+	switch (m->to.kind) {
+	case ADDR_USER:
+		ok = m->to.idlen == c->user_len &&
+		     memcmp(m->to.id, c->user, c->user_len) == 0;
+		break;
+	case ADDR_CHANNEL:
+		ok = w->conf->auth_mode != CONF_AUTH_JWT ||
+		     jwtauth_claims_may_subscribe(
+			 c->claims, m->to.id, m->to.idlen);
+		break;
+	default:
+		ok = true;
+		break;
+	}
+	if (!ok) {
+		conn_error(c, CMSG_E_FORBIDDEN,
+		    "this connection may not read that history", m->ref);
+		return;
+	}
+	recover_history(w, c, m->to_text, m->to_len,
+	    m->limit < w->conf->history_max_recover
+		? m->limit
+		: w->conf->history_max_recover,
+	    m->ref);
+}
+
 static bool
 publish_allowed(const struct conf *conf, enum addr_kind k)
 {
@@ -434,6 +472,9 @@ ws_message(
 			break;
 		case CMSG_PING:
 			conn_reply(c, cmsg_reply_frame("pong", NULL, 0, m.ref));
+			break;
+		case CMSG_HISTORY:
+			ws_history(w, c, &m);
 			break;
 		}
 	}
