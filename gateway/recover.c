@@ -47,7 +47,7 @@ void
 recover_history(struct worker *w, struct conn *c, const char *to, size_t to_len,
     uint32_t limit, const json_t *ref)
 {
-	struct recover_hist *h;
+	struct recover_hist *h = NULL;
 
 	if (to_len > ENV_ADDR_MAX || (h = calloc(1, sizeof(*h))) == NULL ||
 	    (h->messages = json_array()) == NULL) {
