@@ -473,7 +473,7 @@ class Node:
         self.start_gateway()
         return self
 
-    def start_bridge(self):
+    def start_bridge(self, env=None, wrap=()):
         """Starts the bridge; ready once it has bound bus.ipc and up.ipc
         (new socket files: a killed bridge leaves its old ones behind).
         The sockets are not probed with a connection: a stray connection
@@ -482,15 +482,19 @@ class Node:
                  for s in ("bus.ipc", "up.ipc")]
         before = {s: _file_id(s) for s in socks}
         self.bridge = self.h.spawn(f"bridge-{self.name}",
-            [binary("bridge/wspush-bridge"), "-c", self.conf])
+            list(wrap) + [binary("bridge/wspush-bridge"), "-c", self.conf],
+            env=env)
         wait_until(lambda: all(_is_new_socket(s, before[s]) for s in socks),
             15, f"{self.bridge.name} to bind {socks}",
             check=self.bridge.check_running, interval=0.02)
 
-    def start_gateway(self):
+    def start_gateway(self, env=None, wrap=()):
+        """Starts the gateway; returns once every worker is attached.
+        env: extra environment (on top of gateway_env); wrap: an argv
+        prefix that execs the rest (the pid stays the daemon's)."""
         self.gateway = self.h.spawn(f"gateway-{self.name}",
-            [binary("gateway/wspush-gateway"), "-c", self.conf],
-            cls=GatewayProc, env=self.gateway_env)
+            list(wrap) + [binary("gateway/wspush-gateway"), "-c", self.conf],
+            cls=GatewayProc, env=dict(self.gateway_env or {}, **(env or {})))
         self.wait_workers()
         self.wait_welcome()
         if self.bridge is not None and self.bridge.running():
