@@ -1,4 +1,4 @@
-"""Issue 6 point 9, the node-internal side: envelopes that are truncated,
+"""Bad input on the node-internal side: envelopes that are truncated,
 of an unknown version or kind, or not msgpack at all, sent where only the
 bridge and the workers should write (tests/tools/wsp_nngsend).
 

@@ -1,4 +1,4 @@
-"""Issue 6 points 5 and 6: the node survives its neighbours' faults and
+"""The node survives its neighbours' faults and
 the clients never notice more than the messages that could not exist.
 
 - Redis stopped (by PID) for 10 s, then restarted on the same port and

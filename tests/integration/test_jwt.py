@@ -1,4 +1,4 @@
-"""auth.mode = jwt (issue 6, point 1): a token in ?token= or
+"""auth.mode = jwt: a token in ?token= or
 `Authorization: Bearer` is checked before the upgrade (HTTP 401); without
 one the first message must be a good `auth` within auth.timeout_s (else
 close 4001); a later `auth` extends the session, and exp closes it with

@@ -1,4 +1,4 @@
-"""Limits (issue 6, point 3): max_message_bytes closes with 1009 (single
+"""Limits: max_message_bytes closes with 1009 (single
 frames and fragments accumulated) without touching other connections;
 max_connections per worker answers 503 at the handshake; the inbound rate
 limit replies rate_limited, then closes 1008 on persistent abuse; 5,000-byte

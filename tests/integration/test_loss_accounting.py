@@ -1,4 +1,4 @@
-"""Issue 6 point 8: every bus message a worker takes is accounted for, per
+"""Every bus message a worker takes is accounted for, per
 target connection, in `wspushctl stats`:
 
     bus_targets + replies = frames_out + drop_queue_full + drop_slow_closed

@@ -1,4 +1,4 @@
-"""gateway.allowed_origins (issue 6, point 2): exact origins and
+"""gateway.allowed_origins: exact origins and
 "*.example.org" forms pass; any other Origin gets HTTP 403 before the
 upgrade; a request without Origin (not a browser) passes."""
 

@@ -1,4 +1,4 @@
-"""Issue 6 point 4: a client that stops reading hurts no one else and
+"""A client that stops reading hurts no one else and
 costs bounded memory.
 
 One stalled client (a socket that never reads, with a 4 KiB receive

@@ -1018,8 +1018,8 @@ def fence(r, clients, timeout=5):
 
 
 # The fields of the client protocol that tests compare. Servers may add
-# fields (DESIGN.md: clients ignore unknown fields), so comparisons drop
-# the others.
+# fields (clients must ignore fields they do not know), so comparisons
+# drop the others.
 KEYS = ("op", "to", "from", "data", "data_b64", "ref", "channel", "code")
 
 
