@@ -213,8 +213,8 @@ def test_stalled_client_is_contained(h, policy):
             # stalled client drains its socket, within the gateway's 3 s
             # backstop for sockets that never become writeable.
             next_look = time.monotonic() + 0.3
-            if wsp.worker_total(node.stats(), "closed_slow") > wsp.worker_total(base,
-                                                         "closed_slow"):
+            if node.counter("closed_slow") > \
+                    wsp.worker_total(base, "closed_slow"):
                 cut_seen = True
                 pump.add(stalled)
     elapsed = time.monotonic() - t0
@@ -232,10 +232,9 @@ def test_stalled_client_is_contained(h, policy):
         if not cut_seen:
             # Publishing can end before the next report (each second)
             # shows the cut, on a loaded machine.
-            wsp.wait_until(lambda: wsp.worker_total(node.stats(), "closed_slow") >
-                           wsp.worker_total(base, "closed_slow"), 10,
-                           "the stalled client to be closed (closed_slow)",
-                           check=node.check_running, interval=0.3)
+            node.wait_counter("closed_slow", lambda n: n > wsp.worker_total(
+                base, "closed_slow"), what="the stalled client to be closed "
+                "(closed_slow)")
             pump.add(stalled)
         pump.run_until(lambda: stalled.close_code is not None or stalled.eof,
                        10, "the stalled client's close")

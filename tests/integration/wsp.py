@@ -617,7 +617,39 @@ class Node:
         return u, ch, clients
 
     def healthz(self, port=None):
+        """The status of /healthz on the gateway port (or `port`)."""
         return http_get(port or self.port, "/healthz")[0]
+
+    def bridge_healthz(self):
+        """(status, body) of the bridge's /healthz (metrics_listen)."""
+        return http_get(self.metrics_port, "/healthz")
+
+    def wait_bridge_healthz(self, status, timeout=10, what=None):
+        """Waits until the bridge's /healthz answers `status` (failing fast
+        if a process of the node exited); returns the body."""
+        def ok():
+            st, body = self.bridge_healthz()
+            return body if st == status else None
+        return wait_until(ok, timeout, what or
+                          f"{self.bridge.name} /healthz {status}",
+                          check=self.check_running, interval=0.05)
+
+    def counter(self, name):
+        """A worker counter summed over the workers (one stats call)."""
+        return worker_total(self.stats(), name)
+
+    def wait_counter(self, name, want, timeout=10, what=None):
+        """Waits until a worker counter summed over the workers equals
+        `want`, or satisfies it when `want` is callable; returns that
+        stats document."""
+        pred = want if callable(want) else (lambda v: v == want)
+
+        def ok():
+            st = self.stats()
+            return st if pred(worker_total(st, name)) else None
+        # Each poll runs wspushctl: not too often.
+        return wait_until(ok, timeout, what or f"{name} to reach {want}",
+                          check=self.check_running, interval=0.1)
 
     def ctl(self, *args, timeout=15):
         return ctl(self.h, self.conf, *args, timeout=timeout)
