@@ -61,8 +61,8 @@ run: run-build
 test: asan fuzz-build format-check
 	@ctest --test-dir $(FUZZ_DIR) -L fuzz --output-on-failure
 	@rm -f $(SAN_DIR)/integration-summary.txt
-	@ctest --test-dir $(SAN_DIR) --output-on-failure
-	@cat $(SAN_DIR)/integration-summary.txt 2>/dev/null || true
+	@rc=0; ctest --test-dir $(SAN_DIR) --output-on-failure || rc=$$?; \
+		cat $(SAN_DIR)/integration-summary.txt 2>/dev/null; exit $$rc
 
 bench: release
 	@.ci/deps bench
