@@ -180,10 +180,13 @@ def test_stalled_client_is_contained(h, policy):
     pump.remove(stalled)
     stalled_worker = stalled.welcome["worker"]
 
-    wsp.wait_until(lambda: (lambda st: len(st["workers"]) == 2 and wsp.worker_total(
-        st, "connections") == N_READERS + 1 and wsp.worker_total(st, "queue_frames")
-        == 0)(node.stats()), 10, "stats to show every connection")
-    base = node.stats()
+    def every_connection(st):
+        return (len(st["workers"]) == 2
+                and wsp.worker_total(st, "queue_frames") == 0
+                and wsp.worker_total(st, "connections") == N_READERS + 1)
+    base = wsp.wait_until(lambda: (lambda st: st if every_connection(st)
+                                   else None)(node.stats()), 10,
+                          "stats to show every connection")
     pids = {node.gateway.pid} | node.gateway.workers()
     rss0 = rss_bytes(pids)
     rss_max = rss0
