@@ -1,12 +1,15 @@
 """Bad input from clients, through wsp.RawWs (hand-made handshakes and
 frames): malformed JSON, unknown ops and wrong types get `error` replies and
 the connection stays; invalid UTF-8 closes with 1007; a broken frame
-(fragmented or oversized control frame, unmasked frame, reserved opcode,
+(fragmented or oversized control frame, reserved opcode,
 RSV bits, bytes that are no frame) closes with 1002 or, where lws does so,
 is dropped without a close frame; nothing of it is processed. Garbage
 before the handshake gets a 4xx, a bad Sec-WebSocket-Version a 400. After
 each, the gateway still serves a fresh client and the bridge lives (the
-harness fails the test if a process died or wrote a sanitizer report)."""
+harness fails the test if a process died or wrote a sanitizer report).
+An unmasked client frame is not here: lws 4.1.6 does not let the gateway
+see the mask bit (gateway/NOTES.md); test_frame_strictness.py keeps that
+case as a strict expected failure."""
 
 import time
 import urllib.parse
@@ -73,7 +76,6 @@ def test_bad_messages_get_errors_and_the_connection_stays(node):
 VIOLATIONS = {
     "invalid_utf8": (wsp.OP_TEXT, b'{"op":"ping","x":"\xff\xfe"}', {}, 1007),
     "fragmented_ping": (wsp.OP_PING, b"hi", {"fin": False}, 1002),
-    "unmasked": (wsp.OP_TEXT, b'{"op":"ping"}', {"mask": False}, 1002),
     "reserved_opcode": (0x3, b"x", {}, 1002),
     "reserved_control_opcode": (0xB, b"x", {}, 1002),
     "rsv1": (wsp.OP_TEXT, b'{"op":"ping"}', {"rsv": 4}, 1002),
