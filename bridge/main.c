@@ -201,6 +201,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	log_set_level(conf.log_level);
+	conf_log_warnings(&conf);
 
 	/* Before any thread exists (nng): signals only via the signalfd. */
 	sigemptyset(&set);

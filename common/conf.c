@@ -56,10 +56,12 @@ struct conf_key {
 	uint64_t min, max;
 	const char *const *names; /* CONF_T_ENUM, NULL-terminated */
 	conf_check_fn *check;     /* CONF_T_STR, may be NULL */
+	bool alias; /* another name of a key printed elsewhere: not printed */
 };
 
 static conf_check_fn conf_check_node_id, conf_check_runtime_dir,
-    conf_check_prefix, conf_check_path, conf_check_file;
+    conf_check_prefix, conf_check_path, conf_check_file, conf_check_amqp_url,
+    conf_check_amqp_name, conf_check_amqp_name_opt;
 
 static const char *const conf_routing_names[] = {"interest", "broadcast", NULL};
 static const char *const conf_delivery_names[] = {"envelope", "raw", NULL};
@@ -69,12 +71,13 @@ static const char *const conf_slow_names[] = {"close", "drop_oldest", NULL};
 static const char *const conf_loop_names[] = {"epoll", "poll", NULL};
 static const char *const conf_auth_names[] = {"jwt", "none", NULL};
 static const char *const conf_alg_names[] = {"HS256", "RS256", "ES256", NULL};
+static const char *const conf_broker_names[] = {"redis", "amqp", NULL};
 
 #define FIELD_SIZE(f) sizeof(((struct conf *)0)->f)
 #define ROW(sec, key, type, f, def, min, max, names, check)                   \
 	{                                                                     \
 		sec, key, type, offsetof(struct conf, f), FIELD_SIZE(f), def, \
-		    min, max, names, check                                    \
+		    min, max, names, check, false                             \
 	}
 #define STR(sec, key, f, def, check) \
 	ROW(sec, key, CONF_T_STR, f, def, 0, 0, NULL, check)
@@ -84,6 +87,12 @@ static const char *const conf_alg_names[] = {"HS256", "RS256", "ES256", NULL};
 	ROW(sec, key, CONF_T_U64, f, def, min, max, NULL, NULL)
 #define ENUM(sec, key, f, def, names) \
 	ROW(sec, key, CONF_T_ENUM, f, def, 0, 0, names, NULL)
+/* An enum key under an old name: sets the same field, never printed. */
+#define ENUM_ALIAS(sec, key, f, def, names)                      \
+	{                                                        \
+		sec, key, CONF_T_ENUM, offsetof(struct conf, f), \
+		    FIELD_SIZE(f), def, 0, 0, names, NULL, true  \
+	}
 
 static const struct conf_key conf_keys[] = {
     STR("node", "id", node_id, "auto", conf_check_node_id),
@@ -95,7 +104,28 @@ static const struct conf_key conf_keys[] = {
     ROW("redis", "url", CONF_T_REDIS_URL, redis_url, "redis://127.0.0.1:6379",
 	0, 0, NULL, NULL),
     STR("redis", "prefix", prefix, "wspush", conf_check_prefix),
-    ENUM("redis", "routing", routing, "interest", conf_routing_names),
+    ENUM_ALIAS("redis", "routing", routing, "interest", conf_routing_names),
+    ROW("redis", "cluster", CONF_T_BOOL, redis_cluster, "off", 0, 0, NULL,
+	NULL),
+
+    ENUM("broker", "kind", broker_kind, "redis", conf_broker_names),
+    ENUM("broker", "routing", routing, "interest", conf_routing_names),
+
+    STR("amqp", "url", amqp_url, "amqp://guest:guest@127.0.0.1:5672/%2f",
+	conf_check_amqp_url),
+    STR("amqp", "exchange", amqp_exchange, "wspush", conf_check_amqp_name),
+    STR("amqp", "fanout_exchange", amqp_fanout_exchange, "",
+	conf_check_amqp_name_opt),
+    STR("amqp", "inbound_queue", amqp_inbound_queue, "wspush.inbound",
+	conf_check_amqp_name),
+    STR("amqp", "events_exchange", amqp_events_exchange, "wspush.events",
+	conf_check_amqp_name),
+
+    U32("history", "size", history_size, "0", 0, 1000000),
+    U32("history", "ttl_s", history_ttl_s, "300", 1, 365u * 86400),
+    U32("history", "user_size", history_user_size, "0", 0, 1000000),
+    U32("history", "user_ttl_s", history_user_ttl_s, "86400", 1, 365u * 86400),
+    U32("history", "max_recover", history_max_recover, "1000", 1, 100000),
 
     ROW("gateway", "listen", CONF_T_HOSTPORT, listen, "0.0.0.0:8080", 0, 0,
 	NULL, NULL),
@@ -141,7 +171,7 @@ static const struct conf_key conf_keys[] = {
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
 
 static const char *const conf_sections[] = {
-    "node", "redis", "gateway", "auth", "bridge"};
+    "node", "redis", "broker", "amqp", "history", "gateway", "auth", "bridge"};
 #define CONF_NSECTIONS (sizeof(conf_sections) / sizeof(conf_sections[0]))
 
 /* State of one load: the reader's position and the first error. */
@@ -325,6 +355,55 @@ conf_check_file(const char *v, char *why, size_t whylen)
 	return 0;
 }
 
+static int
+conf_check_amqp_url(const char *v, char *why, size_t whylen)
+{
+	/* librabbitmq parses the rest (amqp_parse_url) when it connects;
+	 * the scheme is checked here so a Redis URL pasted by mistake is
+	 * caught at start. */
+	if (conf_has_ctl(v) ||
+	    (strncmp(v, "amqp://", 7) != 0 && strncmp(v, "amqps://", 8) != 0)) {
+		snprintf(why, whylen,
+		    "expected amqp://user:password@host:port/vhost");
+		return -1;
+	}
+	if (strncmp(v, "amqps://", 8) == 0) {
+		snprintf(why, whylen, "TLS (amqps://) is not supported yet");
+		return -1;
+	}
+	return 0;
+}
+
+/* AMQP exchange and queue names: 1..255 of letters, digits, '-', '_',
+ * '.' and ':' (RabbitMQ's own rule for names a client may declare). */
+static int
+conf_check_amqp_name(const char *v, char *why, size_t whylen)
+{
+	size_t len = strlen(v), i;
+
+	for (i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)v[i];
+		if (!isalnum(ch) && ch != '-' && ch != '_' && ch != '.' &&
+		    ch != ':')
+			break;
+	}
+	if (len == 0 || len >= CONF_AMQP_NAME_MAX || i < len ||
+	    strncmp(v, "amq.", 4) == 0) {
+		snprintf(why, whylen,
+		    "expected 1..%d letters, digits, '-', '_', '.' or ':' "
+		    "(not starting with \"amq.\", which RabbitMQ reserves)",
+		    CONF_AMQP_NAME_MAX - 1);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+conf_check_amqp_name_opt(const char *v, char *why, size_t whylen)
+{
+	return v[0] == '\0' ? 0 : conf_check_amqp_name(v, why, whylen);
+}
+
 /*
  * Loose IPv6 literal check (inet_pton at bind time is the real one): hex
  * digits, ':' and '.', at least one ':', then an optional "%zone".
@@ -408,15 +487,116 @@ conf_hex(int ch)
 }
 
 /*
- * Parses redis://[:password@]host[:port][/db] and unix:///path into c. The
- * password may be percent-encoded. Only database 0 is accepted: streams
- * live in one database and wspush never sends SELECT.
+ * Percent-decodes [p, end) into out (outlen bytes with the NUL). %00 is
+ * refused: the value goes into a C string. Returns 0, or -1.
+ */
+static int
+conf_percent_decode(const char *p, const char *end, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	for (; p < end; p++) {
+		int ch = (unsigned char)*p;
+
+		if (ch == '%') {
+			int hi, lo;
+
+			if (end - p < 3)
+				return -1;
+			hi = conf_hex((unsigned char)p[1]);
+			lo = conf_hex((unsigned char)p[2]);
+			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+				return -1;
+			ch = hi * 16 + lo;
+			p += 2;
+		}
+		if (o + 1 >= outlen)
+			return -1;
+		out[o++] = (char)ch;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/*
+ * The credentials of redis://[[user]:password@]...: [auth, at) holds
+ * "user:password" or ":password", each percent-encoded. A user without a
+ * password cannot log in (AUTH needs one) and is refused.
+ */
+static int
+conf_parse_redis_auth(const char *auth, const char *at, char *user, size_t ulen,
+    char *pass, size_t plen)
+{
+	const char *colon = memchr(auth, ':', (size_t)(at - auth));
+
+	if (colon == NULL || colon + 1 == at)
+		return -1;
+	if (conf_percent_decode(auth, colon, user, ulen) == -1 ||
+	    conf_percent_decode(colon + 1, at, pass, plen) == -1)
+		return -1;
+	return 0;
+}
+
+/* "host", "[v6]" then an optional ":port", in [hp, end). */
+static int
+conf_parse_redis_host(
+    const char *hp, const char *end, char *host, size_t hostlen, uint64_t *port)
+{
+	const char *p;
+	size_t n;
+
+	if (hp[0] == '[') {
+		const char *rb = memchr(hp, ']', (size_t)(end - hp));
+		if (rb == NULL)
+			return -1;
+		n = (size_t)(rb - hp - 1);
+		if (n == 0 || n >= hostlen)
+			return -1;
+		memcpy(host, hp + 1, n);
+		host[n] = '\0';
+		if (!conf_v6_ok(host, n))
+			return -1;
+		p = rb + 1;
+	} else {
+		p = hp;
+		while (p < end && *p != ':')
+			p++;
+		n = (size_t)(p - hp);
+		if (n == 0 || n >= hostlen)
+			return -1;
+		memcpy(host, hp, n);
+		host[n] = '\0';
+		for (const char *q = host; *q != '\0'; q++) {
+			if (!isalnum((unsigned char)*q) && *q != '.' &&
+			    *q != '-' && *q != '_')
+				return -1;
+		}
+	}
+	if (p < end) {
+		char num[8];
+
+		if (*p != ':' || (size_t)(end - p - 1) >= sizeof(num))
+			return -1;
+		n = (size_t)(end - p - 1);
+		memcpy(num, p + 1, n);
+		num[n] = '\0';
+		if (conf_parse_u64(num, port) == -1 || *port < 1 ||
+		    *port > 65535)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Parses redis://[[user]:password@]host[:port][/db] and unix:///path into
+ * c. User and password may be percent-encoded. Only database 0 is
+ * accepted: streams live in one database and wspush never sends SELECT.
  */
 static int
 conf_parse_redis_url(struct conf *c, const char *v, char *why, size_t whylen)
 {
-	char host[256] = "", pass[256] = "", upath[108] = "";
-	const char *auth, *at, *hp, *end, *p;
+	char host[256] = "", user[256] = "", pass[256] = "", upath[108] = "";
+	const char *auth, *at, *end, *p;
 	uint64_t port = 6379;
 	size_t n;
 
@@ -451,75 +631,12 @@ conf_parse_redis_url(struct conf *c, const char *v, char *why, size_t whylen)
 		if (*p == '@')
 			at = p;
 	}
-	hp = auth;
-	if (at != NULL) {
-		size_t o = 0;
-
-		if (auth[0] != ':') {
-			snprintf(why, whylen,
-			    "user names are not supported; expected "
-			    "redis://:password@host:port");
-			return -1;
-		}
-		for (p = auth + 1; p < at; p++) {
-			int ch = (unsigned char)*p;
-			if (ch == '%') {
-				int hi, lo;
-				if (at - p < 3)
-					goto bad;
-				hi = conf_hex((unsigned char)p[1]);
-				lo = conf_hex((unsigned char)p[2]);
-				if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-					goto bad;
-				ch = hi * 16 + lo;
-				p += 2;
-			}
-			if (o + 1 >= sizeof(pass))
-				goto bad;
-			pass[o++] = (char)ch;
-		}
-		pass[o] = '\0';
-		hp = at + 1;
-	}
-	if (hp[0] == '[') {
-		const char *rb = memchr(hp, ']', (size_t)(end - hp));
-		if (rb == NULL)
-			goto bad;
-		n = (size_t)(rb - hp - 1);
-		if (n == 0 || n >= sizeof(host))
-			goto bad;
-		memcpy(host, hp + 1, n);
-		host[n] = '\0';
-		if (!conf_v6_ok(host, n))
-			goto bad;
-		p = rb + 1;
-	} else {
-		p = hp;
-		while (p < end && *p != ':')
-			p++;
-		n = (size_t)(p - hp);
-		if (n == 0 || n >= sizeof(host))
-			goto bad;
-		memcpy(host, hp, n);
-		host[n] = '\0';
-		for (const char *q = host; *q != '\0'; q++) {
-			if (!isalnum((unsigned char)*q) && *q != '.' &&
-			    *q != '-' && *q != '_')
-				goto bad;
-		}
-	}
-	if (p < end) {
-		char num[8];
-
-		if (*p != ':' || (size_t)(end - p - 1) >= sizeof(num))
-			goto bad;
-		n = (size_t)(end - p - 1);
-		memcpy(num, p + 1, n);
-		num[n] = '\0';
-		if (conf_parse_u64(num, &port) == -1 || port < 1 ||
-		    port > 65535)
-			goto bad;
-	}
+	if (at != NULL && conf_parse_redis_auth(auth, at, user, sizeof(user),
+			      pass, sizeof(pass)) == -1)
+		goto bad;
+	if (conf_parse_redis_host(at != NULL ? at + 1 : auth, end, host,
+		sizeof(host), &port) == -1)
+		goto bad;
 	if (*end == '/' && end[1] != '\0') {
 		uint64_t db;
 		if (conf_parse_u64(end + 1, &db) == -1)
@@ -543,11 +660,13 @@ commit:
 	memcpy(c->redis_host, host, sizeof(c->redis_host));
 	c->redis_port = (uint16_t)(c->redis_kind == CONF_REDIS_TCP ? port : 0);
 	memcpy(c->redis_unix_path, upath, sizeof(c->redis_unix_path));
+	memcpy(c->redis_user, user, sizeof(c->redis_user));
 	memcpy(c->redis_password, pass, sizeof(c->redis_password));
 	return 0;
 bad:
 	snprintf(why, whylen,
-	    "expected redis://[:password@]host[:port][/0] or unix:///path");
+	    "expected redis://[[user]:password@]host[:port][/0] or "
+	    "unix:///path");
 	return -1;
 }
 
@@ -1059,6 +1178,61 @@ conf_check_auth(struct conf_ctx *x)
 		    "jwt_alg RS256 and ES256 need auth.jwt_public_key_file");
 }
 
+/*
+ * Checks of the broker keys: the routing alias, what Redis Cluster and
+ * RabbitMQ cannot do, and what this build does not implement yet.
+ */
+static void
+conf_check_broker(struct conf_ctx *x)
+{
+	struct conf *c = x->c;
+	size_t alias = conf_key_index("redis", "routing");
+	size_t routing = conf_key_index("broker", "routing");
+	size_t kind = conf_key_index("broker", "kind");
+	size_t cluster = conf_key_index("redis", "cluster");
+	size_t size = conf_key_index("history", "size");
+	size_t k;
+
+	c->routing_alias_line = x->lines[alias];
+	if (x->lines[alias] > 0 && x->lines[routing] > 0) {
+		k = conf_later(x, alias, routing);
+		conf_fail_key(x, x->lines[k], &conf_keys[k],
+		    "broker.routing is also set: keep only [broker] routing "
+		    "(redis.routing is its old name)");
+		return;
+	}
+	k = x->lines[alias] > 0 ? alias : routing;
+	if (c->redis_cluster && c->routing == CONF_ROUTING_BROADCAST) {
+		conf_fail_key(x, x->lines[k], &conf_keys[k],
+		    "broadcast routing is not possible with redis.cluster = "
+		    "on (sharded pub/sub has no pattern subscriptions)");
+		return;
+	}
+	if (c->broker_kind == CONF_BROKER_AMQP && c->history_size > 0) {
+		k = conf_later(x, kind, size);
+		conf_fail_key(x, x->lines[k], &conf_keys[k],
+		    "history is not available with broker.kind = amqp (it "
+		    "is kept in Redis streams)");
+		return;
+	}
+	if (c->broker_kind == CONF_BROKER_AMQP && c->redis_cluster) {
+		k = conf_later(x, kind, cluster);
+		conf_fail_key(x, x->lines[k], &conf_keys[k],
+		    "redis.cluster applies only to broker.kind = redis");
+		return;
+	}
+	/* Values this build accepts in the file but cannot run yet. */
+	if (c->broker_kind == CONF_BROKER_AMQP)
+		conf_fail_key(x, x->lines[kind], &conf_keys[kind],
+		    "\"amqp\" is not implemented by this build yet");
+	else if (c->redis_cluster)
+		conf_fail_key(x, x->lines[cluster], &conf_keys[cluster],
+		    "\"on\" is not implemented by this build yet");
+	else if (c->history_size > 0)
+		conf_fail_key(x, x->lines[size], &conf_keys[size],
+		    "history is not implemented by this build yet");
+}
+
 /* Parses len bytes of text (NUL-terminated at len) into c. */
 static int
 conf_load_text(struct conf *c, const char *name, const char *text, size_t len,
@@ -1104,6 +1278,8 @@ conf_load_text(struct conf *c, const char *name, const char *text, size_t len,
 		conf_check_cross(&x);
 	if (!x.failed)
 		conf_check_auth(&x);
+	if (!x.failed)
+		conf_check_broker(&x);
 	return x.failed ? -1 : 0;
 }
 
@@ -1269,6 +1445,8 @@ conf_print(const struct conf *c, FILE *f)
 	for (i = 0; i < CONF_NKEYS; i++) {
 		const struct conf_key *k = &conf_keys[i];
 
+		if (k->alias)
+			continue;
 		if (section == NULL || strcmp(section, k->section) != 0) {
 			fprintf(f, "%s[%s]\n", section == NULL ? "" : "\n",
 			    k->section);
@@ -1284,6 +1462,15 @@ conf_print(const struct conf *c, FILE *f)
 		conf_print_value(c, k, f);
 		fputc('\n', f);
 	}
+}
+
+void
+conf_log_warnings(const struct conf *c)
+{
+	if (c->routing_alias_line > 0)
+		log_warnx("%s:%d: redis.routing is the old name of "
+			  "broker.routing: move it to [broker]",
+		    c->file, c->routing_alias_line);
 }
 
 uint32_t

@@ -28,6 +28,7 @@ enum conf_event_loop { CONF_LOOP_EPOLL, CONF_LOOP_POLL };
 enum conf_auth_mode { CONF_AUTH_JWT, CONF_AUTH_NONE };
 enum conf_jwt_alg { CONF_JWT_HS256, CONF_JWT_RS256, CONF_JWT_ES256 };
 enum conf_redis_kind { CONF_REDIS_TCP, CONF_REDIS_UNIX };
+enum conf_broker_kind { CONF_BROKER_REDIS, CONF_BROKER_AMQP };
 
 #define CONF_NODE_ID_MAX 64
 #define CONF_PREFIX_MAX 64
@@ -35,6 +36,8 @@ enum conf_redis_kind { CONF_REDIS_TCP, CONF_REDIS_UNIX };
 #define CONF_RUNTIME_DIR_MAX 96
 #define CONF_PATH_MAX 512
 #define CONF_ORIGINS_MAX 32
+/* AMQP 0-9-1 short strings (exchange and queue names) hold 255 bytes. */
+#define CONF_AMQP_NAME_MAX 256
 
 /* A parsed "host:port" (IPv4, [IPv6] or a name resolved at bind time). */
 struct conf_hostport {
@@ -56,9 +59,31 @@ struct conf {
 	char redis_host[256]; /* TCP */
 	uint16_t redis_port;
 	char redis_unix_path[108]; /* unix:///path */
+	char redis_user[256];      /* ACL user; empty: AUTH <password> only */
 	char redis_password[256];  /* empty: no AUTH */
 	char prefix[CONF_PREFIX_MAX];
-	enum conf_routing routing;
+	bool redis_cluster; /* Redis Cluster with sharded pub/sub */
+
+	/* [broker] */
+	enum conf_broker_kind broker_kind;
+	enum conf_routing routing; /* also set by the alias [redis] routing */
+	/* Line of the deprecated [redis] routing in the file (0: not used),
+	 * so that the programs can warn about it once they log. */
+	int routing_alias_line;
+
+	/* [amqp] (broker.kind = amqp) */
+	char amqp_url[CONF_PATH_MAX];
+	char amqp_exchange[CONF_AMQP_NAME_MAX];        /* direct */
+	char amqp_fanout_exchange[CONF_AMQP_NAME_MAX]; /* empty: none */
+	char amqp_inbound_queue[CONF_AMQP_NAME_MAX];
+	char amqp_events_exchange[CONF_AMQP_NAME_MAX];
+
+	/* [history] (size 0: off) */
+	uint32_t history_size;
+	uint32_t history_ttl_s;
+	uint32_t history_user_size; /* 0: history_size */
+	uint32_t history_user_ttl_s;
+	uint32_t history_max_recover;
 
 	/* [gateway] */
 	struct conf_hostport listen;
@@ -112,6 +137,10 @@ int conf_load(struct conf *c, const char *path, char *err, size_t errlen);
 /* Same, from a string; name stands in for the file name in messages. */
 int conf_load_string(struct conf *c, const char *name, const char *text,
     char *err, size_t errlen);
+
+/* Logs what the file uses that still works but should change (old key
+ * names), one warning each. */
+void conf_log_warnings(const struct conf *c);
 
 /* Prints every effective value as INI (what -t shows). */
 void conf_print(const struct conf *c, FILE *f);

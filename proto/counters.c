@@ -6,7 +6,7 @@
 #include "counters.h"
 
 const struct counter_info worker_counter_info[WC_COUNT] = {
-#define WC_ROW(name, kind, family, label, help)                      \
+#define WC_ROW(name, kind, family, label, help) \
 	[WC_##name] = {#name, COUNTER_KIND_##kind, family, label, help},
     WORKER_COUNTERS(WC_ROW)
 #undef WC_ROW

@@ -34,8 +34,8 @@ keys_pattern(char *buf, size_t len, const char *prefix, const char *tail)
 		buf[j++] = *p;
 	}
 	return keys_fmt(buf + j, len - j, "%s", tail) == -1
-	    ? -1
-	    : (int)(j + strlen(tail));
+		   ? -1
+		   : (int)(j + strlen(tail));
 }
 
 int

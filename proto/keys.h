@@ -26,9 +26,10 @@
  * bounded by the config and address rules). */
 #define KEYS_MAX 512
 
-int keys_channel(char *buf, size_t len, const char *prefix,
-    const char *address, size_t address_len);
-int keys_hb_channel(char *buf, size_t len, const char *prefix, const char *node);
+int keys_channel(char *buf, size_t len, const char *prefix, const char *address,
+    size_t address_len);
+int keys_hb_channel(
+    char *buf, size_t len, const char *prefix, const char *node);
 /* "<prefix>:_hb:", the part every bridge's probe channel starts with. */
 int keys_hb_prefix(char *buf, size_t len, const char *prefix);
 int keys_inbound(char *buf, size_t len, const char *prefix);

@@ -317,10 +317,17 @@ static const struct {
 	"hiredis 0.14"},
     {NONE "[redis]\nurl = http://h:6379\n",
 	"wspush.conf:4: redis.url: expected "
-	"redis://[:password@]host[:port][/0] or unix:///path"},
-    {NONE "[redis]\nurl = redis://user:pw@h\n",
-	"wspush.conf:4: redis.url: user names are not supported; expected "
-	"redis://:password@host:port"},
+	"redis://[[user]:password@]host[:port][/0] or unix:///path"},
+    /* A user name without a password cannot AUTH. */
+    {NONE "[redis]\nurl = redis://user@h\n",
+	"wspush.conf:4: redis.url: expected "
+	"redis://[[user]:password@]host[:port][/0] or unix:///path"},
+    {NONE "[redis]\nurl = redis://user:@h\n",
+	"wspush.conf:4: redis.url: expected "
+	"redis://[[user]:password@]host[:port][/0] or unix:///path"},
+    {NONE "[redis]\nurl = redis://us%00er:pw@h\n",
+	"wspush.conf:4: redis.url: expected "
+	"redis://[[user]:password@]host[:port][/0] or unix:///path"},
     {NONE "[redis]\nurl = redis://h/2\n",
 	"wspush.conf:4: redis.url: only database 0 is supported (wspush "
 	"never sends SELECT)"},
@@ -352,6 +359,36 @@ static const struct {
     {NONE "[gateway]\nmax_queued_bytes = 1000\n",
 	"wspush.conf:4: gateway.max_queued_bytes: gateway.max_queued_bytes "
 	"(1000) must be at least gateway.max_message_bytes (65536)"},
+    /* Broker, cluster and history keys. */
+    {NONE "[broker]\nkind = kafka\n",
+	"wspush.conf:4: broker.kind: expected \"redis\" or \"amqp\""},
+    {NONE "[redis]\nrouting = broadcast\n[broker]\nrouting = interest\n",
+	"wspush.conf:6: broker.routing: broker.routing is also set: keep "
+	"only [broker] routing (redis.routing is its old name)"},
+    {NONE "[redis]\ncluster = on\n[broker]\nrouting = broadcast\n",
+	"wspush.conf:6: broker.routing: broadcast routing is not possible "
+	"with redis.cluster = on (sharded pub/sub has no pattern "
+	"subscriptions)"},
+    {NONE "[redis]\nrouting = broadcast\ncluster = on\n",
+	"wspush.conf:4: redis.routing: broadcast routing is not possible "
+	"with redis.cluster = on (sharded pub/sub has no pattern "
+	"subscriptions)"},
+    {NONE "[history]\nsize = 100\n[broker]\nkind = amqp\n",
+	"wspush.conf:6: broker.kind: history is not available with "
+	"broker.kind = amqp (it is kept in Redis streams)"},
+    {NONE "[amqp]\nurl = redis://h\n", "wspush.conf:4: amqp.url: expected "
+				       "amqp://user:password@host:port/vhost"},
+    {NONE "[amqp]\nexchange = amq.direct\n",
+	"wspush.conf:4: amqp.exchange: expected 1..255 letters, digits, "
+	"'-', '_', '.' or ':' (not starting with \"amq.\", which RabbitMQ "
+	"reserves)"},
+    {NONE "[amqp]\ninbound_queue = a b\n",
+	"wspush.conf:4: amqp.inbound_queue: expected 1..255 letters, "
+	"digits, '-', '_', '.' or ':' (not starting with \"amq.\", which "
+	"RabbitMQ reserves)"},
+    {NONE "[history]\nmax_recover = 0\n",
+	"wspush.conf:4: history.max_recover: expected an integer in "
+	"1..100000"},
     /* auth.mode = jwt (the default) needs its key file. */
     {"", "wspush.conf:(default): auth.mode: jwt_alg HS256 needs "
 	 "auth.jwt_secret_file"},
@@ -429,6 +466,32 @@ a_long_allowed_origins_line_fits(void **state)
 }
 
 static void
+broker_routing_alias_and_new_sections_load(void **state)
+{
+	load_ok(NONE);
+	assert_int_equal(c.broker_kind, CONF_BROKER_REDIS);
+	assert_int_equal(c.routing, CONF_ROUTING_INTEREST);
+	assert_int_equal(c.routing_alias_line, 0);
+	assert_false(c.redis_cluster);
+	assert_string_equal(c.amqp_exchange, "wspush");
+	assert_string_equal(c.amqp_fanout_exchange, "");
+	assert_string_equal(c.amqp_inbound_queue, "wspush.inbound");
+	assert_string_equal(c.amqp_events_exchange, "wspush.events");
+	assert_int_equal(c.history_size, 0);
+	assert_int_equal(c.history_ttl_s, 300);
+	assert_int_equal(c.history_user_ttl_s, 86400);
+	assert_int_equal(c.history_max_recover, 1000);
+
+	/* The old name still works, and says where it was used. */
+	load_ok(NONE "[redis]\nrouting = broadcast\n");
+	assert_int_equal(c.routing, CONF_ROUTING_BROADCAST);
+	assert_int_equal(c.routing_alias_line, 4);
+	load_ok(NONE "[broker]\nrouting = broadcast\n");
+	assert_int_equal(c.routing, CONF_ROUTING_BROADCAST);
+	assert_int_equal(c.routing_alias_line, 0);
+}
+
+static void
 redis_urls_of_every_form_parse(void **state)
 {
 	load_ok(NONE "[redis]\nurl = redis://example.org\n");
@@ -443,6 +506,19 @@ redis_urls_of_every_form_parse(void **state)
 	assert_string_equal(c.redis_password, "p@ss;w0rd");
 	assert_string_equal(
 	    c.redis_url, "redis://:p@ss%3Bw0rd@10.0.0.2:7000/0");
+
+	/* Redis 6 ACL users: AUTH <user> <password>. */
+	load_ok(NONE "[redis]\nurl = redis://wspush:s%40cret%3A1@h:6400\n");
+	assert_string_equal(c.redis_user, "wspush");
+	assert_string_equal(c.redis_password, "s@cret:1");
+	assert_string_equal(c.redis_host, "h");
+	assert_int_equal(c.redis_port, 6400);
+	load_ok(NONE "[redis]\nurl = redis://a%2Bb:pw@h\n");
+	assert_string_equal(c.redis_user, "a+b");
+	/* A later URL without a user clears it. */
+	load_ok(NONE "[redis]\nurl = redis://u:p@h\nurl = redis://:p@h\n");
+	assert_string_equal(c.redis_user, "");
+	assert_string_equal(c.redis_password, "p");
 
 	load_ok(NONE "[redis]\nurl = redis://[::1]:6390/\n");
 	assert_string_equal(c.redis_host, "::1");
@@ -695,6 +771,7 @@ main(void)
 	    cmocka_unit_test(ipc_urls_live_in_the_runtime_dir),
 	    cmocka_unit_test(auto_workers_means_one_per_online_cpu),
 	    cmocka_unit_test(a_null_or_tiny_error_buffer_is_safe),
+	    cmocka_unit_test(broker_routing_alias_and_new_sections_load),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
