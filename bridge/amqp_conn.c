@@ -1,0 +1,996 @@
+/*
+ * amqp_conn.c - the AMQP connection: connect, declare, consume, bind,
+ * publish with confirms, all from the bridge loop.
+ *
+ * States: IDLE (backoff timer armed) -> SETUP (logged in; declarations
+ * sent, replies awaited) -> UP (consuming) -> back to IDLE on any loss.
+ * Every synchronous method we send pushes what its reply must be onto a
+ * FIFO (`waits`); a reply frame pops the head and must match it. Frames
+ * are read with amqp_simple_wait_frame_noblock() and a zero timeout until
+ * it answers TIMEOUT: then rabbitmq-c's buffer is empty and nothing is
+ * queued, so poll() on the socket is a correct sleep. A 1 s timer runs
+ * the same read so rabbitmq-c sends its heartbeats and notices a silent
+ * broker (it closes the socket after two missed heartbeats).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <amqp_tcp_socket.h>
+
+#include "amqp_confirm.h"
+#include "amqp_conn.h"
+#include "dlist.h"
+#include "log.h"
+
+#define CHAN 1
+#define TICK_MS 1000
+/* Longest wspush-to value we keep; longer is not an address anyway. */
+#define TO_MAX 600
+
+enum cstate { CS_IDLE, CS_SETUP, CS_UP };
+
+enum wkind {
+	W_SETUP,   /* part of the setup sequence */
+	W_NODE_Q,  /* the node queue's declare-ok: carries its name */
+	W_CONSUME, /* consume-ok: setup complete */
+	W_BIND,
+	W_UNBIND,
+};
+
+/* A reply we wait for, in request order. */
+struct wait {
+	struct dlist_node node;
+	amqp_method_number_t expect;
+	enum wkind kind;
+	const char *what; /* for a refusal: the config key concerned */
+	size_t keylen;
+	char key[]; /* W_BIND / W_UNBIND routing key */
+};
+
+enum content { CT_NONE, CT_DELIVER, CT_RETURN };
+
+struct amqp_conn {
+	struct loop *loop;
+	struct amqp_conn_cbs cbs;
+	struct amqp_conn_stats st;
+
+	/* configuration (owned copies) */
+	char *url, *exchange, *fanout, *inbound, *events, *name;
+	uint32_t queue_max_length, max_body;
+	struct amqp_connection_info ci; /* points into url_parsed */
+	char *url_parsed;
+
+	enum cstate state;
+	bool stopping;
+	amqp_connection_state_t conn;
+	struct loop_fd *w;
+	uint64_t reconnect_timer, tick_timer, more_timer;
+	uint64_t backoff;
+	char queue[256]; /* the broker-named node queue */
+
+	struct dlist waits; /* struct wait, oldest first */
+	struct amqp_confirm confirm;
+
+	/* the content being assembled after basic.deliver / basic.return */
+	enum content ct;
+	bool ct_header; /* the header frame arrived */
+	bool ct_skip;   /* oversize: read and discard */
+	uint64_t ct_size, ct_got;
+	char ct_exchange[256], ct_key[256];
+	size_t ct_exchange_len, ct_key_len;
+	enum amqp_msg_hdr ct_hdr;
+	char ct_to[TO_MAX];
+	size_t ct_to_len;
+	char *body;
+	size_t body_cap;
+};
+
+static void conn_lost(struct amqp_conn *c, const char *why);
+static void read_frames(struct amqp_conn *c);
+
+static char *
+dup_str(const char *s)
+{
+	return strdup(s != NULL ? s : "");
+}
+
+static amqp_bytes_t
+bytes(const char *s)
+{
+	return amqp_cstring_bytes(s);
+}
+
+/* ---- reply FIFO ---- */
+
+static int
+wait_push(struct amqp_conn *c, amqp_method_number_t expect, enum wkind kind,
+    const char *what, const char *key, size_t keylen)
+{
+	struct wait *w = calloc(1, sizeof(*w) + keylen + 1);
+
+	if (w == NULL)
+		return -1;
+	w->expect = expect;
+	w->kind = kind;
+	w->what = what;
+	w->keylen = keylen;
+	if (keylen > 0)
+		memcpy(w->key, key, keylen);
+	dlist_insert_tail(&c->waits, &w->node);
+	if (kind == W_BIND || kind == W_UNBIND)
+		c->st.binds_inflight++;
+	return 0;
+}
+
+static void
+waits_clear(struct amqp_conn *c)
+{
+	struct dlist_node *n;
+
+	while ((n = dlist_first(&c->waits)) != NULL) {
+		dlist_remove(n);
+		free(DLIST_ENTRY(n, struct wait, node));
+	}
+	c->st.binds_inflight = 0;
+}
+
+/* ---- sending ---- */
+
+/* Sends a method on our channel and records the reply it expects.
+ * Returns 0, or -1 after taking the connection down. */
+static int
+send_sync(struct amqp_conn *c, amqp_method_number_t m, void *decoded,
+    amqp_method_number_t expect, enum wkind kind, const char *what,
+    const char *key, size_t keylen)
+{
+	int rc;
+
+	if (wait_push(c, expect, kind, what, key, keylen) == -1) {
+		conn_lost(c, "out of memory");
+		return -1;
+	}
+	rc = amqp_send_method(c->conn, CHAN, m, decoded);
+	if (rc != AMQP_STATUS_OK) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "send: %s", amqp_error_string2(rc));
+		conn_lost(c, why);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+declare_exchange(
+    struct amqp_conn *c, const char *name, const char *type, const char *what)
+{
+	amqp_exchange_declare_t d = {
+	    .exchange = bytes(name),
+	    .type = bytes(type),
+	    .durable = 1,
+	    .arguments = amqp_empty_table,
+	};
+
+	return send_sync(c, AMQP_EXCHANGE_DECLARE_METHOD, &d,
+	    AMQP_EXCHANGE_DECLARE_OK_METHOD, W_SETUP, what, NULL, 0);
+}
+
+/*
+ * The setup sequence, first half: channel, exchanges, the inbound queue
+ * and the node queue. Everything is pipelined; the second half needs the
+ * node queue's name and follows its declare-ok.
+ */
+static int
+setup_begin(struct amqp_conn *c)
+{
+	amqp_channel_open_t o = {.out_of_band = amqp_empty_bytes};
+	amqp_table_entry_t args[2];
+	amqp_queue_declare_t q = {.arguments = amqp_empty_table};
+
+	if (send_sync(c, AMQP_CHANNEL_OPEN_METHOD, &o,
+		AMQP_CHANNEL_OPEN_OK_METHOD, W_SETUP, "channel", NULL, 0) == -1)
+		return -1;
+	if (declare_exchange(c, c->exchange, "direct", "[amqp] exchange") == -1)
+		return -1;
+	if (c->fanout[0] != '\0' && declare_exchange(c, c->fanout, "fanout",
+					"[amqp] fanout_exchange") == -1)
+		return -1;
+	if (c->events[0] != '\0' && declare_exchange(c, c->events, "fanout",
+					"[amqp] events_exchange") == -1)
+		return -1;
+	if (c->inbound[0] != '\0') {
+		q.queue = bytes(c->inbound);
+		q.durable = 1;
+		if (send_sync(c, AMQP_QUEUE_DECLARE_METHOD, &q,
+			AMQP_QUEUE_DECLARE_OK_METHOD, W_SETUP,
+			"[amqp] inbound_queue", NULL, 0) == -1)
+			return -1;
+	}
+	/*
+	 * The node queue: named by the broker, gone with the connection.
+	 * Consumed without acks, so the broker bounds it: past
+	 * queue_max_length messages it drops the oldest (a bridge that cannot
+	 * keep up loses the stalest messages, not its memory).
+	 */
+	args[0].key = bytes("x-max-length");
+	args[0].value.kind = AMQP_FIELD_KIND_I64;
+	args[0].value.value.i64 = (int64_t)c->queue_max_length;
+	args[1].key = bytes("x-overflow");
+	args[1].value.kind = AMQP_FIELD_KIND_UTF8;
+	args[1].value.value.bytes = bytes("drop-head");
+	memset(&q, 0, sizeof(q));
+	q.queue = amqp_empty_bytes;
+	q.exclusive = 1;
+	q.auto_delete = 1;
+	q.arguments.num_entries = 2;
+	q.arguments.entries = args;
+	return send_sync(c, AMQP_QUEUE_DECLARE_METHOD, &q,
+	    AMQP_QUEUE_DECLARE_OK_METHOD, W_NODE_Q, "node queue", NULL, 0);
+}
+
+/* Second half: fanout binding, confirm mode, consume. */
+static int
+setup_finish(struct amqp_conn *c)
+{
+	amqp_confirm_select_t s = {.nowait = 0};
+	amqp_basic_consume_t bc = {
+	    .queue = bytes(c->queue),
+	    .consumer_tag = amqp_empty_bytes,
+	    .no_ack = 1,
+	    .exclusive = 1,
+	    .arguments = amqp_empty_table,
+	};
+
+	if (c->fanout[0] != '\0') {
+		amqp_queue_bind_t b = {
+		    .queue = bytes(c->queue),
+		    .exchange = bytes(c->fanout),
+		    .routing_key = amqp_empty_bytes,
+		    .arguments = amqp_empty_table,
+		};
+
+		if (send_sync(c, AMQP_QUEUE_BIND_METHOD, &b,
+			AMQP_QUEUE_BIND_OK_METHOD, W_SETUP,
+			"[amqp] fanout_exchange binding", NULL, 0) == -1)
+			return -1;
+	}
+	if (send_sync(c, AMQP_CONFIRM_SELECT_METHOD, &s,
+		AMQP_CONFIRM_SELECT_OK_METHOD, W_SETUP, "confirm.select", NULL,
+		0) == -1)
+		return -1;
+	return send_sync(c, AMQP_BASIC_CONSUME_METHOD, &bc,
+	    AMQP_BASIC_CONSUME_OK_METHOD, W_CONSUME, "basic.consume", NULL, 0);
+}
+
+/* ---- connecting ---- */
+
+static void
+io_cb(struct loop *l, int fd, int revents, void *arg)
+{
+	read_frames(arg);
+}
+
+static void
+more_cb(struct loop *l, uint64_t id, void *arg)
+{
+	struct amqp_conn *c = arg;
+
+	c->more_timer = 0;
+	read_frames(c);
+}
+
+static void
+tick_cb(struct loop *l, uint64_t id, void *arg)
+{
+	struct amqp_conn *c = arg;
+
+	if (c->state != CS_IDLE)
+		read_frames(c);
+}
+
+static void reconnect_cb(struct loop *l, uint64_t id, void *arg);
+
+static void
+schedule_reconnect(struct amqp_conn *c)
+{
+	uint64_t base = c->backoff, delay;
+
+	if (c->stopping || c->reconnect_timer != 0)
+		return;
+	delay = base * 3 / 4 + (uint64_t)random() % (base / 2 + 1);
+	c->backoff = base * 2 > AMQP_CONN_BACKOFF_MAX_MS
+			 ? AMQP_CONN_BACKOFF_MAX_MS
+			 : base * 2;
+	c->reconnect_timer = loop_timer_add(c->loop, delay, 0, reconnect_cb, c);
+}
+
+/* Drops the connection object (closes the socket). */
+static void
+conn_close(struct amqp_conn *c)
+{
+	if (c->more_timer != 0) {
+		loop_timer_del(c->loop, c->more_timer);
+		c->more_timer = 0;
+	}
+	if (c->w != NULL) {
+		loop_fd_del(c->w);
+		c->w = NULL;
+	}
+	if (c->conn != NULL) {
+		amqp_destroy_connection(c->conn);
+		c->conn = NULL;
+	}
+	waits_clear(c);
+	c->ct = CT_NONE;
+	c->queue[0] = '\0';
+	c->st.blocked = false;
+}
+
+/* Any loss: close, count, tell the owner, retry after the backoff. */
+static void
+conn_lost(struct amqp_conn *c, const char *why)
+{
+	bool was_up = c->state == CS_UP;
+
+	if (c->state == CS_IDLE)
+		return;
+	conn_close(c);
+	c->state = CS_IDLE;
+	c->st.up = false;
+	c->st.lost += amqp_confirm_lose(&c->confirm);
+	if (was_up) {
+		c->st.outages++;
+		log_warnx("amqp: connection lost: %s", why);
+		c->cbs.down(c->cbs.arg);
+	} else {
+		c->st.connect_failures++;
+		log_warnx("amqp: setup failed: %s", why);
+	}
+	schedule_reconnect(c);
+}
+
+static void
+login_props(amqp_table_t *t, amqp_table_entry_t *e, amqp_table_t *caps,
+    amqp_table_entry_t *ce, const char *name)
+{
+	/* connection.blocked: the broker tells us when a memory or disk
+	 * alarm would make a publish block. */
+	ce[0].key = bytes("connection.blocked");
+	ce[0].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+	ce[0].value.value.boolean = 1;
+	ce[1].key = bytes("publisher_confirms");
+	ce[1].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+	ce[1].value.value.boolean = 1;
+	ce[2].key = bytes("consumer_cancel_notify");
+	ce[2].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+	ce[2].value.value.boolean = 1;
+	caps->num_entries = 3;
+	caps->entries = ce;
+	e[0].key = bytes("capabilities");
+	e[0].value.kind = AMQP_FIELD_KIND_TABLE;
+	e[0].value.value.table = *caps;
+	e[1].key = bytes("connection_name");
+	e[1].value.kind = AMQP_FIELD_KIND_UTF8;
+	e[1].value.value.bytes = bytes(name);
+	t->num_entries = 2;
+	t->entries = e;
+}
+
+static void
+connect_attempt(struct amqp_conn *c)
+{
+	struct timeval tv = {
+	    AMQP_CONN_CONNECT_MS / 1000, (AMQP_CONN_CONNECT_MS % 1000) * 1000};
+	struct timeval ltv = {
+	    AMQP_CONN_LOGIN_MS / 1000, (AMQP_CONN_LOGIN_MS % 1000) * 1000};
+	amqp_socket_t *sock;
+	amqp_rpc_reply_t r;
+	amqp_table_t props, caps;
+	amqp_table_entry_t pe[2], ce[3];
+	int rc, fd;
+
+	c->conn = amqp_new_connection();
+	if (c->conn == NULL)
+		goto fail_msg;
+	sock = amqp_tcp_socket_new(c->conn);
+	if (sock == NULL)
+		goto fail_msg;
+	rc = amqp_socket_open_noblock(sock, c->ci.host, c->ci.port, &tv);
+	if (rc != AMQP_STATUS_OK) {
+		log_warnx("amqp: connect %s:%d: %s", c->ci.host, c->ci.port,
+		    amqp_error_string2(rc));
+		goto fail;
+	}
+	if (amqp_set_handshake_timeout(c->conn, &ltv) != AMQP_STATUS_OK)
+		goto fail_msg;
+	login_props(&props, pe, &caps, ce, c->name);
+	r = amqp_login_with_properties(c->conn, c->ci.vhost, 0, 131072,
+	    AMQP_CONN_HEARTBEAT_S, &props, AMQP_SASL_METHOD_PLAIN, c->ci.user,
+	    c->ci.password);
+	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+		if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+		    r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+			amqp_connection_close_t *m = r.reply.decoded;
+
+			log_warnx("amqp: login to %s:%d refused: %.*s",
+			    c->ci.host, c->ci.port, (int)m->reply_text.len,
+			    (const char *)m->reply_text.bytes);
+		} else {
+			log_warnx("amqp: login to %s:%d: %s", c->ci.host,
+			    c->ci.port,
+			    r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
+				? amqp_error_string2(r.library_error)
+				: "unexpected reply");
+		}
+		goto fail;
+	}
+	fd = amqp_get_sockfd(c->conn);
+	c->w = loop_fd_add(c->loop, fd, POLLIN, io_cb, c);
+	if (c->w == NULL)
+		goto fail_msg;
+	c->state = CS_SETUP;
+	log_info("amqp: connected to %s:%d vhost=%s heartbeat=%ds", c->ci.host,
+	    c->ci.port, c->ci.vhost, amqp_get_heartbeat(c->conn));
+	if (setup_begin(c) == -1)
+		return; /* conn_lost() already ran */
+	read_frames(c); /* replies may already be buffered by the login */
+	return;
+fail_msg:
+	log_warnx("amqp: connect: out of memory");
+fail:
+	conn_close(c);
+	c->st.connect_failures++;
+	schedule_reconnect(c);
+}
+
+static void
+reconnect_cb(struct loop *l, uint64_t id, void *arg)
+{
+	struct amqp_conn *c = arg;
+
+	c->reconnect_timer = 0;
+	if (c->state == CS_IDLE && !c->stopping)
+		connect_attempt(c);
+}
+
+/* ---- the frame dispatcher ---- */
+
+static bool
+is_reply(amqp_method_number_t id)
+{
+	switch (id) {
+	case AMQP_CHANNEL_OPEN_OK_METHOD:
+	case AMQP_EXCHANGE_DECLARE_OK_METHOD:
+	case AMQP_QUEUE_DECLARE_OK_METHOD:
+	case AMQP_QUEUE_BIND_OK_METHOD:
+	case AMQP_QUEUE_UNBIND_OK_METHOD:
+	case AMQP_BASIC_QOS_OK_METHOD:
+	case AMQP_BASIC_CONSUME_OK_METHOD:
+	case AMQP_CONFIRM_SELECT_OK_METHOD:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void
+on_reply(struct amqp_conn *c, const amqp_method_t *m)
+{
+	struct dlist_node *n = dlist_first(&c->waits);
+	struct wait *w;
+
+	if (n == NULL) {
+		conn_lost(c, "unexpected reply (nothing was asked)");
+		return;
+	}
+	w = DLIST_ENTRY(n, struct wait, node);
+	if (w->expect != m->id) {
+		char why[160];
+
+		snprintf(why, sizeof(why),
+		    "reply %s does not match the request (%s expected)",
+		    amqp_method_name(m->id), amqp_method_name(w->expect));
+		conn_lost(c, why);
+		return;
+	}
+	dlist_remove(n);
+	switch (w->kind) {
+	case W_SETUP:
+		break;
+	case W_NODE_Q: {
+		amqp_queue_declare_ok_t *ok = m->decoded;
+		size_t len = ok->queue.len < sizeof(c->queue) - 1
+				 ? ok->queue.len
+				 : sizeof(c->queue) - 1;
+
+		memcpy(c->queue, ok->queue.bytes, len);
+		c->queue[len] = '\0';
+		free(w);
+		(void)setup_finish(c);
+		return;
+	}
+	case W_CONSUME:
+		c->state = CS_UP;
+		c->st.up = true;
+		c->st.connects++;
+		c->backoff = AMQP_CONN_BACKOFF_MIN_MS;
+		amqp_confirm_reset(&c->confirm);
+		log_notice("amqp: up queue=%s", c->queue);
+		free(w);
+		c->cbs.up(c->cbs.arg);
+		return;
+	case W_BIND:
+	case W_UNBIND:
+		c->st.binds_inflight--;
+		c->cbs.bound(c->cbs.arg, w->kind == W_BIND, w->key, w->keylen);
+		break;
+	}
+	free(w);
+}
+
+/* channel.close from the broker: a refused declaration during setup, or
+ * something fatal to the channel (a deleted queue, a bad publish). */
+static void
+on_channel_close(struct amqp_conn *c, const amqp_channel_close_t *m)
+{
+	struct dlist_node *n = dlist_first(&c->waits);
+	const char *what = NULL;
+	char msg[512];
+
+	if (n != NULL && c->state == CS_SETUP)
+		what = DLIST_ENTRY(n, struct wait, node)->what;
+	snprintf(msg, sizeof(msg), "%s%s%.*s (code %u)", what ? what : "",
+	    what ? ": " : "channel closed by the broker: ",
+	    (int)m->reply_text.len, (const char *)m->reply_text.bytes,
+	    (unsigned)m->reply_code);
+	/* Polite, not required: we drop the connection anyway. */
+	(void)amqp_send_method(c->conn, CHAN, AMQP_CHANNEL_CLOSE_OK_METHOD,
+	    &(amqp_channel_close_ok_t){0});
+	if (what != NULL && m->reply_code == AMQP_PRECONDITION_FAILED &&
+	    c->cbs.refused != NULL)
+		c->cbs.refused(c->cbs.arg, msg);
+	conn_lost(c, msg);
+}
+
+static void
+content_begin(struct amqp_conn *c, enum content ct, amqp_bytes_t exchange,
+    amqp_bytes_t key)
+{
+	c->ct = ct;
+	c->ct_header = false;
+	c->ct_skip = false;
+	c->ct_size = c->ct_got = 0;
+	c->ct_hdr = AMQP_MSG_HDR_ABSENT;
+	c->ct_to_len = 0;
+	c->ct_exchange_len = exchange.len < 255 ? exchange.len : 255;
+	memcpy(c->ct_exchange, exchange.bytes, c->ct_exchange_len);
+	c->ct_key_len = key.len < 255 ? key.len : 255;
+	memcpy(c->ct_key, key.bytes, c->ct_key_len);
+}
+
+static void
+content_done(struct amqp_conn *c)
+{
+	enum content ct = c->ct;
+	struct amqp_delivery d;
+
+	c->ct = CT_NONE;
+	if (ct == CT_RETURN)
+		return; /* counted at basic.return */
+	if (c->ct_skip) {
+		c->st.oversize++;
+		log_debug(
+		    "amqp: delivery skipped reason=oversize bytes=%" PRIu64
+		    " key=%.*s",
+		    c->ct_size, (int)c->ct_key_len, c->ct_key);
+		return;
+	}
+	c->st.deliveries++;
+	d.exchange.bytes = c->ct_exchange;
+	d.exchange.len = c->ct_exchange_len;
+	d.key.bytes = c->ct_key;
+	d.key.len = c->ct_key_len;
+	d.from_fanout =
+	    c->fanout[0] != '\0' && c->ct_exchange_len == strlen(c->fanout) &&
+	    memcmp(c->ct_exchange, c->fanout, c->ct_exchange_len) == 0;
+	d.hdr = c->ct_hdr;
+	d.to.bytes = c->ct_to;
+	d.to.len = c->ct_to_len;
+	d.body = c->body;
+	d.len = (size_t)c->ct_size;
+	c->cbs.delivery(c->cbs.arg, &d);
+}
+
+static void
+on_header(struct amqp_conn *c, const amqp_frame_t *f)
+{
+	const amqp_basic_properties_t *p = f->payload.properties.decoded;
+	amqp_bytes_t v;
+
+	if (c->ct == CT_NONE || c->ct_header) {
+		conn_lost(c, "content header out of sequence");
+		return;
+	}
+	c->ct_header = true;
+	c->ct_size = f->payload.properties.body_size;
+	if (c->ct == CT_DELIVER) {
+		if (p != NULL && (p->_flags & AMQP_BASIC_HEADERS_FLAG)) {
+			c->ct_hdr = amqp_msg_header(
+			    &p->headers, AMQP_MSG_TO_HEADER, &v);
+			if (c->ct_hdr == AMQP_MSG_HDR_STRING) {
+				if (v.len > TO_MAX) {
+					c->ct_hdr = AMQP_MSG_HDR_BAD;
+				} else {
+					memcpy(c->ct_to, v.bytes, v.len);
+					c->ct_to_len = v.len;
+				}
+			}
+		}
+		if (c->ct_size > c->max_body) {
+			c->ct_skip = true;
+		} else if (c->ct_size > c->body_cap) {
+			char *nb = realloc(c->body, (size_t)c->ct_size);
+
+			if (nb == NULL) {
+				c->ct_skip = true;
+			} else {
+				c->body = nb;
+				c->body_cap = (size_t)c->ct_size;
+			}
+		}
+	}
+	if (c->ct_size == 0)
+		content_done(c);
+}
+
+static void
+on_body(struct amqp_conn *c, const amqp_frame_t *f)
+{
+	amqp_bytes_t b = f->payload.body_fragment;
+
+	if (c->ct == CT_NONE || !c->ct_header ||
+	    c->ct_got + b.len > c->ct_size) {
+		conn_lost(c, "content body out of sequence");
+		return;
+	}
+	if (c->ct == CT_DELIVER && !c->ct_skip)
+		memcpy(c->body + c->ct_got, b.bytes, b.len);
+	c->ct_got += b.len;
+	if (c->ct_got == c->ct_size)
+		content_done(c);
+}
+
+static void
+on_method(struct amqp_conn *c, const amqp_frame_t *f)
+{
+	const amqp_method_t *m = &f->payload.method;
+
+	if (c->ct != CT_NONE) {
+		conn_lost(c, "method inside a content");
+		return;
+	}
+	if (f->channel == 0) {
+		switch (m->id) {
+		case AMQP_CONNECTION_CLOSE_METHOD: {
+			amqp_connection_close_t *cl = m->decoded;
+			char why[300];
+
+			snprintf(why, sizeof(why),
+			    "connection closed by the broker: %.*s",
+			    (int)cl->reply_text.len,
+			    (const char *)cl->reply_text.bytes);
+			(void)amqp_send_method(c->conn, 0,
+			    AMQP_CONNECTION_CLOSE_OK_METHOD,
+			    &(amqp_connection_close_ok_t){0});
+			conn_lost(c, why);
+			return;
+		}
+		case AMQP_CONNECTION_BLOCKED_METHOD:
+			c->st.blocked = true;
+			log_warnx("amqp: broker blocked publishing (resource "
+				  "alarm)");
+			return;
+		case AMQP_CONNECTION_UNBLOCKED_METHOD:
+			c->st.blocked = false;
+			log_notice("amqp: broker unblocked publishing");
+			return;
+		default:
+			return;
+		}
+	}
+	if (is_reply(m->id)) {
+		on_reply(c, m);
+		return;
+	}
+	switch (m->id) {
+	case AMQP_BASIC_DELIVER_METHOD: {
+		amqp_basic_deliver_t *d = m->decoded;
+
+		content_begin(c, CT_DELIVER, d->exchange, d->routing_key);
+		break;
+	}
+	case AMQP_BASIC_RETURN_METHOD: {
+		amqp_basic_return_t *r = m->decoded;
+
+		c->st.returned++;
+		log_debug("amqp: message returned exchange=%.*s key=%.*s: %.*s",
+		    (int)r->exchange.len, (const char *)r->exchange.bytes,
+		    (int)r->routing_key.len, (const char *)r->routing_key.bytes,
+		    (int)r->reply_text.len, (const char *)r->reply_text.bytes);
+		content_begin(c, CT_RETURN, r->exchange, r->routing_key);
+		break;
+	}
+	case AMQP_BASIC_ACK_METHOD: {
+		amqp_basic_ack_t *a = m->decoded;
+
+		(void)amqp_confirm_settle(
+		    &c->confirm, a->delivery_tag, a->multiple, false);
+		break;
+	}
+	case AMQP_BASIC_NACK_METHOD: {
+		amqp_basic_nack_t *a = m->decoded;
+
+		(void)amqp_confirm_settle(
+		    &c->confirm, a->delivery_tag, a->multiple, true);
+		break;
+	}
+	case AMQP_CHANNEL_CLOSE_METHOD:
+		on_channel_close(c, m->decoded);
+		break;
+	case AMQP_BASIC_CANCEL_METHOD:
+		/* Our queue was deleted under us: start over. */
+		conn_lost(c, "consumer cancelled by the broker");
+		break;
+	default:
+		log_debug("amqp: ignored method %s", amqp_method_name(m->id));
+		break;
+	}
+}
+
+static void
+dispatch(struct amqp_conn *c, const amqp_frame_t *f)
+{
+	switch (f->frame_type) {
+	case AMQP_FRAME_METHOD:
+		on_method(c, f);
+		break;
+	case AMQP_FRAME_HEADER:
+		on_header(c, f);
+		break;
+	case AMQP_FRAME_BODY:
+		on_body(c, f);
+		break;
+	default:
+		break; /* heartbeats are eaten by rabbitmq-c */
+	}
+}
+
+static void
+read_frames(struct amqp_conn *c)
+{
+	struct timeval zero = {0, 0};
+
+	for (int i = 0; i < AMQP_CONN_FRAMES_PER_PASS; i++) {
+		amqp_frame_t f;
+		int rc;
+
+		if (c->state == CS_IDLE)
+			return;
+		rc = amqp_simple_wait_frame_noblock(c->conn, &f, &zero);
+		if (rc == AMQP_STATUS_TIMEOUT)
+			return; /* drained: poll() may sleep */
+		if (rc != AMQP_STATUS_OK) {
+			if (rc == AMQP_STATUS_HEARTBEAT_TIMEOUT)
+				c->st.heartbeat_timeouts++;
+			conn_lost(c, amqp_error_string2(rc));
+			return;
+		}
+		dispatch(c, &f);
+		if (c->state != CS_IDLE)
+			amqp_maybe_release_buffers(c->conn);
+	}
+	/* Budget spent: what rabbitmq-c already buffered would not wake
+	 * poll(), so come back right after this loop pass. */
+	if (c->state != CS_IDLE && c->more_timer == 0)
+		c->more_timer = loop_timer_add(c->loop, 0, 0, more_cb, c);
+}
+
+/* ---- public ---- */
+
+struct amqp_conn *
+amqp_conn_new(struct loop *loop, const struct amqp_conn_conf *cf,
+    const struct amqp_conn_cbs *cbs, char *err, size_t errlen)
+{
+	struct amqp_conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->loop = loop;
+	c->cbs = *cbs;
+	dlist_init(&c->waits);
+	amqp_confirm_init(&c->confirm);
+	c->backoff = AMQP_CONN_BACKOFF_MIN_MS;
+	c->queue_max_length = cf->queue_max_length;
+	c->max_body = cf->max_body;
+	c->url = dup_str(cf->url);
+	c->url_parsed = dup_str(cf->url);
+	c->exchange = dup_str(cf->exchange);
+	c->fanout = dup_str(cf->fanout_exchange);
+	c->inbound = dup_str(cf->inbound_queue);
+	c->events = dup_str(cf->events_exchange);
+	c->name = dup_str(cf->name);
+	if (c->url == NULL || c->url_parsed == NULL || c->exchange == NULL ||
+	    c->fanout == NULL || c->inbound == NULL || c->events == NULL ||
+	    c->name == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	amqp_default_connection_info(&c->ci);
+	if (amqp_parse_url(c->url_parsed, &c->ci) != AMQP_STATUS_OK) {
+		snprintf(err, errlen,
+		    "[amqp] url: not amqp://user:password@host:port/vhost");
+		goto fail;
+	}
+	if (c->ci.ssl) {
+		snprintf(err, errlen, "[amqp] url: amqps:// is not supported");
+		goto fail;
+	}
+	return c;
+fail:
+	amqp_conn_free(c);
+	return NULL;
+}
+
+void
+amqp_conn_start(struct amqp_conn *c)
+{
+	if (c->tick_timer == 0)
+		c->tick_timer =
+		    loop_timer_add(c->loop, TICK_MS, TICK_MS, tick_cb, c);
+	if (c->state == CS_IDLE && c->reconnect_timer == 0)
+		connect_attempt(c);
+}
+
+void
+amqp_conn_free(struct amqp_conn *c)
+{
+	if (c == NULL)
+		return;
+	c->stopping = true;
+	if (c->reconnect_timer != 0)
+		loop_timer_del(c->loop, c->reconnect_timer);
+	if (c->tick_timer != 0)
+		loop_timer_del(c->loop, c->tick_timer);
+	if (c->conn != NULL && c->state != CS_IDLE) {
+		/* A clean close, bounded: the broker then drops the exclusive
+		 * queue at once rather than after a missed heartbeat. */
+		(void)amqp_send_method(c->conn, 0, AMQP_CONNECTION_CLOSE_METHOD,
+		    &(amqp_connection_close_t){.reply_code = AMQP_REPLY_SUCCESS,
+			.reply_text = bytes("bridge stopping")});
+	}
+	conn_close(c);
+	free(c->url);
+	free(c->url_parsed);
+	free(c->exchange);
+	free(c->fanout);
+	free(c->inbound);
+	free(c->events);
+	free(c->name);
+	free(c->body);
+	free(c);
+}
+
+bool
+amqp_conn_is_up(const struct amqp_conn *c)
+{
+	return c->state == CS_UP;
+}
+
+const char *
+amqp_conn_queue(const struct amqp_conn *c)
+{
+	return c->queue;
+}
+
+int
+amqp_conn_bind(struct amqp_conn *c, bool bind, const char *key, size_t len)
+{
+	amqp_bytes_t k = {len, (void *)(uintptr_t)key};
+
+	if (c->state != CS_UP)
+		return -1;
+	if (bind) {
+		amqp_queue_bind_t b = {
+		    .queue = bytes(c->queue),
+		    .exchange = bytes(c->exchange),
+		    .routing_key = k,
+		    .arguments = amqp_empty_table,
+		};
+
+		return send_sync(c, AMQP_QUEUE_BIND_METHOD, &b,
+		    AMQP_QUEUE_BIND_OK_METHOD, W_BIND, "bind", key, len);
+	} else {
+		amqp_queue_unbind_t u = {
+		    .queue = bytes(c->queue),
+		    .exchange = bytes(c->exchange),
+		    .routing_key = k,
+		    .arguments = amqp_empty_table,
+		};
+
+		return send_sync(c, AMQP_QUEUE_UNBIND_METHOD, &u,
+		    AMQP_QUEUE_UNBIND_OK_METHOD, W_UNBIND, "unbind", key, len);
+	}
+}
+
+bool
+amqp_conn_can_publish(const struct amqp_conn *c)
+{
+	return c->state == CS_UP && !c->st.blocked &&
+	       amqp_confirm_room(&c->confirm);
+}
+
+#define PUB_HEADERS_MAX 8
+
+int
+amqp_conn_publish(struct amqp_conn *c, const struct amqp_pub *p)
+{
+	amqp_basic_properties_t props = {0};
+	amqp_table_entry_t h[PUB_HEADERS_MAX];
+	int rc;
+
+	if (!amqp_conn_can_publish(c) || p->n_headers > PUB_HEADERS_MAX)
+		return -1;
+	props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
+	props.delivery_mode = p->persistent ? 2 : 1;
+	if (p->type != NULL) {
+		props._flags |= AMQP_BASIC_TYPE_FLAG;
+		props.type = bytes(p->type);
+	}
+	props._flags |= AMQP_BASIC_APP_ID_FLAG;
+	props.app_id = bytes("wspush");
+	if (p->n_headers > 0) {
+		for (size_t i = 0; i < p->n_headers; i++) {
+			h[i].key = bytes(p->hnames[i]);
+			h[i].value.kind = AMQP_FIELD_KIND_UTF8;
+			h[i].value.value.bytes = p->hvalues[i];
+		}
+		props._flags |= AMQP_BASIC_HEADERS_FLAG;
+		props.headers.num_entries = (int)p->n_headers;
+		props.headers.entries = h;
+	}
+	rc = amqp_basic_publish(c->conn, CHAN, bytes(p->exchange), p->key,
+	    p->mandatory, 0, &props, p->body);
+	if (rc != AMQP_STATUS_OK) {
+		char why[128];
+
+		snprintf(
+		    why, sizeof(why), "publish: %s", amqp_error_string2(rc));
+		conn_lost(c, why);
+		return -1;
+	}
+	(void)amqp_confirm_sent(&c->confirm);
+	c->st.publishes++;
+	/* rabbitmq-c reads inside a publish when the broker was silent for
+	 * a while; what it queued then would not wake poll(). */
+	if ((amqp_frames_enqueued(c->conn) || amqp_data_in_buffer(c->conn)) &&
+	    c->more_timer == 0)
+		c->more_timer = loop_timer_add(c->loop, 0, 0, more_cb, c);
+	return 0;
+}
+
+void
+amqp_conn_stats(const struct amqp_conn *c, struct amqp_conn_stats *out)
+{
+	*out = c->st;
+	out->acked = c->confirm.acked;
+	out->nacked = c->confirm.nacked;
+	out->lost = c->st.lost;
+	out->unconfirmed = amqp_confirm_open(&c->confirm);
+}
