@@ -72,6 +72,7 @@ struct amqp_conn {
 	uint64_t reconnect_timer, tick_timer, more_timer;
 	uint64_t backoff;
 	char queue[256]; /* the broker-named node queue */
+	char last_error[160];
 
 	struct dlist waits; /* struct wait, oldest first */
 	struct amqp_confirm confirm;
@@ -339,6 +340,7 @@ conn_lost(struct amqp_conn *c, const char *why)
 
 	if (c->state == CS_IDLE)
 		return;
+	snprintf(c->last_error, sizeof(c->last_error), "%s", why);
 	conn_close(c);
 	c->state = CS_IDLE;
 	c->st.up = false;
@@ -402,8 +404,10 @@ connect_attempt(struct amqp_conn *c)
 		goto fail_msg;
 	rc = amqp_socket_open_noblock(sock, c->ci.host, c->ci.port, &tv);
 	if (rc != AMQP_STATUS_OK) {
-		log_warnx("amqp: connect %s:%d: %s", c->ci.host, c->ci.port,
+		snprintf(c->last_error, sizeof(c->last_error),
+		    "connect %s:%d: %s", c->ci.host, c->ci.port,
 		    amqp_error_string2(rc));
+		log_warnx("amqp: %s", c->last_error);
 		goto fail;
 	}
 	if (amqp_set_handshake_timeout(c->conn, &ltv) != AMQP_STATUS_OK)
@@ -417,16 +421,18 @@ connect_attempt(struct amqp_conn *c)
 		    r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
 			amqp_connection_close_t *m = r.reply.decoded;
 
-			log_warnx("amqp: login to %s:%d refused: %.*s",
-			    c->ci.host, c->ci.port, (int)m->reply_text.len,
+			snprintf(c->last_error, sizeof(c->last_error),
+			    "login refused: %.*s", (int)m->reply_text.len,
 			    (const char *)m->reply_text.bytes);
 		} else {
-			log_warnx("amqp: login to %s:%d: %s", c->ci.host,
-			    c->ci.port,
+			snprintf(c->last_error, sizeof(c->last_error),
+			    "login: %s",
 			    r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
 				? amqp_error_string2(r.library_error)
 				: "unexpected reply");
 		}
+		log_warnx(
+		    "amqp: %s:%d: %s", c->ci.host, c->ci.port, c->last_error);
 		goto fail;
 	}
 	fd = amqp_get_sockfd(c->conn);
@@ -891,6 +897,12 @@ bool
 amqp_conn_is_up(const struct amqp_conn *c)
 {
 	return c->state == CS_UP;
+}
+
+const char *
+amqp_conn_last_error(const struct amqp_conn *c)
+{
+	return c->last_error;
 }
 
 const char *

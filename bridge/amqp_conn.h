@@ -117,6 +117,9 @@ void amqp_conn_free(struct amqp_conn *c);
 
 bool amqp_conn_is_up(const struct amqp_conn *c);
 
+/* Why the last attempt failed or the connection was lost ("" if never). */
+const char *amqp_conn_last_error(const struct amqp_conn *c);
+
 /* The broker-assigned name of the node's queue ("" while down). */
 const char *amqp_conn_queue(const struct amqp_conn *c);
 
