@@ -14,9 +14,7 @@
 
 import atexit
 import json
-import os
 import tempfile
-import time
 import uuid
 
 import pika

@@ -68,3 +68,22 @@ def test_interest_routing_also_takes_the_fanout_exchange(h):
         assert wsp.datas(got_y) == ["to-all", "direct-y"]
     finally:
         stack.close()
+
+
+def test_amqp_publish_from_the_command_line(h, stack):
+    """The README's amqp-tools examples: -r on the direct exchange is not
+    used in broadcast routing; -H sets the wspush-to header."""
+    import subprocess
+    a = stack.node("a", workers=1)
+    x, y = wsp.uid("cx"), wsp.uid("cy")
+    cx, cy = a.connect(x), a.connect(y)
+    for args in (["-b", '{"all":1}'],
+                 ["-H", f"wspush-to: user:{x}", "-b", '{"only":"x"}']):
+        cp = subprocess.run(["amqp-publish", "-u", stack.rb.url, "-e",
+                             stack.fanout, "-r", ""] + args,
+                            capture_output=True, text=True,
+                            timeout=wsp.T(15))
+        assert cp.returncode == 0, cp.stderr
+    got_x, got_y = amqp_stack.fence(stack, [cx, cy])
+    assert wsp.datas(got_x) == [{"all": 1}, {"only": "x"}]
+    assert wsp.datas(got_y) == [{"all": 1}]
