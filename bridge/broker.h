@@ -52,7 +52,9 @@
  *   broker = amqp"), BROKER_EFULL when dropped.
  *
  * - Presence. presence_set() hands the changes of users' connection counts
- *   on this node (0 = the user left); node_info() the node's totals. After
+ *   on this node (0 = the user left); node_info() the node's totals, after
+ *   every presence_set() batch and every few seconds (a broker may refresh
+ *   expiries there). After
  *   a reconnect, when the broker's copy may be gone, it calls
  *   events.presence_lost() and the core hands out the whole table again
  *   through presence_set().

@@ -13,6 +13,23 @@
 
 #include "interest.h"
 
+/* The registry's worker (slot, gen): the module keeps its state there. */
+static struct worker *
+W(uint32_t slot, uint32_t gen)
+{
+	static struct worker ws[32];
+	static size_t n;
+
+	for (size_t i = 0; i < n; i++) {
+		if (ws[i].slot == slot && ws[i].gen == gen)
+			return &ws[i];
+	}
+	assert_true(n < 32);
+	ws[n].slot = slot;
+	ws[n].gen = gen;
+	return &ws[n++];
+}
+
 #define MAX_REC 64
 
 struct rec_ack {
@@ -96,7 +113,7 @@ teardown(void **state)
 static void
 add(struct interest *in, uint32_t slot, uint64_t req, const char *a)
 {
-	assert_int_equal(interest_add(in, slot, 1, req, a, strlen(a)), 0);
+	assert_int_equal(interest_add(in, W(slot, 1), req, a, strlen(a)), 0);
 }
 
 static void
@@ -211,7 +228,7 @@ a_repeated_add_is_acked_again(void **state)
 	assert_int_equal(R.n_acks, 2);
 	assert_int_equal(R.acks[1].req, 2);
 	/* Still one reference: one DEL releases it. */
-	interest_del(in, 1, 1, "user:a", 6);
+	interest_del(in, W(1, 1), "user:a", 6);
 	R.n_cmds = 0;
 	assert_int_equal(interest_flush(in, cmd_cb, &R), 1);
 	assert_int_equal(R.cmds[0].cmd, INTEREST_UNSUBSCRIBE);
@@ -244,9 +261,9 @@ shared_addresses_are_subscribed_once_and_released_by_the_last(void **state)
 	assert_int_equal(R.cmds[0].n, 1);
 	confirm(in, INTEREST_SUBSCRIBE, "channel:c");
 	assert_int_equal(R.n_acks, 2);
-	interest_del(in, 1, 1, "channel:c", 9);
+	interest_del(in, W(1, 1), "channel:c", 9);
 	assert_int_equal(interest_flush(in, cmd_cb, &R), 0);
-	interest_del(in, 2, 1, "channel:c", 9);
+	interest_del(in, W(2, 1), "channel:c", 9);
 	assert_int_equal(interest_flush(in, cmd_cb, &R), 1);
 	assert_int_equal(R.cmds[1].cmd, INTEREST_UNSUBSCRIBE);
 	assert_string_equal(R.cmds[1].first, "channel:c");
@@ -262,7 +279,7 @@ an_add_and_del_in_one_iteration_send_nothing(void **state)
 
 	bring_up(in);
 	add(in, 1, 1, "user:q");
-	interest_del(in, 1, 1, "user:q", 6);
+	interest_del(in, W(1, 1), "user:q", 6);
 	assert_int_equal(interest_flush(in, cmd_cb, &R), 0);
 	assert_int_equal(interest_addresses(in), 1);
 	assert_int_equal(interest_waiting(in), 0);
@@ -277,7 +294,7 @@ a_resubscribe_waits_for_the_unsubscribe_in_flight(void **state)
 	add(in, 1, 1, "user:x");
 	interest_flush(in, cmd_cb, &R);
 	confirm(in, INTEREST_SUBSCRIBE, "user:x");
-	interest_del(in, 1, 1, "user:x", 6);
+	interest_del(in, W(1, 1), "user:x", 6);
 	interest_flush(in, cmd_cb, &R); /* UNSUBSCRIBE in flight */
 	add(in, 1, 2, "user:x");
 	assert_int_equal(R.n_acks, 1);
@@ -299,7 +316,7 @@ a_del_while_pending_drops_the_wait(void **state)
 	bring_up(in);
 	add(in, 1, 1, "user:x");
 	interest_flush(in, cmd_cb, &R);
-	interest_del(in, 1, 1, "user:x", 6);
+	interest_del(in, W(1, 1), "user:x", 6);
 	assert_int_equal(interest_waiting(in), 0);
 	confirm(in, INTEREST_SUBSCRIBE, "user:x");
 	assert_int_equal(R.n_acks, 0);
@@ -365,7 +382,7 @@ forgetting_a_worker_releases_its_addresses(void **state)
 	add(in, 2, 1, "user:b");
 	interest_flush(in, cmd_cb, &R);
 	assert_int_equal(interest_workers(in), 2);
-	interest_forget(in, 1, 1);
+	interest_forget(in, W(1, 1));
 	assert_int_equal(interest_workers(in), 1);
 	assert_int_equal(interest_waiting(in), 1);
 	confirm(in, INTEREST_SUBSCRIBE, "user:a");
@@ -376,7 +393,7 @@ forgetting_a_worker_releases_its_addresses(void **state)
 	assert_int_equal(interest_flush(in, cmd_cb, &R), 1);
 	assert_int_equal(R.cmds[0].cmd, INTEREST_UNSUBSCRIBE);
 	assert_string_equal(R.cmds[0].first, "user:a");
-	interest_forget(in, 9, 9); /* unknown: no-op */
+	interest_forget(in, W(9, 9)); /* unknown: no-op */
 }
 
 static void
@@ -389,13 +406,13 @@ a_sync_replaces_the_set_without_acks(void **state)
 	size_t invalid = 99;
 
 	bring_up(in);
-	assert_int_equal(interest_sync(in, 1, 1, set1, 2, &invalid), 0);
+	assert_int_equal(interest_sync(in, W(1, 1), set1, 2, &invalid), 0);
 	assert_int_equal(invalid, 0);
 	interest_flush(in, cmd_cb, &R);
 	assert_int_equal(R.cmds[0].n, 2);
 	confirm(in, INTEREST_SUBSCRIBE, "user:a");
 	confirm(in, INTEREST_SUBSCRIBE, "channel:b");
-	assert_int_equal(interest_sync(in, 1, 1, set2, 4, &invalid), 0);
+	assert_int_equal(interest_sync(in, W(1, 1), set2, 4, &invalid), 0);
 	assert_int_equal(invalid, 2);
 	assert_int_equal(interest_addresses(in), 3); /* all, b, c */
 	R.n_cmds = 0;
@@ -456,8 +473,8 @@ broadcast_acks_once_the_pattern_is_confirmed(void **state)
 	assert_int_equal(interest_flush(in, cmd_cb, &R), 1);
 	interest_confirmed(in, INTEREST_PSUBSCRIBE, NULL, 0);
 	assert_int_equal(R.n_acks, 4);
-	interest_forget(in, 2, 1);
-	interest_forget(in, 1, 1);
+	interest_forget(in, W(2, 1));
+	interest_forget(in, W(1, 1));
 	interest_flush(in, cmd_cb, &R);
 	assert_int_equal(interest_addresses(in), 0);
 }
