@@ -4,8 +4,8 @@
  */
 #include <stdio.h>
 
-#include "broker.h"
 #include "amqp_broker.h"
+#include "broker.h"
 #include "redis_broker.h"
 
 static const char *const broker_drop_names[BROKER_DROP_COUNT] = {

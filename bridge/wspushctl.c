@@ -328,6 +328,12 @@ cmd_online(const struct conf *c, int argc, char **argv)
 			usage();
 		user = optarg;
 	}
+	if (c->broker_kind == CONF_BROKER_AMQP) {
+		/* Presence is kept in Redis only. */
+		fprintf(stderr, "wspushctl: online: not available with broker "
+				"= amqp\n");
+		return 1;
+	}
 	if (optind != argc)
 		usage();
 	if (user != NULL && !addr_id_valid(user, strlen(user))) {
