@@ -19,6 +19,7 @@ what keeps instances apart.
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import time
@@ -111,6 +112,26 @@ class RabbitServer:
 
     def kill(self):
         self.proc.kill()
+
+    def beam_pid(self):
+        """The Erlang VM's pid: the foreground script's child beam.smp
+        (epmd, shared by every node, is never touched)."""
+        for pid in wsp.children(self.proc.pid):
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    if f.read().strip().startswith("beam"):
+                        return pid
+            except OSError:
+                pass
+        raise wsp.HarnessError(f"no beam.smp under pid {self.proc.pid}")
+
+    def pause(self):
+        """SIGSTOP the VM: the broker stops answering, sockets stay open
+        (a silent peer, as behind a dead link)."""
+        os.kill(self.beam_pid(), signal.SIGSTOP)
+
+    def resume(self):
+        os.kill(self.beam_pid(), signal.SIGCONT)
 
     def restart(self):
         self.stop()
