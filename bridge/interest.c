@@ -66,17 +66,17 @@ struct interest {
 	void *clock_arg;
 	size_t n_subscribed;
 	size_t n_waiting;
-	size_t n_wanted; /* addresses with want(): kept, not counted */
+	size_t n_wanted; /* addresses with interest_want(): kept, not counted */
 };
 
 static bool
-want(const struct iaddr *a)
+interest_want(const struct iaddr *a)
 {
 	return a->refs > 0 || a->perm;
 }
 
 static void
-mark_dirty(struct interest *in, struct iaddr *a)
+interest_mark_dirty(struct interest *in, struct iaddr *a)
 {
 	if (!a->dirty) {
 		a->dirty = true;
@@ -85,7 +85,7 @@ mark_dirty(struct interest *in, struct iaddr *a)
 }
 
 static void
-linger_stop(struct interest *in, struct iaddr *a)
+interest_linger_stop(struct interest *in, struct iaddr *a)
 {
 	if (a->lingering) {
 		a->lingering = false;
@@ -97,10 +97,10 @@ linger_stop(struct interest *in, struct iaddr *a)
 /* Nobody wants a any more: unsubscribe it now, or after the grace period
  * if the broker has (or is getting) it. */
 static void
-linger_start(struct interest *in, struct iaddr *a)
+interest_linger_start(struct interest *in, struct iaddr *a)
 {
 	if (in->grace_ms == 0 || !a->requested || in->broadcast) {
-		mark_dirty(in, a);
+		interest_mark_dirty(in, a);
 		return;
 	}
 	a->lingering = true;
@@ -111,7 +111,7 @@ linger_start(struct interest *in, struct iaddr *a)
 
 /* Moves the addresses whose grace period ended to the dirty list. */
 static void
-linger_expire(struct interest *in)
+interest_linger_expire(struct interest *in)
 {
 	struct dlist_node *n;
 	uint64_t now;
@@ -124,13 +124,13 @@ linger_expire(struct interest *in)
 
 		if (now - a->released_ms < in->grace_ms)
 			break; /* the rest were released later */
-		linger_stop(in, a);
-		mark_dirty(in, a);
+		interest_linger_stop(in, a);
+		interest_mark_dirty(in, a);
 	}
 }
 
 static void
-set_subscribed(struct interest *in, struct iaddr *a, bool on)
+interest_set_subscribed(struct interest *in, struct iaddr *a, bool on)
 {
 	if (a->subscribed == on)
 		return;
@@ -142,7 +142,7 @@ set_subscribed(struct interest *in, struct iaddr *a, bool on)
 }
 
 static void
-addr_free_entry(struct interest *in, struct iaddr *a)
+interest_addr_free_entry(struct interest *in, struct iaddr *a)
 {
 	struct dlist_node *n, *tmp;
 
@@ -151,9 +151,9 @@ addr_free_entry(struct interest *in, struct iaddr *a)
 		free(DLIST_ENTRY(n, struct iwaiter, node));
 		in->n_waiting--;
 	}
-	set_subscribed(in, a, false);
+	interest_set_subscribed(in, a, false);
 	dlist_remove(&a->dirty_node);
-	linger_stop(in, a);
+	interest_linger_stop(in, a);
 	hmap_del(in->addrs, a->name, a->len);
 	free(a->name);
 	free(a);
@@ -161,15 +161,16 @@ addr_free_entry(struct interest *in, struct iaddr *a)
 
 /* Frees a if nothing refers to it any more, in Redis or locally. */
 static void
-maybe_free(struct interest *in, struct iaddr *a)
+interest_maybe_free(struct interest *in, struct iaddr *a)
 {
-	if (want(a) || a->requested || a->inflight || a->dirty || a->lingering)
+	if (interest_want(a) || a->requested || a->inflight || a->dirty ||
+	    a->lingering)
 		return;
-	addr_free_entry(in, a);
+	interest_addr_free_entry(in, a);
 }
 
 static struct iaddr *
-addr_get(struct interest *in, const char *s, size_t len, bool create)
+interest_addr_get(struct interest *in, const char *s, size_t len, bool create)
 {
 	struct iaddr *a = hmap_get(in->addrs, s, len);
 
@@ -198,7 +199,7 @@ addr_get(struct interest *in, const char *s, size_t len, bool create)
 }
 
 static void
-ack_waiters(struct interest *in, struct iaddr *a)
+interest_ack_waiters(struct interest *in, struct iaddr *a)
 {
 	struct dlist_node *n;
 
@@ -214,7 +215,8 @@ ack_waiters(struct interest *in, struct iaddr *a)
 
 /* Removes the waits of one worker on a. */
 static void
-drop_waiters(struct interest *in, struct iaddr *a, uint32_t slot, uint32_t gen)
+interest_drop_waiters(
+    struct interest *in, struct iaddr *a, uint32_t slot, uint32_t gen)
 {
 	struct dlist_node *n, *tmp;
 
@@ -231,7 +233,7 @@ drop_waiters(struct interest *in, struct iaddr *a, uint32_t slot, uint32_t gen)
 
 /* True if an ADD for a can be acknowledged right now. */
 static bool
-in_effect(const struct interest *in, const struct iaddr *a)
+interest_in_effect(const struct interest *in, const struct iaddr *a)
 {
 	if (in->broadcast)
 		return in->pat_confirmed;
@@ -255,13 +257,13 @@ interest_new(bool broadcast, interest_ack_fn *ack, void *arg)
 	if (in->addrs == NULL)
 		goto fail;
 	if (!broadcast) {
-		struct iaddr *all = addr_get(in, "all", 3, true);
+		struct iaddr *all = interest_addr_get(in, "all", 3, true);
 
 		if (all == NULL)
 			goto fail;
 		all->perm = true;
 		in->n_wanted++;
-		mark_dirty(in, all);
+		interest_mark_dirty(in, all);
 	}
 	return in;
 fail:
@@ -355,7 +357,7 @@ interest_worker(struct interest *in, struct worker *w, bool create)
 
 /* The worker starts holding a (not held before). */
 static int
-hold(struct interest *in, struct iworker *w, struct iaddr *a)
+interest_hold(struct interest *in, struct iworker *w, struct iaddr *a)
 {
 	if (hmap_put(w->addrs, a->name, a->len, a) == -1)
 		return -1;
@@ -364,10 +366,10 @@ hold(struct interest *in, struct iworker *w, struct iaddr *a)
 		if (!a->perm)
 			in->n_wanted++;
 		if (a->lingering)
-			linger_stop(
+			interest_linger_stop(
 			    in, a); /* still subscribed: nothing to send */
 		else
-			mark_dirty(in, a);
+			interest_mark_dirty(in, a);
 	}
 	return 0;
 }
@@ -375,14 +377,14 @@ hold(struct interest *in, struct iworker *w, struct iaddr *a)
 /* The worker stops holding a (already removed from w->addrs); a is freed
  * later, by a flush, once Redis no longer has it. */
 static void
-release(struct interest *in, struct iworker *w, struct iaddr *a)
+interest_release(struct interest *in, struct iworker *w, struct iaddr *a)
 {
-	drop_waiters(in, a, w->w->slot, w->w->gen);
+	interest_drop_waiters(in, a, w->w->slot, w->w->gen);
 	a->refs--;
 	if (a->refs == 0) {
 		if (!a->perm)
 			in->n_wanted--;
-		linger_start(in, a);
+		interest_linger_start(in, a);
 	}
 }
 
@@ -406,15 +408,16 @@ interest_add(struct interest *in, struct worker *wk, uint64_t req_id,
 	if (w == NULL)
 		goto fail;
 	created = hmap_get(in->addrs, s, len) == NULL;
-	a = addr_get(in, s, len, true);
+	a = interest_addr_get(in, s, len, true);
 	if (a == NULL)
 		goto fail;
-	if (hmap_get(w->addrs, s, len) == NULL && hold(in, w, a) == -1) {
+	if (hmap_get(w->addrs, s, len) == NULL &&
+	    interest_hold(in, w, a) == -1) {
 		if (created)
-			maybe_free(in, a);
+			interest_maybe_free(in, a);
 		goto fail;
 	}
-	if (in_effect(in, a)) {
+	if (interest_in_effect(in, a)) {
 		in->ack(in->ack_arg, slot, gen, req_id, ACK_OK);
 		return 0;
 	}
@@ -449,7 +452,7 @@ interest_del(struct interest *in, struct worker *wk, const char *s, size_t len)
 
 	if (w == NULL || (a = hmap_del(w->addrs, s, len)) == NULL)
 		return;
-	release(in, w, a);
+	interest_release(in, w, a);
 }
 
 void
@@ -465,7 +468,7 @@ interest_forget(struct interest *in, struct worker *wk)
 		return;
 	hmap_iter_init(w->addrs, &it);
 	while (hmap_iter_next(&it, &k, &klen, &v))
-		release(in, w, v);
+		interest_release(in, w, v);
 	interest_worker_free(in, w);
 }
 
@@ -505,7 +508,7 @@ interest_sync(struct interest *in, struct worker *wk,
 			struct iaddr *a = v;
 
 			hmap_iter_del(&it);
-			release(in, w, a);
+			interest_release(in, w, a);
 		}
 	}
 	/* ...then take what is new. */
@@ -515,11 +518,11 @@ interest_sync(struct interest *in, struct worker *wk,
 
 		if (hmap_get(w->addrs, k, klen) != NULL)
 			continue;
-		a = addr_get(in, k, klen, true);
+		a = interest_addr_get(in, k, klen, true);
 		if (a == NULL)
 			goto out;
-		if (hold(in, w, a) == -1) {
-			maybe_free(in, a);
+		if (interest_hold(in, w, a) == -1) {
+			interest_maybe_free(in, a);
 			goto out;
 		}
 	}
@@ -544,8 +547,8 @@ interest_link_up(struct interest *in)
 	while (hmap_iter_next(&it, &k, &klen, &v)) {
 		struct iaddr *a = v;
 
-		if (want(a))
-			mark_dirty(in, a);
+		if (interest_want(a))
+			interest_mark_dirty(in, a);
 	}
 }
 
@@ -564,9 +567,9 @@ interest_link_down(struct interest *in)
 		struct iaddr *a = v;
 
 		a->requested = a->inflight = false;
-		set_subscribed(in, a, false);
-		linger_stop(in, a);
-		if (!want(a)) {
+		interest_set_subscribed(in, a, false);
+		interest_linger_stop(in, a);
+		if (!interest_want(a)) {
 			/* Nobody wants it and Redis forgot it. */
 			hmap_iter_del(&it);
 			a->refs = 0;
@@ -600,9 +603,10 @@ interest_lost(struct interest *in, const char *s, size_t len)
 	if (a == NULL || in->broadcast)
 		return;
 	a->requested = a->inflight = false;
-	set_subscribed(in, a, false);
-	linger_stop(in, a);
-	mark_dirty(in, a); /* resubscribed if still wanted, else freed */
+	interest_set_subscribed(in, a, false);
+	interest_linger_stop(in, a);
+	interest_mark_dirty(
+	    in, a); /* resubscribed if still wanted, else freed */
 }
 
 struct chunk {
@@ -612,7 +616,7 @@ struct chunk {
 };
 
 static size_t
-chunk_send(
+interest_chunk_send(
     struct chunk *c, enum interest_cmd cmd, interest_cmd_fn *fn, void *arg)
 {
 	size_t n = c->n;
@@ -622,6 +626,30 @@ chunk_send(
 		return 0;
 	(void)fn(arg, cmd, c->names, c->lens, n);
 	return 1;
+}
+
+/* Broadcast routing: the one pattern; addresses only count references. */
+static size_t
+interest_flush_broadcast(struct interest *in, interest_cmd_fn *fn, void *arg)
+{
+	struct dlist_node *n, *tmp;
+	size_t sent = 0;
+
+	if (!in->pat_requested) {
+		if (fn(arg, INTEREST_PSUBSCRIBE, NULL, NULL, 0) == 0) {
+			in->pat_requested = true;
+			in->pat_inflight = true;
+		}
+		sent++;
+	}
+	DLIST_FOREACH_SAFE(n, tmp, &in->dirty) {
+		struct iaddr *a = DLIST_ENTRY(n, struct iaddr, dirty_node);
+
+		dlist_remove(n);
+		a->dirty = false;
+		interest_maybe_free(in, a);
+	}
+	return sent;
 }
 
 size_t
@@ -634,26 +662,9 @@ interest_flush(struct interest *in, interest_cmd_fn *fn, void *arg)
 
 	if (!in->link_up)
 		return 0;
-	linger_expire(in);
-	if (in->broadcast) {
-		if (!in->pat_requested) {
-			if (fn(arg, INTEREST_PSUBSCRIBE, NULL, NULL, 0) == 0) {
-				in->pat_requested = true;
-				in->pat_inflight = true;
-			}
-			sent++;
-		}
-		/* Per-address entries only count references here. */
-		DLIST_FOREACH_SAFE(n, tmp, &in->dirty) {
-			struct iaddr *a =
-			    DLIST_ENTRY(n, struct iaddr, dirty_node);
-
-			dlist_remove(n);
-			a->dirty = false;
-			maybe_free(in, a);
-		}
-		return sent;
-	}
+	interest_linger_expire(in);
+	if (in->broadcast)
+		return interest_flush_broadcast(in, fn, arg);
 	sub = calloc(1, sizeof(*sub));
 	unsub = calloc(1, sizeof(*unsub));
 	if (sub == NULL || unsub == NULL)
@@ -664,33 +675,34 @@ interest_flush(struct interest *in, interest_cmd_fn *fn, void *arg)
 		if (a->inflight)
 			continue; /* re-marked when the confirmation comes */
 		if (a->lingering) {
-			/* Its grace period decides: linger_expire(). */
+			/* Its grace period decides: interest_linger_expire().
+			 */
 			dlist_remove(n);
 			a->dirty = false;
 			continue;
 		}
 		dlist_remove(n);
 		a->dirty = false;
-		if (want(a) != a->requested) {
-			struct chunk *c = want(a) ? sub : unsub;
+		if (interest_want(a) != a->requested) {
+			struct chunk *c = interest_want(a) ? sub : unsub;
 
-			a->requested = want(a);
+			a->requested = interest_want(a);
 			a->inflight = true;
 			if (!a->requested)
-				set_subscribed(in, a, false);
+				interest_set_subscribed(in, a, false);
 			c->names[c->n] = a->name;
 			c->lens[c->n] = a->len;
 			if (++c->n == INTEREST_CHUNK)
-				sent += chunk_send(c,
+				sent += interest_chunk_send(c,
 				    a->requested ? INTEREST_SUBSCRIBE
 						 : INTEREST_UNSUBSCRIBE,
 				    fn, arg);
 		} else {
-			maybe_free(in, a);
+			interest_maybe_free(in, a);
 		}
 	}
-	sent += chunk_send(sub, INTEREST_SUBSCRIBE, fn, arg);
-	sent += chunk_send(unsub, INTEREST_UNSUBSCRIBE, fn, arg);
+	sent += interest_chunk_send(sub, INTEREST_SUBSCRIBE, fn, arg);
+	sent += interest_chunk_send(unsub, INTEREST_UNSUBSCRIBE, fn, arg);
 out:
 	free(sub);
 	free(unsub);
@@ -715,7 +727,7 @@ interest_confirmed(
 		in->pat_confirmed = true;
 		hmap_iter_init(in->addrs, &it);
 		while (hmap_iter_next(&it, &k, &klen, &v))
-			ack_waiters(in, v);
+			interest_ack_waiters(in, v);
 		return;
 	}
 	if (in->broadcast || (a = hmap_get(in->addrs, s, len)) == NULL ||
@@ -725,13 +737,13 @@ interest_confirmed(
 		return; /* not the confirmation of what is in flight */
 	a->inflight = false;
 	if (a->requested) {
-		set_subscribed(in, a, true);
-		ack_waiters(in, a);
+		interest_set_subscribed(in, a, true);
+		interest_ack_waiters(in, a);
 	}
-	if (want(a) != a->requested && !a->lingering)
-		mark_dirty(in, a); /* changed while in flight */
+	if (interest_want(a) != a->requested && !a->lingering)
+		interest_mark_dirty(in, a); /* changed while in flight */
 	else
-		maybe_free(in, a);
+		interest_maybe_free(in, a);
 }
 
 size_t

@@ -52,7 +52,7 @@ __lsan_default_suppressions(void)
 #endif
 
 static void
-usage(void)
+main_usage(void)
 {
 	fprintf(stderr,
 	    "usage: wspush-bridge [-c FILE] [-t]\n"
@@ -64,7 +64,7 @@ usage(void)
 }
 
 static uint64_t
-random_u64(void)
+main_random_u64(void)
 {
 	uint64_t v = 0;
 
@@ -77,7 +77,7 @@ random_u64(void)
 
 /* "auto": <short hostname>-<8 hex>, new per start, valid as a node id. */
 static void
-node_id_auto(char *out, size_t outlen)
+main_node_id_auto(char *out, size_t outlen)
 {
 	char host[256];
 	size_t n = 0;
@@ -101,12 +101,12 @@ node_id_auto(char *out, size_t outlen)
 		n = 4;
 	}
 	snprintf(out + n, outlen - n, "-%08" PRIx32,
-	    (uint32_t)(random_u64() & 0xffffffffu));
+	    (uint32_t)(main_random_u64() & 0xffffffffu));
 }
 
 /* mkdir -p with mode for the missing components. */
 static int
-mkdir_p(const char *path, mode_t mode)
+main_mkdir_p(const char *path, mode_t mode)
 {
 	char buf[CONF_RUNTIME_DIR_MAX + 1];
 	size_t len = strlen(path);
@@ -135,7 +135,7 @@ struct sigctx {
 };
 
 static void
-signal_cb(struct loop *l, int fd, int revents, void *arg)
+main_signal_cb(struct loop *l, int fd, int revents, void *arg)
 {
 	struct sigctx *sc = arg;
 	struct signalfd_siginfo si;
@@ -159,38 +159,84 @@ signal_cb(struct loop *l, int fd, int revents, void *arg)
 	}
 }
 
+/* -c FILE and -t; exits with usage on anything else. */
+static void
+main_args(int argc, char **argv, const char **path, bool *check)
+{
+	int opt;
+
+	*path = getenv("WSPUSH_CONF");
+	if (*path == NULL || (*path)[0] == '\0')
+		*path = "/etc/wspush/wspush.conf";
+	while ((opt = getopt(argc, argv, "c:th")) != -1) {
+		switch (opt) {
+		case 'c':
+			*path = optarg;
+			break;
+		case 't':
+			*check = true;
+			break;
+		default:
+			main_usage();
+		}
+	}
+	if (optind != argc)
+		main_usage();
+}
+
+/* Before any thread exists (nng): signals only via the signalfd, whose
+ * descriptor is returned. */
+static int
+main_signals(void)
+{
+	sigset_t set;
+	int sfd;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1)
+		fatal("sigprocmask");
+	signal(SIGPIPE, SIG_IGN);
+	sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sfd == -1)
+		fatal("signalfd");
+	return sfd;
+}
+
+/* The node id ("auto" resolved) and a fresh, non-zero epoch. */
+static uint64_t
+main_identity(const struct conf *c, char *node, size_t len)
+{
+	uint64_t epoch;
+
+	if (strcmp(c->node_id, "auto") == 0)
+		main_node_id_auto(node, len);
+	else
+		snprintf(node, len, "%s", c->node_id);
+	do
+		epoch = main_random_u64();
+	while (epoch == 0);
+	srandom((unsigned)(epoch >> 32) ^ (unsigned)getpid());
+	return epoch;
+}
+
 int
 main(int argc, char **argv)
 {
-	const char *path = getenv("WSPUSH_CONF");
+	const char *path;
 	bool check = false;
 	static struct conf conf; /* large: keep it off the stack */
 	char err[1024], node[CONF_NODE_ID_MAX];
-	sigset_t set;
-	int opt, sfd;
+	int sfd;
 	uint64_t epoch;
 	struct loop *loop;
 	struct sigctx sc;
 	struct loop_fd *sw;
 	struct stats *stats;
 
-	if (path == NULL || path[0] == '\0')
-		path = "/etc/wspush/wspush.conf";
-	while ((opt = getopt(argc, argv, "c:th")) != -1) {
-		switch (opt) {
-		case 'c':
-			path = optarg;
-			break;
-		case 't':
-			check = true;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc)
-		usage();
-
+	main_args(argc, argv, &path, &check);
 	log_init("wspush-bridge", LOG_INFO);
 	if (conf_load(&conf, path, err, sizeof(err)) == -1) {
 		fprintf(stderr, "wspush-bridge: %s\n", err);
@@ -203,29 +249,9 @@ main(int argc, char **argv)
 	}
 	log_set_level(conf.log_level);
 	conf_log_warnings(&conf);
-
-	/* Before any thread exists (nng): signals only via the signalfd. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1)
-		fatal("sigprocmask");
-	signal(SIGPIPE, SIG_IGN);
-	sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (sfd == -1)
-		fatal("signalfd");
-
-	if (strcmp(conf.node_id, "auto") == 0)
-		node_id_auto(node, sizeof(node));
-	else
-		snprintf(node, sizeof(node), "%s", conf.node_id);
-	do
-		epoch = random_u64();
-	while (epoch == 0);
-	srandom((unsigned)(epoch >> 32) ^ (unsigned)getpid());
-
-	if (mkdir_p(conf.runtime_dir, 0750) == -1)
+	sfd = main_signals();
+	epoch = main_identity(&conf, node, sizeof(node));
+	if (main_mkdir_p(conf.runtime_dir, 0750) == -1)
 		fatal("mkdir(%s)", conf.runtime_dir);
 
 	loop = loop_new();
@@ -239,7 +265,7 @@ main(int argc, char **argv)
 	    stats_open(loop, sc.bridge, &conf, node, epoch, err, sizeof(err));
 	if (stats == NULL)
 		fatalx("%s", err);
-	sw = loop_fd_add(loop, sfd, POLLIN, signal_cb, &sc);
+	sw = loop_fd_add(loop, sfd, POLLIN, main_signal_cb, &sc);
 	if (sw == NULL)
 		fatalx("out of memory");
 	/* The ipc listeners are bound: workers can attach, Redis or not. */
