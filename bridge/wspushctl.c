@@ -32,6 +32,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "addr.h"
+#include "amqp_ctl.h"
 #include "clock.h"
 #include "conf.h"
 #include "ctl_listen.h"
@@ -266,6 +267,23 @@ cmd_publish(const struct conf *c, int argc, char **argv)
 			    progname);
 			goto out;
 		}
+	}
+	if (c->broker_kind == CONF_BROKER_AMQP) {
+		/* Through RabbitMQ, as a backend would: prints 1 if routed to
+		 * a node's queue, 0 if no node wants the address. */
+		char err[256];
+		size_t pl = strlen(c->prefix) + 1;
+		int n = amqp_ctl_publish(c, chan + pl, strlen(chan) - pl,
+		    sb.size > 0 ? sb.data : msg, sb.size > 0 ? sb.size : msglen,
+		    err, sizeof(err));
+
+		if (n < 0) {
+			fprintf(stderr, "%s: publish: %s\n", progname, err);
+		} else {
+			printf("%d\n", n);
+			rc = 0;
+		}
+		goto out;
 	}
 	rctx = connect_redis(c);
 	if (rctx == NULL)
