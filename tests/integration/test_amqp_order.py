@@ -53,3 +53,20 @@ def test_payloads_are_classified_as_with_redis(h, stack):
     for payload, f in zip(BINARY, frames[len(TEXT):]):
         assert f.get("op") == "msg" and "data" not in f, (payload, f)
         assert base64.b64decode(f["data_b64"], validate=True) == payload
+
+
+def test_a_message_larger_than_a_frame_arrives_whole(h, stack):
+    """RabbitMQ splits bodies into frames of at most 128 KiB: the bridge
+    reassembles them."""
+    a = stack.node("a", workers=1,
+                   conf={"gateway": {"max_message_bytes": 1 << 20}})
+    u = wsp.uid("big")
+    c = a.connect(u)
+    big = "".join(chr(ord("a") + i % 26) for i in range(300000))
+    stack.publish(f"user:{u}", big)
+    stack.publish(f"user:{u}", b"\xff" * 140000)
+    stack.publish(f"user:{u}", "after")
+    (frames,) = amqp_stack.fence(stack, [c], timeout=15)
+    assert [f.get("data", "")[:5] for f in frames] == ["abcde", "", "after"]
+    assert frames[0]["data"] == big
+    assert base64.b64decode(frames[1]["data_b64"]) == b"\xff" * 140000
