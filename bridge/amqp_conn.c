@@ -24,7 +24,7 @@
 
 #include "amqp_confirm.h"
 #include "amqp_conn.h"
-#include "dlist.h"
+#include "amqp_rpcq.h"
 #include "log.h"
 
 #define CHAN 1
@@ -40,16 +40,6 @@ enum wkind {
 	W_CONSUME, /* consume-ok: setup complete */
 	W_BIND,
 	W_UNBIND,
-};
-
-/* A reply we wait for, in request order. */
-struct wait {
-	struct dlist_node node;
-	amqp_method_number_t expect;
-	enum wkind kind;
-	const char *what; /* for a refusal: the config key concerned */
-	size_t keylen;
-	char key[]; /* W_BIND / W_UNBIND routing key */
 };
 
 enum content { CT_NONE, CT_DELIVER, CT_RETURN };
@@ -74,7 +64,7 @@ struct amqp_conn {
 	char queue[256]; /* the broker-named node queue */
 	char last_error[160];
 
-	struct dlist waits; /* struct wait, oldest first */
+	struct amqp_rpcq waits; /* replies owed, oldest first */
 	struct amqp_confirm confirm;
 
 	/* the content being assembled after basic.deliver / basic.return */
@@ -112,17 +102,8 @@ static int
 wait_push(struct amqp_conn *c, amqp_method_number_t expect, enum wkind kind,
     const char *what, const char *key, size_t keylen)
 {
-	struct wait *w = calloc(1, sizeof(*w) + keylen + 1);
-
-	if (w == NULL)
+	if (amqp_rpcq_push(&c->waits, expect, kind, what, key, keylen) == -1)
 		return -1;
-	w->expect = expect;
-	w->kind = kind;
-	w->what = what;
-	w->keylen = keylen;
-	if (keylen > 0)
-		memcpy(w->key, key, keylen);
-	dlist_insert_tail(&c->waits, &w->node);
 	if (kind == W_BIND || kind == W_UNBIND)
 		c->st.binds_inflight++;
 	return 0;
@@ -131,12 +112,7 @@ wait_push(struct amqp_conn *c, amqp_method_number_t expect, enum wkind kind,
 static void
 waits_clear(struct amqp_conn *c)
 {
-	struct dlist_node *n;
-
-	while ((n = dlist_first(&c->waits)) != NULL) {
-		dlist_remove(n);
-		free(DLIST_ENTRY(n, struct wait, node));
-	}
+	amqp_rpcq_clear(&c->waits);
 	c->st.binds_inflight = 0;
 }
 
@@ -487,25 +463,20 @@ is_reply(amqp_method_number_t id)
 static void
 on_reply(struct amqp_conn *c, const amqp_method_t *m)
 {
-	struct dlist_node *n = dlist_first(&c->waits);
-	struct wait *w;
+	const struct amqp_rpcq_entry *head = amqp_rpcq_head(&c->waits);
+	struct amqp_rpcq_entry *w = amqp_rpcq_pop(&c->waits, m->id);
 
-	if (n == NULL) {
-		conn_lost(c, "unexpected reply (nothing was asked)");
-		return;
-	}
-	w = DLIST_ENTRY(n, struct wait, node);
-	if (w->expect != m->id) {
+	if (w == NULL) {
 		char why[160];
 
 		snprintf(why, sizeof(why),
 		    "reply %s does not match the request (%s expected)",
-		    amqp_method_name(m->id), amqp_method_name(w->expect));
+		    amqp_method_name(m->id),
+		    head != NULL ? amqp_method_name(head->expect) : "none");
 		conn_lost(c, why);
 		return;
 	}
-	dlist_remove(n);
-	switch (w->kind) {
+	switch ((enum wkind)w->kind) {
 	case W_SETUP:
 		break;
 	case W_NODE_Q: {
@@ -544,12 +515,12 @@ on_reply(struct amqp_conn *c, const amqp_method_t *m)
 static void
 on_channel_close(struct amqp_conn *c, const amqp_channel_close_t *m)
 {
-	struct dlist_node *n = dlist_first(&c->waits);
+	const struct amqp_rpcq_entry *head = amqp_rpcq_head(&c->waits);
 	const char *what = NULL;
 	char msg[512];
 
-	if (n != NULL && c->state == CS_SETUP)
-		what = DLIST_ENTRY(n, struct wait, node)->what;
+	if (head != NULL && c->state == CS_SETUP)
+		what = head->what;
 	snprintf(msg, sizeof(msg), "%s%s%.*s (code %u)", what ? what : "",
 	    what ? ": " : "channel closed by the broker: ",
 	    (int)m->reply_text.len, (const char *)m->reply_text.bytes,
@@ -820,7 +791,7 @@ amqp_conn_new(struct loop *loop, const struct amqp_conn_conf *cf,
 	}
 	c->loop = loop;
 	c->cbs = *cbs;
-	dlist_init(&c->waits);
+	amqp_rpcq_init(&c->waits);
 	amqp_confirm_init(&c->confirm);
 	c->backoff = AMQP_CONN_BACKOFF_MIN_MS;
 	c->queue_max_length = cf->queue_max_length;
