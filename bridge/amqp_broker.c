@@ -94,10 +94,11 @@ queue_flush(struct amqp_broker *ab)
 {
 	struct dlist_node *n;
 
-	while ((n = dlist_first(&ab->queue)) != NULL &&
-	       amqp_conn_can_publish(ab->conn)) {
+	while ((n = dlist_first(&ab->queue)) != NULL) {
 		struct apub *q = DLIST_ENTRY(n, struct apub, node);
 
+		if (!amqp_conn_can_publish(ab->conn, q->size))
+			return;
 		if (pub_send(ab, q) == -1)
 			return; /* went down: keep it for the next connection */
 		dlist_remove(n);
@@ -123,7 +124,7 @@ pub_write(struct amqp_broker *ab, const char *exchange, const char *key,
 
 	for (size_t i = 0; i < n_headers; i++)
 		size += hl[i];
-	if (!dlist_empty(&ab->queue) && amqp_conn_can_publish(ab->conn))
+	if (!dlist_empty(&ab->queue))
 		queue_flush(ab);
 	if (ab->queue_n >= AMQP_BROKER_QUEUE_MAX ||
 	    ab->queue_bytes + size > AMQP_BROKER_QUEUE_BYTES) {
@@ -176,7 +177,7 @@ flush_hook(struct loop *l, void *arg)
 {
 	struct amqp_broker *ab = arg;
 
-	if (!dlist_empty(&ab->queue) && amqp_conn_can_publish(ab->conn))
+	if (!dlist_empty(&ab->queue))
 		queue_flush(ab);
 }
 

@@ -15,9 +15,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/sockios.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include <amqp_tcp_socket.h>
@@ -912,11 +915,34 @@ amqp_conn_bind(struct amqp_conn *c, bool bind, const char *key, size_t len)
 	}
 }
 
+/*
+ * True if len more bytes fit in the socket without a blocking write.
+ * rabbitmq-c writes with no deadline: on a full socket buffer (a broker
+ * that stopped reading) it would wait in poll() inside our loop. Data
+ * the kernel still holds unacknowledged (SIOCOUTQ) grows once the
+ * broker's receive buffer is full; while it is zero everything sent so far
+ * was taken. Linux reports SO_SNDBUF doubled for its bookkeeping, so half
+ * of it is payload room, and we keep a margin for the frame headers.
+ */
+static bool
+sock_room(const struct amqp_conn *c, size_t len)
+{
+	int fd = amqp_get_sockfd(c->conn), outq = 0, sndbuf = 0;
+	socklen_t sl = sizeof(sndbuf);
+
+	if (fd == -1 || ioctl(fd, SIOCOUTQ, &outq) == -1 ||
+	    getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl) == -1)
+		return true; /* cannot tell: behave as rabbitmq-c alone */
+	if (outq == 0)
+		return true;
+	return (size_t)outq + len + 512 <= (size_t)sndbuf / 2;
+}
+
 bool
-amqp_conn_can_publish(const struct amqp_conn *c)
+amqp_conn_can_publish(const struct amqp_conn *c, size_t len)
 {
 	return c->state == CS_UP && !c->st.blocked &&
-	       amqp_confirm_room(&c->confirm);
+	       amqp_confirm_room(&c->confirm) && sock_room(c, len);
 }
 
 #define PUB_HEADERS_MAX 8
@@ -928,7 +954,8 @@ amqp_conn_publish(struct amqp_conn *c, const struct amqp_pub *p)
 	amqp_table_entry_t h[PUB_HEADERS_MAX];
 	int rc;
 
-	if (!amqp_conn_can_publish(c) || p->n_headers > PUB_HEADERS_MAX)
+	if (!amqp_conn_can_publish(c, p->body.len + p->key.len) ||
+	    p->n_headers > PUB_HEADERS_MAX)
 		return -1;
 	props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
 	props.delivery_mode = p->persistent ? 2 : 1;

@@ -131,9 +131,10 @@ const char *amqp_conn_queue(const struct amqp_conn *c);
  */
 int amqp_conn_bind(struct amqp_conn *c, bool bind, const char *key, size_t len);
 
-/* True if a publish would go out now (up, not blocked by the broker,
- * confirm window not full). */
-bool amqp_conn_can_publish(const struct amqp_conn *c);
+/* True if a publish of about len bytes would go out now: up, not blocked
+ * by the broker, confirm window not full, and room in the socket for a
+ * write that cannot block (see NOTES.md). */
+bool amqp_conn_can_publish(const struct amqp_conn *c, size_t len);
 
 /* A message to publish; headers are string-valued. */
 struct amqp_pub {

@@ -1,0 +1,61 @@
+"""RabbitMQ that stops reading must not stall the bridge: rabbitmq-c writes
+with no deadline, so the bridge only publishes what the socket can take
+without blocking and keeps the rest in its bounded queue. Here the broker
+is frozen (SIGSTOP) while a client sends ~6 MB upstream; the bridge keeps
+answering its stats socket (served by its loop), and once the broker runs
+again every send reaches the inbound queue."""
+
+import json
+import time
+
+import pytest
+
+import amqp_stack
+import wsp
+
+N = 100
+SIZE = 60000
+
+
+@pytest.fixture
+def stack(h):
+    s = amqp_stack.make_stack(h)
+    yield s
+    s.close()
+
+
+def test_a_broker_that_stops_reading_does_not_stall_the_bridge(h, stack):
+    a = stack.node("a", workers=1, conf={"gateway": {"rate_burst": 200}})
+    c = a.connect(wsp.uid("bp"))
+    stack.channel()  # declared queues exist; publisher connected
+    stack.reset_channel()
+    stack.rb.pause()
+    try:
+        for i in range(N):
+            c.send_json({"op": "send", "data": {"i": i, "pad": "x" * SIZE}})
+        # The loop is alive: the stats socket answers, quickly, with the
+        # sends queued.
+        deadline = time.monotonic() + wsp.T(5)
+        while True:
+            t0 = time.monotonic()
+            cp = a.ctl("stats", "--json", timeout=10)
+            took = time.monotonic() - t0
+            assert cp.returncode == 0, cp.stderr
+            assert took < 3, f"stats took {took:.1f}s: the loop stalled"
+            q = amqp_stack.find_key(json.loads(cp.stdout),
+                                    "queued_writes")
+            if q or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert q and q > 0, cp.stdout
+    finally:
+        stack.rb.resume()
+    got = []
+
+    def all_in():
+        got.extend(stack.get_all(stack.inbound))
+        return len(got) >= N
+    wsp.wait_until(all_in, 60, f"{N} sends in {stack.inbound}",
+                   check=a.check_running)
+    assert len(got) == N
+    assert c.is_open()
