@@ -16,12 +16,16 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/sockios.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <amqp_tcp_socket.h>
 
@@ -35,7 +39,8 @@
 /* Longest wspush-to value we keep; longer is not an address anyway. */
 #define TO_MAX 600
 
-enum cstate { CS_IDLE, CS_SETUP, CS_UP };
+/* IDLE -> CONNECTING (TCP) -> LOGIN (AMQP handshake) -> SETUP -> UP */
+enum cstate { CS_IDLE, CS_CONNECTING, CS_LOGIN, CS_SETUP, CS_UP };
 
 enum wkind {
 	W_SETUP,   /* part of the setup sequence */
@@ -62,7 +67,8 @@ struct amqp_conn {
 	bool stopping;
 	amqp_connection_state_t conn;
 	struct loop_fd *w;
-	uint64_t reconnect_timer, tick_timer, more_timer;
+	int fd; /* the socket until rabbitmq-c owns it, else -1 */
+	uint64_t reconnect_timer, tick_timer, more_timer, attempt_timer;
 	uint64_t backoff;
 	char queue[256]; /* the broker-named node queue */
 	char last_error[160];
@@ -249,10 +255,17 @@ setup_finish(struct amqp_conn *c)
 
 /* ---- connecting ---- */
 
+static void connect_ready(struct amqp_conn *c);
+
 static void
 io_cb(struct loop *l, int fd, int revents, void *arg)
 {
-	read_frames(arg);
+	struct amqp_conn *c = arg;
+
+	if (c->state == CS_CONNECTING)
+		connect_ready(c);
+	else
+		read_frames(c);
 }
 
 static void
@@ -269,8 +282,27 @@ tick_cb(struct loop *l, uint64_t id, void *arg)
 {
 	struct amqp_conn *c = arg;
 
-	if (c->state != CS_IDLE)
+	if (c->state != CS_IDLE && c->state != CS_CONNECTING)
 		read_frames(c);
+}
+
+/* The attempt did not reach up in time (TCP connect, handshake, setup). */
+static void
+attempt_timeout_cb(struct loop *l, uint64_t id, void *arg)
+{
+	struct amqp_conn *c = arg;
+	char why[96];
+
+	c->attempt_timer = 0;
+	if (c->state == CS_UP || c->state == CS_IDLE)
+		return;
+	snprintf(why, sizeof(why), "%s:%d: no %s within %d ms", c->ci.host,
+	    c->ci.port,
+	    c->state == CS_CONNECTING ? "TCP connection"
+	    : c->state == CS_LOGIN    ? "AMQP handshake"
+				      : "setup",
+	    AMQP_CONN_ATTEMPT_MS);
+	conn_lost(c, why);
 }
 
 static void reconnect_cb(struct loop *l, uint64_t id, void *arg);
@@ -297,9 +329,17 @@ conn_close(struct amqp_conn *c)
 		loop_timer_del(c->loop, c->more_timer);
 		c->more_timer = 0;
 	}
+	if (c->attempt_timer != 0) {
+		loop_timer_del(c->loop, c->attempt_timer);
+		c->attempt_timer = 0;
+	}
 	if (c->w != NULL) {
 		loop_fd_del(c->w);
 		c->w = NULL;
+	}
+	if (c->fd != -1) { /* still ours: not handed to rabbitmq-c yet */
+		close(c->fd);
+		c->fd = -1;
 	}
 	if (c->conn != NULL) {
 		amqp_destroy_connection(c->conn);
@@ -319,118 +359,219 @@ conn_lost(struct amqp_conn *c, const char *why)
 
 	if (c->state == CS_IDLE)
 		return;
-	snprintf(c->last_error, sizeof(c->last_error), "%s", why);
+	if (why != c->last_error)
+		snprintf(c->last_error, sizeof(c->last_error), "%s", why);
 	conn_close(c);
 	c->state = CS_IDLE;
 	c->st.up = false;
 	c->st.lost += amqp_confirm_lose(&c->confirm);
 	if (was_up) {
 		c->st.outages++;
-		log_warnx("amqp: connection lost: %s", why);
+		log_warnx("amqp: connection lost: %s", c->last_error);
 		c->cbs.down(c->cbs.arg);
 	} else {
 		c->st.connect_failures++;
-		log_warnx("amqp: setup failed: %s", why);
+		log_warnx("amqp: connect failed: %s", c->last_error);
 	}
 	schedule_reconnect(c);
 }
 
-static void
-login_props(amqp_table_t *t, amqp_table_entry_t *e, amqp_table_t *caps,
-    amqp_table_entry_t *ce, const char *name)
-{
-	/* connection.blocked: the broker tells us when a memory or disk
-	 * alarm would make a publish block. */
-	ce[0].key = bytes("connection.blocked");
-	ce[0].value.kind = AMQP_FIELD_KIND_BOOLEAN;
-	ce[0].value.value.boolean = 1;
-	ce[1].key = bytes("publisher_confirms");
-	ce[1].value.kind = AMQP_FIELD_KIND_BOOLEAN;
-	ce[1].value.value.boolean = 1;
-	ce[2].key = bytes("consumer_cancel_notify");
-	ce[2].value.kind = AMQP_FIELD_KIND_BOOLEAN;
-	ce[2].value.value.boolean = 1;
-	caps->num_entries = 3;
-	caps->entries = ce;
-	e[0].key = bytes("capabilities");
-	e[0].value.kind = AMQP_FIELD_KIND_TABLE;
-	e[0].value.value.table = *caps;
-	e[1].key = bytes("connection_name");
-	e[1].value.kind = AMQP_FIELD_KIND_UTF8;
-	e[1].value.value.bytes = bytes(name);
-	t->num_entries = 2;
-	t->entries = e;
-}
-
+/*
+ * Starts an attempt: a non-blocking TCP connect watched by the loop. The
+ * host is resolved here (getaddrinfo() blocks on DNS; an IP address or
+ * /etc/hosts name does not).
+ */
 static void
 connect_attempt(struct amqp_conn *c)
 {
-	struct timeval tv = {
-	    AMQP_CONN_CONNECT_MS / 1000, (AMQP_CONN_CONNECT_MS % 1000) * 1000};
-	struct timeval ltv = {
-	    AMQP_CONN_LOGIN_MS / 1000, (AMQP_CONN_LOGIN_MS % 1000) * 1000};
-	amqp_socket_t *sock;
-	amqp_rpc_reply_t r;
-	amqp_table_t props, caps;
-	amqp_table_entry_t pe[2], ce[3];
-	int rc, fd;
+	struct addrinfo hints = {
+	    .ai_family = AF_UNSPEC,
+	    .ai_socktype = SOCK_STREAM,
+	    .ai_flags = AI_NUMERICSERV,
+	};
+	struct addrinfo *ai = NULL;
+	char port[16];
+	int rc, one = 1;
 
+	c->state = CS_CONNECTING;
 	c->conn = amqp_new_connection();
-	if (c->conn == NULL)
-		goto fail_msg;
-	sock = amqp_tcp_socket_new(c->conn);
-	if (sock == NULL)
-		goto fail_msg;
-	rc = amqp_socket_open_noblock(sock, c->ci.host, c->ci.port, &tv);
-	if (rc != AMQP_STATUS_OK) {
+	if (c->conn == NULL || amqp_tcp_socket_new(c->conn) == NULL) {
+		conn_lost(c, "out of memory");
+		return;
+	}
+	snprintf(port, sizeof(port), "%d", c->ci.port);
+	rc = getaddrinfo(c->ci.host, port, &hints, &ai);
+	if (rc != 0) {
+		snprintf(c->last_error, sizeof(c->last_error), "%s: %s",
+		    c->ci.host, gai_strerror(rc));
+		conn_lost(c, c->last_error);
+		return;
+	}
+	c->fd = socket(
+	    ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd == -1 || (connect(c->fd, ai->ai_addr, ai->ai_addrlen) == -1 &&
+			       errno != EINPROGRESS)) {
 		snprintf(c->last_error, sizeof(c->last_error),
 		    "connect %s:%d: %s", c->ci.host, c->ci.port,
-		    amqp_error_string2(rc));
-		log_warnx("amqp: %s", c->last_error);
-		goto fail;
+		    strerror(errno));
+		freeaddrinfo(ai);
+		conn_lost(c, c->last_error);
+		return;
 	}
-	if (amqp_set_handshake_timeout(c->conn, &ltv) != AMQP_STATUS_OK)
-		goto fail_msg;
-	login_props(&props, pe, &caps, ce, c->name);
-	r = amqp_login_with_properties(c->conn, c->ci.vhost, 0, 131072,
-	    AMQP_CONN_HEARTBEAT_S, &props, AMQP_SASL_METHOD_PLAIN, c->ci.user,
-	    c->ci.password);
-	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-		if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
-		    r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
-			amqp_connection_close_t *m = r.reply.decoded;
+	freeaddrinfo(ai);
+	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->w = loop_fd_add(c->loop, c->fd, POLLOUT, io_cb, c);
+	c->attempt_timer = loop_timer_add(
+	    c->loop, AMQP_CONN_ATTEMPT_MS, 0, attempt_timeout_cb, c);
+	if (c->w == NULL || c->attempt_timer == 0)
+		conn_lost(c, "out of memory");
+}
 
-			snprintf(c->last_error, sizeof(c->last_error),
-			    "login refused: %.*s", (int)m->reply_text.len,
-			    (const char *)m->reply_text.bytes);
-		} else {
-			snprintf(c->last_error, sizeof(c->last_error),
-			    "login: %s",
-			    r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
-				? amqp_error_string2(r.library_error)
-				: "unexpected reply");
-		}
-		log_warnx(
-		    "amqp: %s:%d: %s", c->ci.host, c->ci.port, c->last_error);
-		goto fail;
+/* The TCP connect finished: hand the socket to rabbitmq-c, say hello. */
+static void
+connect_ready(struct amqp_conn *c)
+{
+	int err = 0, rc;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		err = errno;
+	if (err != 0) {
+		snprintf(c->last_error, sizeof(c->last_error),
+		    "connect %s:%d: %s", c->ci.host, c->ci.port, strerror(err));
+		conn_lost(c, c->last_error);
+		return;
 	}
-	fd = amqp_get_sockfd(c->conn);
-	c->w = loop_fd_add(c->loop, fd, POLLIN, io_cb, c);
-	if (c->w == NULL)
-		goto fail_msg;
+	amqp_tcp_socket_set_sockfd(amqp_get_socket(c->conn), c->fd);
+	c->fd = -1; /* rabbitmq-c closes it from now on */
+	loop_fd_set(c->w, POLLIN);
+	c->state = CS_LOGIN;
+	/* 8 bytes on a fresh socket: the kernel takes them at once. */
+	rc = amqp_send_header(c->conn);
+	if (rc != AMQP_STATUS_OK) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "protocol header: %s",
+		    amqp_error_string2(rc));
+		conn_lost(c, why);
+	}
+}
+
+static amqp_table_entry_t
+tbool(const char *k)
+{
+	amqp_table_entry_t e;
+
+	e.key = bytes(k);
+	e.value.kind = AMQP_FIELD_KIND_BOOLEAN;
+	e.value.value.boolean = 1;
+	return e;
+}
+
+static amqp_table_entry_t
+tstr(const char *k, const char *v)
+{
+	amqp_table_entry_t e;
+
+	e.key = bytes(k);
+	e.value.kind = AMQP_FIELD_KIND_UTF8;
+	e.value.value.bytes = bytes(v);
+	return e;
+}
+
+/* connection.start: answer with our properties and PLAIN credentials. */
+static void
+on_start(struct amqp_conn *c, const amqp_connection_start_t *s)
+{
+	/*
+	 * Capabilities: connection.blocked (the broker says when a resource
+	 * alarm would make publishes block), publisher_confirms,
+	 * consumer_cancel_notify (our queue deleted under us), and
+	 * authentication_failure_close (bad credentials come back as a
+	 * connection.close with a reason, not a bare TCP close).
+	 */
+	amqp_table_entry_t caps[4] = {tbool("connection.blocked"),
+	    tbool("publisher_confirms"), tbool("consumer_cancel_notify"),
+	    tbool("authentication_failure_close")};
+	amqp_table_entry_t props[4] = {tstr("product", "wspush"),
+	    tstr("version", WSPUSH_VERSION), tstr("connection_name", c->name),
+	    {.key = bytes("capabilities")}};
+	size_t ul = strlen(c->ci.user), pl = strlen(c->ci.password);
+	char *resp = malloc(ul + pl + 2);
+	amqp_connection_start_ok_t ok;
+	int rc;
+
+	if (s->version_major != 0 || s->version_minor != 9) {
+		conn_lost(c, "the broker does not speak AMQP 0-9-1");
+		return;
+	}
+	if (resp == NULL) {
+		conn_lost(c, "out of memory");
+		return;
+	}
+	props[3].value.kind = AMQP_FIELD_KIND_TABLE;
+	props[3].value.value.table.num_entries = 4;
+	props[3].value.value.table.entries = caps;
+	/* SASL PLAIN: "\0user\0password". */
+	resp[0] = '\0';
+	memcpy(resp + 1, c->ci.user, ul);
+	resp[1 + ul] = '\0';
+	memcpy(resp + 2 + ul, c->ci.password, pl);
+	ok.client_properties.num_entries = 4;
+	ok.client_properties.entries = props;
+	ok.mechanism = bytes("PLAIN");
+	ok.response.bytes = resp;
+	ok.response.len = ul + pl + 2;
+	ok.locale = bytes("en_US");
+	rc = amqp_send_method(c->conn, 0, AMQP_CONNECTION_START_OK_METHOD, &ok);
+	explicit_bzero(resp, ul + pl + 2);
+	free(resp);
+	if (rc != AMQP_STATUS_OK)
+		conn_lost(c, "start-ok: send failed");
+}
+
+/* connection.tune: agree on limits and heartbeat, then open the vhost. */
+static void
+on_tune(struct amqp_conn *c, const amqp_connection_tune_t *t)
+{
+	int channel_max = t->channel_max;
+	int frame_max = AMQP_CONN_FRAME_MAX;
+	int heartbeat = AMQP_CONN_HEARTBEAT_S;
+	amqp_connection_tune_ok_t ok;
+	amqp_connection_open_t o = {
+	    .virtual_host = bytes(c->ci.vhost),
+	    .capabilities = amqp_empty_bytes,
+	};
+
+	if (t->frame_max != 0 && (int)t->frame_max < frame_max)
+		frame_max = (int)t->frame_max;
+	if (t->heartbeat != 0 && t->heartbeat < heartbeat)
+		heartbeat = t->heartbeat;
+	/* The frame that carried the tune was complete: rabbitmq-c's reader
+	 * is between frames, as amqp_tune_connection() requires. */
+	if (amqp_tune_connection(c->conn, channel_max, frame_max, heartbeat) !=
+	    AMQP_STATUS_OK) {
+		conn_lost(c, "tune: out of memory");
+		return;
+	}
+	ok.channel_max = (uint16_t)channel_max;
+	ok.frame_max = (uint32_t)frame_max;
+	ok.heartbeat = (uint16_t)heartbeat;
+	if (amqp_send_method(c->conn, 0, AMQP_CONNECTION_TUNE_OK_METHOD, &ok) !=
+		AMQP_STATUS_OK ||
+	    amqp_send_method(c->conn, 0, AMQP_CONNECTION_OPEN_METHOD, &o) !=
+		AMQP_STATUS_OK)
+		conn_lost(c, "tune-ok/open: send failed");
+}
+
+/* connection.open-ok: logged in; declare everything. */
+static void
+on_open_ok(struct amqp_conn *c)
+{
 	c->state = CS_SETUP;
 	log_info("amqp: connected to %s:%d vhost=%s heartbeat=%ds", c->ci.host,
 	    c->ci.port, c->ci.vhost, amqp_get_heartbeat(c->conn));
-	if (setup_begin(c) == -1)
-		return; /* conn_lost() already ran */
-	read_frames(c); /* replies may already be buffered by the login */
-	return;
-fail_msg:
-	log_warnx("amqp: connect: out of memory");
-fail:
-	conn_close(c);
-	c->st.connect_failures++;
-	schedule_reconnect(c);
+	(void)setup_begin(c);
 }
 
 static void
@@ -495,6 +636,10 @@ on_reply(struct amqp_conn *c, const amqp_method_t *m)
 		return;
 	}
 	case W_CONSUME:
+		if (c->attempt_timer != 0) {
+			loop_timer_del(c->loop, c->attempt_timer);
+			c->attempt_timer = 0;
+		}
 		c->state = CS_UP;
 		c->st.up = true;
 		c->st.connects++;
@@ -656,6 +801,18 @@ on_method(struct amqp_conn *c, const amqp_frame_t *f)
 	}
 	if (f->channel == 0) {
 		switch (m->id) {
+		case AMQP_CONNECTION_START_METHOD:
+			if (c->state == CS_LOGIN)
+				on_start(c, m->decoded);
+			return;
+		case AMQP_CONNECTION_TUNE_METHOD:
+			if (c->state == CS_LOGIN)
+				on_tune(c, m->decoded);
+			return;
+		case AMQP_CONNECTION_OPEN_OK_METHOD:
+			if (c->state == CS_LOGIN)
+				on_open_ok(c);
+			return;
 		case AMQP_CONNECTION_CLOSE_METHOD: {
 			amqp_connection_close_t *cl = m->decoded;
 			char why[300];
@@ -795,6 +952,7 @@ amqp_conn_new(struct loop *loop, const struct amqp_conn_conf *cf,
 	c->loop = loop;
 	c->cbs = *cbs;
 	amqp_rpcq_init(&c->waits);
+	c->fd = -1;
 	amqp_confirm_init(&c->confirm);
 	c->backoff = AMQP_CONN_BACKOFF_MIN_MS;
 	c->queue_max_length = cf->queue_max_length;

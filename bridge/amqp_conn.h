@@ -1,6 +1,6 @@
 /*
  * amqp_conn.h - one AMQP 0-9-1 connection (rabbitmq-c 0.11) driven by the
- * bridge loop: no thread, and after the login no blocking RPC helper.
+ * bridge loop: no thread and no blocking call, the handshake included.
  *
  * The connection runs one channel. Once logged in it declares the
  * exchanges and the inbound queue, the node's own queue (server-named,
@@ -12,11 +12,14 @@
  * deliveries (method, header, body frames), settles publisher confirms,
  * counts returned messages and serves heartbeats from a timer.
  *
- * Blocking, bounded: the TCP connect (loopback or LAN: refused at once,
- * or AMQP_CONN_CONNECT_MS at most) and the login handshake
- * (AMQP_CONN_LOGIN_MS at most) run inside one loop callback. Writes
- * (publish, bind) are small and go out at once; rabbitmq-c writes with no
- * deadline, so a broker that stops reading could stall them (see NOTES.md).
+ * Nothing waits: the TCP connect is non-blocking and watched by the
+ * loop, and the AMQP handshake (start/start-ok, tune/tune-ok, open) is
+ * answered by the same dispatcher, so a broker that accepts TCP but never
+ * answers costs nothing but the attempt timeout (AMQP_CONN_ATTEMPT_MS).
+ * The broker's host name is resolved with getaddrinfo() at each attempt
+ * (an IP address or an /etc/hosts name does not block). Publishes go out
+ * only while the socket can take them without blocking (rabbitmq-c writes
+ * with no deadline); otherwise the owner keeps them (see NOTES.md).
  *
  * After any loss it reconnects with capped exponential backoff (100 ms
  * doubling to 5 s, +-25% jitter) and declares everything again; the owner
@@ -34,8 +37,9 @@
 #include "amqp_msg.h"
 #include "loop.h"
 
-#define AMQP_CONN_CONNECT_MS 2000
-#define AMQP_CONN_LOGIN_MS 2000
+/* From the TCP connect to consuming: an attempt that takes longer fails. */
+#define AMQP_CONN_ATTEMPT_MS 5000
+#define AMQP_CONN_FRAME_MAX 131072
 #define AMQP_CONN_BACKOFF_MIN_MS 100
 #define AMQP_CONN_BACKOFF_MAX_MS 5000
 /* Heartbeat we ask for, in seconds: a silent peer is dropped after two. */

@@ -117,3 +117,18 @@ def test_bridge_killed_and_restarted(h, stack):
     qs = {q for k, q in stack.rb.bindings(stack.exchange)
           if k == f"user:{u}"}
     assert len(qs) == 1, qs
+
+
+def test_wrong_credentials_are_failed_connects_with_the_reason(h, stack):
+    a = stack.node("a", workers=1, start=False,
+                   conf={"amqp": {"url": stack.rb.url.replace(
+                       "guest:guest", "guest:wrong")}})
+    a.start_bridge()
+    wsp.wait_until(lambda: "ACCESS_REFUSED" in a.bridge_log(), 10,
+                   "the broker's refusal in the log",
+                   check=a.check_running)
+    assert healthz(a) == 503
+    wsp.wait_until(
+        lambda: (amqp_stack.find_key(a.stats(), "connect_failures") or 0)
+        >= 2, 10, "the failed attempts counted (with backoff, retried)",
+        check=a.check_running)

@@ -76,3 +76,30 @@ def test_a_silent_broker_is_dropped_by_missed_heartbeats(h, stack):
         lambda p: stack.publish(f"user:{u}", p), [c], timeout=30,
         check=a.check_running, what="deliveries after the silence")
     assert c.is_open()
+
+
+def test_reconnecting_to_a_silent_broker_does_not_stall_the_bridge(h, stack):
+    """After the heartbeat timeout the bridge reconnects to a broker whose
+    TCP port still accepts (the kernel does) but which never answers the
+    handshake: the attempts must not hold the loop (the stats socket,
+    served by it, keeps answering promptly)."""
+    a = stack.node("a", workers=1)
+    stack.reset_channel()
+    stack.rb.pause()
+    try:
+        wsp.wait_until(
+            lambda: "connection lost: heartbeat timeout" in a.bridge_log(),
+            4 * HEARTBEAT_S, "the heartbeat timeout", interval=0.2)
+        slowest = 0.0
+        end = time.monotonic() + 8
+        while time.monotonic() < end:
+            t0 = time.monotonic()
+            cp = a.ctl("stats", "--json", timeout=10)
+            slowest = max(slowest, time.monotonic() - t0)
+            assert cp.returncode == 0, cp.stderr
+            time.sleep(0.1)
+        assert slowest < 1.0, f"a stats request took {slowest:.2f}s"
+    finally:
+        stack.rb.resume()
+    wsp.wait_until(lambda: healthz(a) == 200, 40, "/healthz 200 again",
+                   check=a.check_running, interval=0.2)
