@@ -41,13 +41,6 @@ struct iaddr {
 	struct dlist waiters; /* struct iwaiter, oldest first */
 };
 
-/* What interest keeps per worker (struct worker.interest_state). */
-struct iworker {
-	struct dlist_node node; /* on in->workers */
-	struct worker *w;
-	struct hmap *addrs; /* address text -> struct iaddr * */
-};
-
 struct interest {
 	bool broadcast;
 	bool link_up;
@@ -56,10 +49,9 @@ struct interest {
 	interest_ack_fn *ack;
 	void *ack_arg;
 	struct hmap *addrs;   /* text -> struct iaddr * */
-	struct dlist workers; /* struct iworker */
-	size_t n_workers;
-	struct dlist dirty;  /* struct iaddr waiting for a flush */
-	struct dlist linger; /* struct iaddr in their grace period */
+	struct dlist workers; /* struct worker_table: addr text -> iaddr */
+	struct dlist dirty;   /* struct iaddr waiting for a flush */
+	struct dlist linger;  /* struct iaddr in their grace period */
 	size_t n_lingering;
 	uint64_t grace_ms;
 	interest_clock_fn *clock;
@@ -291,16 +283,6 @@ interest_next_due(const struct interest *in)
 	       in->grace_ms;
 }
 
-static void
-interest_worker_free(struct interest *in, struct iworker *iw)
-{
-	dlist_remove(&iw->node);
-	in->n_workers--;
-	iw->w->interest_state = NULL;
-	hmap_free(iw->addrs);
-	free(iw);
-}
-
 void
 interest_free(struct interest *in)
 {
@@ -313,7 +295,7 @@ interest_free(struct interest *in)
 	if (in == NULL)
 		return;
 	while ((n = dlist_first(&in->workers)) != NULL)
-		interest_worker_free(in, DLIST_ENTRY(n, struct iworker, node));
+		workers_table_free(DLIST_ENTRY(n, struct worker_table, node));
 	if (in->addrs != NULL) {
 		hmap_iter_init(in->addrs, &it);
 		while (hmap_iter_next(&it, &k, &klen, &v)) {
@@ -333,33 +315,17 @@ interest_free(struct interest *in)
 
 /* interest's state of worker w, created on demand (NULL: out of memory,
  * or none and !create). */
-static struct iworker *
+static struct worker_table *
 interest_worker(struct interest *in, struct worker *w, bool create)
 {
-	struct iworker *iw = w->interest_state;
-
-	if (iw != NULL || !create)
-		return iw;
-	iw = calloc(1, sizeof(*iw));
-	if (iw == NULL)
-		return NULL;
-	iw->w = w;
-	iw->addrs = hmap_new();
-	if (iw->addrs == NULL) {
-		free(iw);
-		return NULL;
-	}
-	dlist_insert_tail(&in->workers, &iw->node);
-	in->n_workers++;
-	w->interest_state = iw;
-	return iw;
+	return workers_table(&in->workers, w, &w->interest_state, create);
 }
 
 /* The worker starts holding a (not held before). */
 static int
-interest_hold(struct interest *in, struct iworker *w, struct iaddr *a)
+interest_hold(struct interest *in, struct worker_table *w, struct iaddr *a)
 {
-	if (hmap_put(w->addrs, a->name, a->len, a) == -1)
+	if (hmap_put(w->map, a->name, a->len, a) == -1)
 		return -1;
 	a->refs++;
 	if (a->refs == 1) {
@@ -374,10 +340,10 @@ interest_hold(struct interest *in, struct iworker *w, struct iaddr *a)
 	return 0;
 }
 
-/* The worker stops holding a (already removed from w->addrs); a is freed
+/* The worker stops holding a (already removed from w->map); a is freed
  * later, by a flush, once Redis no longer has it. */
 static void
-interest_release(struct interest *in, struct iworker *w, struct iaddr *a)
+interest_release(struct interest *in, struct worker_table *w, struct iaddr *a)
 {
 	interest_drop_waiters(in, a, w->w->slot, w->w->gen);
 	a->refs--;
@@ -394,7 +360,7 @@ interest_add(struct interest *in, struct worker *wk, uint64_t req_id,
 {
 	uint32_t slot = wk->slot, gen = wk->gen;
 	struct addr parsed;
-	struct iworker *w;
+	struct worker_table *w;
 	struct iaddr *a;
 	struct iwaiter *wt;
 	struct dlist_node *n;
@@ -411,8 +377,7 @@ interest_add(struct interest *in, struct worker *wk, uint64_t req_id,
 	a = interest_addr_get(in, s, len, true);
 	if (a == NULL)
 		goto fail;
-	if (hmap_get(w->addrs, s, len) == NULL &&
-	    interest_hold(in, w, a) == -1) {
+	if (hmap_get(w->map, s, len) == NULL && interest_hold(in, w, a) == -1) {
 		if (created)
 			interest_maybe_free(in, a);
 		goto fail;
@@ -447,10 +412,10 @@ fail:
 void
 interest_del(struct interest *in, struct worker *wk, const char *s, size_t len)
 {
-	struct iworker *w = interest_worker(in, wk, false);
+	struct worker_table *w = interest_worker(in, wk, false);
 	struct iaddr *a;
 
-	if (w == NULL || (a = hmap_del(w->addrs, s, len)) == NULL)
+	if (w == NULL || (a = hmap_del(w->map, s, len)) == NULL)
 		return;
 	interest_release(in, w, a);
 }
@@ -458,7 +423,7 @@ interest_del(struct interest *in, struct worker *wk, const char *s, size_t len)
 void
 interest_forget(struct interest *in, struct worker *wk)
 {
-	struct iworker *w = interest_worker(in, wk, false);
+	struct worker_table *w = interest_worker(in, wk, false);
 	struct hmap_iter it;
 	const void *k;
 	size_t klen;
@@ -466,17 +431,17 @@ interest_forget(struct interest *in, struct worker *wk)
 
 	if (w == NULL)
 		return;
-	hmap_iter_init(w->addrs, &it);
+	hmap_iter_init(w->map, &it);
 	while (hmap_iter_next(&it, &k, &klen, &v))
 		interest_release(in, w, v);
-	interest_worker_free(in, w);
+	workers_table_free(w);
 }
 
 int
 interest_sync(struct interest *in, struct worker *wk,
     const struct env_str *addrs, size_t n, size_t *n_invalid)
 {
-	struct iworker *w = interest_worker(in, wk, true);
+	struct worker_table *w = interest_worker(in, wk, true);
 	struct hmap *next = NULL;
 	struct hmap_iter it;
 	const void *k;
@@ -502,7 +467,7 @@ interest_sync(struct interest *in, struct worker *wk,
 			goto out;
 	}
 	/* Release what the worker no longer holds... */
-	hmap_iter_init(w->addrs, &it);
+	hmap_iter_init(w->map, &it);
 	while (hmap_iter_next(&it, &k, &klen, &v)) {
 		if (hmap_get(next, k, klen) == NULL) {
 			struct iaddr *a = v;
@@ -516,7 +481,7 @@ interest_sync(struct interest *in, struct worker *wk,
 	while (hmap_iter_next(&it, &k, &klen, &v)) {
 		struct iaddr *a;
 
-		if (hmap_get(w->addrs, k, klen) != NULL)
+		if (hmap_get(w->map, k, klen) != NULL)
 			continue;
 		a = interest_addr_get(in, k, klen, true);
 		if (a == NULL)
@@ -763,7 +728,12 @@ interest_subscribed(const struct interest *in)
 size_t
 interest_workers(const struct interest *in)
 {
-	return in->n_workers;
+	const struct dlist_node *n;
+	size_t count = 0;
+
+	DLIST_FOREACH(n, &in->workers)
+		count++;
+	return count;
 }
 
 size_t

@@ -22,16 +22,9 @@ struct puser {
 	struct dlist_node dirty_node;
 };
 
-/* What presence keeps per worker (struct worker.presence_state). */
-struct pworker {
-	struct dlist_node node; /* on p->workers */
-	struct worker *w;
-	struct hmap *users; /* user id -> (void *)(uintptr_t)count */
-};
-
 struct presence {
 	struct hmap *users;   /* user id -> struct puser * */
-	struct dlist workers; /* struct pworker */
+	struct dlist workers; /* struct worker_table */
 	struct dlist dirty;
 	uint64_t conns;
 	size_t online; /* users with total > 0: kept, not counted (stats ask
@@ -70,15 +63,6 @@ presence_user_free(struct presence *p, struct puser *u)
 	free(u);
 }
 
-static void
-presence_worker_free(struct pworker *pw)
-{
-	dlist_remove(&pw->node);
-	pw->w->presence_state = NULL;
-	hmap_free(pw->users);
-	free(pw);
-}
-
 void
 presence_free(struct presence *p)
 {
@@ -91,7 +75,7 @@ presence_free(struct presence *p)
 	if (p == NULL)
 		return;
 	while ((n = dlist_first(&p->workers)) != NULL)
-		presence_worker_free(DLIST_ENTRY(n, struct pworker, node));
+		workers_table_free(DLIST_ENTRY(n, struct worker_table, node));
 	if (p->users != NULL) {
 		hmap_iter_init(p->users, &it);
 		while (hmap_iter_next(&it, &k, &klen, &v)) {
@@ -107,25 +91,10 @@ presence_free(struct presence *p)
 
 /* presence's state of worker w, created on demand (NULL: out of memory,
  * or none and !create). */
-static struct pworker *
+static struct worker_table *
 presence_worker(struct presence *p, struct worker *w, bool create)
 {
-	struct pworker *pw = w->presence_state;
-
-	if (pw != NULL || !create)
-		return pw;
-	pw = calloc(1, sizeof(*pw));
-	if (pw == NULL)
-		return NULL;
-	pw->w = w;
-	pw->users = hmap_new();
-	if (pw->users == NULL) {
-		free(pw);
-		return NULL;
-	}
-	dlist_insert_tail(&p->workers, &pw->node);
-	w->presence_state = pw;
-	return pw;
+	return workers_table(&p->workers, w, &w->presence_state, create);
 }
 
 /* Adds delta (which never takes the total below 0) to the node total. */
@@ -171,24 +140,24 @@ presence_node_add(
 
 /* Sets the worker's count of user to n, adjusting the node total. */
 static int
-presence_worker_set(struct presence *p, struct pworker *w, const char *user,
-    size_t len, uint64_t n)
+presence_worker_set(struct presence *p, struct worker_table *w,
+    const char *user, size_t len, uint64_t n)
 {
-	uint64_t old = PTR_COUNT(hmap_get(w->users, user, len));
+	uint64_t old = PTR_COUNT(hmap_get(w->map, user, len));
 
 	if (n == old)
 		return 0;
 	if (n == 0) {
-		hmap_del(w->users, user, len);
-	} else if (hmap_put(w->users, user, len, COUNT_PTR(n)) == -1) {
+		hmap_del(w->map, user, len);
+	} else if (hmap_put(w->map, user, len, COUNT_PTR(n)) == -1) {
 		return -1;
 	}
 	if (presence_node_add(p, user, len, (int64_t)n - (int64_t)old) == -1) {
 		/* Undo, so worker and node tables stay consistent. */
 		if (old == 0)
-			hmap_del(w->users, user, len);
+			hmap_del(w->map, user, len);
 		else
-			(void)hmap_put(w->users, user, len, COUNT_PTR(old));
+			(void)hmap_put(w->map, user, len, COUNT_PTR(old));
 		return -1;
 	}
 	return 0;
@@ -198,7 +167,7 @@ int
 presence_event(struct presence *p, struct worker *wk, const char *user,
     size_t len, int delta)
 {
-	struct pworker *w;
+	struct worker_table *w;
 	uint64_t old;
 
 	if (user == NULL || !addr_id_valid(user, len))
@@ -206,7 +175,7 @@ presence_event(struct presence *p, struct worker *wk, const char *user,
 	w = presence_worker(p, wk, delta > 0);
 	if (w == NULL)
 		return delta > 0 ? -1 : 0;
-	old = PTR_COUNT(hmap_get(w->users, user, len));
+	old = PTR_COUNT(hmap_get(w->map, user, len));
 	if (delta < 0 && old == 0)
 		return 0;
 	return presence_worker_set(
@@ -217,7 +186,7 @@ int
 presence_sync(struct presence *p, struct worker *wk,
     const struct up_counter *users, size_t n)
 {
-	struct pworker *w = presence_worker(p, wk, true);
+	struct worker_table *w = presence_worker(p, wk, true);
 	struct hmap *listed;
 	struct hmap_iter it;
 	const void *k;
@@ -237,7 +206,7 @@ presence_sync(struct presence *p, struct worker *wk,
 			rc = -1;
 	}
 	/* Zero the users the new table does not mention... */
-	hmap_iter_init(w->users, &it);
+	hmap_iter_init(w->map, &it);
 	while (hmap_iter_next(&it, &k, &klen, &v)) {
 		if (hmap_get(listed, k, klen) == NULL) {
 			(void)presence_node_add(
@@ -266,7 +235,7 @@ presence_sync(struct presence *p, struct worker *wk,
 void
 presence_forget(struct presence *p, struct worker *wk)
 {
-	struct pworker *w = presence_worker(p, wk, false);
+	struct worker_table *w = presence_worker(p, wk, false);
 	struct hmap_iter it;
 	const void *k;
 	size_t klen;
@@ -274,10 +243,10 @@ presence_forget(struct presence *p, struct worker *wk)
 
 	if (w == NULL)
 		return;
-	hmap_iter_init(w->users, &it);
+	hmap_iter_init(w->map, &it);
 	while (hmap_iter_next(&it, &k, &klen, &v))
 		(void)presence_node_add(p, k, klen, -(int64_t)PTR_COUNT(v));
-	presence_worker_free(w);
+	workers_table_free(w);
 }
 
 void

@@ -332,39 +332,61 @@ redis_broker_publish(struct broker *b, const char *addr, size_t addr_len,
 	return redis_broker_write(rb, 3, argv, lens);
 }
 
+/* One field of a stream entry (value with its length: may be binary). */
+struct redis_broker_field {
+	const char *name, *value;
+	size_t len;
+};
+
+#define REDIS_BROKER_FIELDS_MAX 5
+
+/* XADD key MAXLEN ~ <inbound_maxlen> * field value ... */
+static int
+redis_broker_xadd(struct redis_broker *rb, const char *key,
+    const struct redis_broker_field *f, int n)
+{
+	const char *argv[6 + 2 * REDIS_BROKER_FIELDS_MAX] = {
+	    "XADD", key, "MAXLEN", "~", rb->maxlen, "*"};
+	size_t lens[6 + 2 * REDIS_BROKER_FIELDS_MAX];
+
+	for (int i = 0; i < 6; i++)
+		lens[i] = strlen(argv[i]);
+	for (int i = 0; i < n; i++) {
+		argv[6 + 2 * i] = f[i].name;
+		lens[6 + 2 * i] = strlen(f[i].name);
+		argv[7 + 2 * i] = f[i].value;
+		lens[7 + 2 * i] = f[i].len;
+	}
+	return redis_broker_write(rb, 6 + 2 * n, argv, lens);
+}
+
 static int
 redis_broker_inbound(struct broker *b, const struct broker_inbound *in)
 {
 	struct redis_broker *rb = redis_broker_of(b);
-	const char *argv[14] = {"XADD", rb->key_inbound, "MAXLEN", "~",
-	    rb->maxlen, "*", "user", in->user, "conn", in->conn, "node",
-	    rb->node, "data", in->data};
-	size_t lens[14];
+	const struct redis_broker_field f[4] = {
+	    {"user", in->user, in->user_len},
+	    {"conn", in->conn, in->conn_len},
+	    {"node", rb->node, strlen(rb->node)},
+	    {"data", in->data, in->data_len},
+	};
 
-	for (int i = 0; i < 14; i++)
-		lens[i] = argv[i] != NULL ? strlen(argv[i]) : 0;
-	lens[7] = in->user_len;
-	lens[9] = in->conn_len;
-	lens[13] = in->data_len;
-	return redis_broker_write(rb, 14, argv, lens);
+	return redis_broker_xadd(rb, rb->key_inbound, f, 4);
 }
 
 static int
 redis_broker_event(struct broker *b, const struct broker_event *ev)
 {
 	struct redis_broker *rb = redis_broker_of(b);
-	const char *argv[16] = {"XADD", rb->key_events, "MAXLEN", "~",
-	    rb->maxlen, "*", "type", ev->type, "user", ev->user, "conn",
-	    ev->conn, "node", rb->node, "reason", ev->reason};
-	size_t lens[16];
+	const struct redis_broker_field f[5] = {
+	    {"type", ev->type, ev->type_len},
+	    {"user", ev->user, ev->user_len},
+	    {"conn", ev->conn, ev->conn_len},
+	    {"node", rb->node, strlen(rb->node)},
+	    {"reason", ev->reason, ev->reason_len},
+	};
 
-	for (int i = 0; i < 16; i++)
-		lens[i] = argv[i] != NULL ? strlen(argv[i]) : 0;
-	lens[7] = ev->type_len;
-	lens[9] = ev->user_len;
-	lens[11] = ev->conn_len;
-	lens[15] = ev->reason_len;
-	return redis_broker_write(rb, 16, argv, lens);
+	return redis_broker_xadd(rb, rb->key_events, f, 5);
 }
 
 static int

@@ -212,3 +212,32 @@ workers_each(struct workers *ws, workers_each_fn *fn, void *arg)
 	while (hmap_iter_next(&it, &k, &klen, &v))
 		fn(arg, v);
 }
+
+struct worker_table *
+workers_table(struct dlist *list, struct worker *w, void **slot, bool create)
+{
+	struct worker_table *t = *slot;
+
+	if (t != NULL || !create)
+		return t;
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return NULL;
+	t->w = w;
+	t->slot = slot;
+	if ((t->map = hmap_new()) == NULL) {
+		free(t);
+		return NULL;
+	}
+	dlist_insert_tail(list, &t->node);
+	*slot = t;
+	return t;
+}
+
+void
+workers_table_free(struct worker_table *t)
+{
+	dlist_remove(&t->node);
+	*t->slot = NULL;
+	hmap_free(t->map);
+	free(t);
+}

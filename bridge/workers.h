@@ -12,10 +12,13 @@
 #ifndef WSP_WORKERS_H
 #define WSP_WORKERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dlist.h"
 #include "envelope.h"
+#include "hmap.h"
 
 struct worker {
 	uint32_t slot, gen; /* the identity; never change */
@@ -68,5 +71,27 @@ size_t workers_count(const struct workers *ws);
 
 /* Calls fn for every worker; fn must not forget any. */
 void workers_each(struct workers *ws, workers_each_fn *fn, void *arg);
+
+/*
+ * A table a module keeps per worker (interest.c: the addresses it holds;
+ * presence.c: its users): hung off one of the worker's state pointers
+ * (slot) and on the module's own list, so the module can free them all.
+ */
+struct worker_table {
+	struct dlist_node node; /* on the module's list */
+	struct worker *w;
+	void **slot; /* &w->interest_state or &w->presence_state */
+	struct hmap *map;
+};
+
+/*
+ * The table at *slot of w, created (empty, on list) if there is none and
+ * create is set. NULL if none, or on allocation failure.
+ */
+struct worker_table *workers_table(
+    struct dlist *list, struct worker *w, void **slot, bool create);
+
+/* Takes t off its list and its worker, frees it (not the map's values). */
+void workers_table_free(struct worker_table *t);
 
 #endif

@@ -30,6 +30,7 @@ class AclRedis(wsp.RedisServer):
         wsp.wait_until(lambda: wsp._ping(c), 10,
                        f"redis-server on {self.port}",
                        check=self.proc.check_running)
+        c.connection_pool.disconnect()  # no stray client in CLIENT LIST
         return self
 
     def client(self):

@@ -12,23 +12,7 @@
 #include <cmocka.h>
 
 #include "interest.h"
-
-/* The registry's worker (slot, gen): the module keeps its state there. */
-static struct worker *
-W(uint32_t slot, uint32_t gen)
-{
-	static struct worker ws[32];
-	static size_t n;
-
-	for (size_t i = 0; i < n; i++) {
-		if (ws[i].slot == slot && ws[i].gen == gen)
-			return &ws[i];
-	}
-	assert_true(n < 32);
-	ws[n].slot = slot;
-	ws[n].gen = gen;
-	return &ws[n++];
-}
+#include "worker_fixture.h"
 
 #define MAX_REC 64
 
