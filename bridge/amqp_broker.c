@@ -31,6 +31,21 @@ struct apub {
 	char buf[]; /* key, header values, body */
 };
 
+/*
+ * An address longer than an AMQP routing key can be (255 bytes: a
+ * channel name near the 256-byte limit). Nothing can be published to it
+ * on the direct exchange, so there is nothing to bind: its subscription
+ * is acknowledged as it stands (the fanout exchange, with a wspush-to
+ * header, still reaches it), from the loop rather than inside the core's
+ * call.
+ */
+struct unbindable {
+	struct dlist_node node;
+	bool bind;
+	size_t len;
+	char addr[];
+};
+
 struct amqp_broker {
 	struct broker base; /* first: the core sees a struct broker */
 	struct broker_events ev;
@@ -43,13 +58,16 @@ struct amqp_broker {
 	bool hooked;
 	struct amqp_conn *conn;
 	struct broker_outage outage;
-	uint64_t all_timer; /* acknowledges subscribe_all() */
+	uint64_t all_timer;  /* acknowledges subscribe_all() */
+	uint64_t long_timer; /* acknowledges struct unbindable */
+	struct dlist longs;  /* struct unbindable */
 
 	struct dlist queue; /* struct apub, oldest first */
 	size_t queue_n, queue_bytes;
 
 	uint64_t writes, messages;
 	uint64_t drops_down;
+	uint64_t drops_long; /* publishes to an address no key can carry */
 	char refused[BROKER_ERR_MAX];
 };
 
@@ -207,11 +225,58 @@ conn_up_cb(void *arg)
 }
 
 static void
+longs_clear(struct amqp_broker *ab)
+{
+	struct dlist_node *n;
+
+	while ((n = dlist_first(&ab->longs)) != NULL) {
+		dlist_remove(n);
+		free(DLIST_ENTRY(n, struct unbindable, node));
+	}
+}
+
+static void
+long_cb(struct loop *l, uint64_t id, void *arg)
+{
+	struct amqp_broker *ab = arg;
+	struct dlist_node *n;
+
+	ab->long_timer = 0;
+	while ((n = dlist_first(&ab->longs)) != NULL) {
+		struct unbindable *u = DLIST_ENTRY(n, struct unbindable, node);
+
+		dlist_remove(n);
+		if (u->bind)
+			ab->ev.subscribed(ab->ev.arg, u->addr, u->len);
+		else
+			ab->ev.unsubscribed(ab->ev.arg, u->addr, u->len);
+		free(u);
+	}
+}
+
+static int
+long_ack(struct amqp_broker *ab, bool bind, const char *addr, size_t len)
+{
+	struct unbindable *u = malloc(sizeof(*u) + len);
+
+	if (u == NULL)
+		return -1;
+	u->bind = bind;
+	u->len = len;
+	memcpy(u->addr, addr, len);
+	dlist_insert_tail(&ab->longs, &u->node);
+	if (ab->long_timer == 0)
+		ab->long_timer = loop_timer_add(ab->loop, 0, 0, long_cb, ab);
+	return 0;
+}
+
+static void
 conn_down_cb(void *arg)
 {
 	struct amqp_broker *ab = arg;
 
 	/* The queue was exclusive: its bindings died with the connection. */
+	longs_clear(ab);
 	ab->ev.sub_ready(ab->ev.arg, false);
 	ab->ev.sub_lost(ab->ev.arg, NULL, 0);
 	note_state(ab, false);
@@ -326,6 +391,9 @@ ab_free(struct broker *b)
 		loop_hook_del(ab->loop, flush_hook, ab);
 	if (ab->all_timer != 0)
 		loop_timer_del(ab->loop, ab->all_timer);
+	if (ab->long_timer != 0)
+		loop_timer_del(ab->loop, ab->long_timer);
+	longs_clear(ab);
 	amqp_conn_free(ab->conn);
 	while ((n = dlist_first(&ab->queue)) != NULL) {
 		dlist_remove(n);
@@ -340,9 +408,15 @@ bind_many(struct amqp_broker *ab, bool bind, const char *const *addrs,
 {
 	if (!amqp_conn_is_up(ab->conn))
 		return BROKER_EAGAIN;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		if (lens[i] > AMQP_BROKER_KEY_MAX) {
+			if (long_ack(ab, bind, addrs[i], lens[i]) == -1)
+				return BROKER_ENOMEM;
+			continue;
+		}
 		if (amqp_conn_bind(ab->conn, bind, addrs[i], lens[i]) == -1)
 			return BROKER_EAGAIN; /* went down: sub_lost follows */
+	}
 	return 0;
 }
 
@@ -395,7 +469,15 @@ ab_publish(struct broker *b, const char *addr, size_t addr_len,
 	size_t hl[1] = {addr_len};
 	bool all = addr_len == 3 && memcmp(addr, "all", 3) == 0;
 
-	if (ab->broadcast)
+	/* Too long for a routing key: only the fanout exchange, with the
+	 * address in a header, can carry it. */
+	if (!ab->broadcast && addr_len > AMQP_BROKER_KEY_MAX &&
+	    ab->conf->amqp_fanout_exchange[0] == '\0') {
+		/* DROP: unpublishable address; counted as an error drop. */
+		ab->drops_long++;
+		return BROKER_EFULL;
+	}
+	if (ab->broadcast || addr_len > AMQP_BROKER_KEY_MAX)
 		return pub_write(ab, ab->conf->amqp_fanout_exchange, "", 0,
 		    false, false, NULL, all ? 0 : 1, to_name, hv, hl, data,
 		    data_len);
@@ -499,7 +581,7 @@ ab_status(struct broker *b, struct broker_status *st)
 	 * never confirmed before the connection went, or skipped as too
 	 * large on the way in. */
 	st->drops[BROKER_DROP_ERROR] =
-	    cs.nacked + cs.returned + cs.lost + cs.oversize;
+	    cs.nacked + cs.returned + cs.lost + cs.oversize + ab->drops_long;
 	st->messages = ab->messages;
 }
 
@@ -574,6 +656,7 @@ amqp_broker_new(const struct broker_env *env, const struct broker_events *ev,
 	snprintf(ab->node, sizeof(ab->node), "%s", env->node);
 	ab->broadcast = c->routing == CONF_ROUTING_BROADCAST;
 	dlist_init(&ab->queue);
+	dlist_init(&ab->longs);
 	snprintf(name, sizeof(name), "wspush-bridge %s", env->node);
 	cf = (struct amqp_conn_conf){
 	    .url = c->amqp_url,

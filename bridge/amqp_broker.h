@@ -32,6 +32,10 @@
  * output buffer limit, and the freshest messages win.
  */
 #define AMQP_BROKER_QUEUE_MAX_LENGTH 100000
+/* Longest AMQP routing key (a short string). A longer address (a channel
+ * name of 248..256 bytes) is never bound: its subscription is acknowledged
+ * as is, and reaches it only through the fanout exchange. */
+#define AMQP_BROKER_KEY_MAX 255
 /* Deliveries larger than this are skipped by the bridge (counted as an
  * error drop); smaller ones over max_message_bytes reach the workers,
  * which count them per recipient, exactly as for Redis. */

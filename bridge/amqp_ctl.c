@@ -154,6 +154,17 @@ amqp_ctl_publish(const struct conf *c, const char *addr, size_t addr_len,
 		rc = rpc_err(r, "confirm.select", err, errlen);
 		goto out;
 	}
+	if (addr_len > 255) {
+		/* Longer than a routing key can be: only the fanout exchange
+		 * with a wspush-to header carries it. */
+		if (c->amqp_fanout_exchange[0] == '\0') {
+			snprintf(err, errlen,
+			    "the address is longer than an AMQP routing key "
+			    "(255 bytes) and amqp.fanout_exchange is not set");
+			goto out;
+		}
+		broadcast = true;
+	}
 	if (broadcast && !(addr_len == 3 && memcmp(addr, "all", 3) == 0)) {
 		h.key = amqp_cstring_bytes(AMQP_MSG_TO_HEADER);
 		h.value.kind = AMQP_FIELD_KIND_UTF8;

@@ -103,3 +103,30 @@ def test_bindings_go_away_when_the_last_local_interest_leaves(h, stack):
     wsp.wait_until(lambda: f"user:{u}" not in keys(), 15,
                    "the user binding to go away")
     assert "all" in keys()
+
+
+def test_a_channel_name_longer_than_a_routing_key(h):
+    """An AMQP routing key holds at most 255 bytes, a wspush address up to
+    264 ("channel:" + 256). Subscribing to such a channel is acknowledged
+    (nothing can be bound for it), the connection to RabbitMQ stays up,
+    and messages reach it through the fanout exchange's header, client
+    publishes included."""
+    stack = amqp_stack.make_stack(h, fanout=True)
+    try:
+        a = stack.node("a", workers=1,
+                       conf={"gateway": {"client_publish": "all"}})
+        ch = "L" * 256
+        c = a.connect(wsp.uid("long"))
+        r = c.request({"op": "subscribe", "channel": ch, "ref": 1})
+        assert r == {"op": "subscribed", "channel": ch, "ref": 1}
+        stack.publish_fanout("via header", to=f"channel:{ch}")
+        c.send_json({"op": "publish", "to": f"channel:{ch}",
+                     "data": "from a client", "ref": 2})
+        got = c.until(lambda f: f.get("op") == "msg"
+                      and f.get("data") == "from a client", timeout=10)
+        assert wsp.datas(got) == ["via header"], got
+        r = c.request({"op": "unsubscribe", "channel": ch, "ref": 3})
+        assert r == {"op": "unsubscribed", "channel": ch, "ref": 3}
+        assert "connection lost" not in a.bridge_log()
+    finally:
+        stack.close()
