@@ -59,3 +59,38 @@ def test_a_broker_that_stops_reading_does_not_stall_the_bridge(h, stack):
                    check=a.check_running)
     assert len(got) == N
     assert c.is_open()
+
+
+def test_a_memory_alarm_blocks_publishes_without_stalling(h, stack):
+    """RabbitMQ under a resource alarm stops reading from publishers and
+    says so (connection.blocked, asked for at login): the bridge keeps
+    its sends queued meanwhile, stays responsive, and publishes them once
+    the alarm clears."""
+    a = stack.node("a", workers=1)
+    c = a.connect(wsp.uid("alarm"))
+    stack.reset_channel()
+    stack.rb.ctl("set_vm_memory_high_watermark", "0.0000001")
+    try:
+        # RabbitMQ blocks a connection when it next publishes: this send
+        # goes out, stays unread, and brings the notification.
+        c.send_json({"op": "send", "data": {"i": -1}})
+        wsp.wait_until(lambda: "broker blocked publishing" in
+                       a.bridge_log(), 15, "connection.blocked",
+                       check=a.check_running)
+        for i in range(20):
+            c.send_json({"op": "send", "data": {"i": i}})
+        wsp.wait_until(
+            lambda: (amqp_stack.find_key(a.stats(), "queued_writes")
+                     or 0) >= 20, 10, "20 sends queued while blocked",
+            check=a.check_running)
+    finally:
+        stack.rb.ctl("set_vm_memory_high_watermark", "0.4")
+    got = []
+
+    def all_in():
+        got.extend(stack.get_all(stack.inbound))
+        return len(got) >= 21
+    wsp.wait_until(all_in, 30, f"21 sends in {stack.inbound}",
+                   check=a.check_running)
+    assert sorted(json.loads(b)["i"] for _, b in got) == list(range(-1, 20))
+    assert "broker unblocked publishing" in a.bridge_log()
