@@ -1006,7 +1006,7 @@ amqp_conn_free(struct amqp_conn *c)
 		loop_timer_del(c->loop, c->reconnect_timer);
 	if (c->tick_timer != 0)
 		loop_timer_del(c->loop, c->tick_timer);
-	if (c->conn != NULL && c->state != CS_IDLE) {
+	if (c->conn != NULL && (c->state == CS_SETUP || c->state == CS_UP)) {
 		/* A clean close, bounded: the broker then drops the exclusive
 		 * queue at once rather than after a missed heartbeat. */
 		(void)amqp_send_method(c->conn, 0, AMQP_CONNECTION_CLOSE_METHOD,
