@@ -666,6 +666,7 @@ amqp_broker_new(const struct broker_env *env, const struct broker_events *ev,
 	    .events_exchange = c->amqp_events_exchange,
 	    .name = name,
 	    .queue_max_length = AMQP_BROKER_QUEUE_MAX_LENGTH,
+	    .queue_max_bytes = AMQP_BROKER_QUEUE_MAX_BYTES,
 	    .max_body = AMQP_BROKER_MAX_BODY,
 	};
 	cbs.arg = ab;

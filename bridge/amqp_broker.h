@@ -32,6 +32,9 @@
  * output buffer limit, and the freshest messages win.
  */
 #define AMQP_BROKER_QUEUE_MAX_LENGTH 100000
+/* ... and at most this many bytes of bodies (x-max-length-bytes): 100,000
+ * messages near max_message_bytes would be gigabytes. */
+#define AMQP_BROKER_QUEUE_MAX_BYTES (64u * 1024 * 1024)
 /* Longest AMQP routing key (a short string). A longer address (a channel
  * name of 248..256 bytes) is never bound: its subscription is acknowledged
  * as is, and reaches it only through the fanout exchange. */

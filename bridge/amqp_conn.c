@@ -60,6 +60,7 @@ struct amqp_conn {
 	/* configuration (owned copies) */
 	char *url, *exchange, *fanout, *inbound, *events, *name;
 	uint32_t queue_max_length, max_body;
+	uint64_t queue_max_bytes;
 	struct amqp_connection_info ci; /* points into url_parsed */
 	char *url_parsed;
 
@@ -175,7 +176,7 @@ static int
 setup_begin(struct amqp_conn *c)
 {
 	amqp_channel_open_t o = {.out_of_band = amqp_empty_bytes};
-	amqp_table_entry_t args[2];
+	amqp_table_entry_t args[3];
 	amqp_queue_declare_t q = {.arguments = amqp_empty_table};
 
 	if (send_sync(c, AMQP_CHANNEL_OPEN_METHOD, &o,
@@ -200,7 +201,8 @@ setup_begin(struct amqp_conn *c)
 	/*
 	 * The node queue: named by the broker, gone with the connection.
 	 * Consumed without acks, so the broker bounds it: past
-	 * queue_max_length messages it drops the oldest (a bridge that cannot
+	 * queue_max_length messages or queue_max_bytes of bodies it drops
+	 * the oldest (a bridge that cannot
 	 * keep up loses the stalest messages, not its memory).
 	 */
 	args[0].key = bytes("x-max-length");
@@ -209,11 +211,14 @@ setup_begin(struct amqp_conn *c)
 	args[1].key = bytes("x-overflow");
 	args[1].value.kind = AMQP_FIELD_KIND_UTF8;
 	args[1].value.value.bytes = bytes("drop-head");
+	args[2].key = bytes("x-max-length-bytes");
+	args[2].value.kind = AMQP_FIELD_KIND_I64;
+	args[2].value.value.i64 = (int64_t)c->queue_max_bytes;
 	memset(&q, 0, sizeof(q));
 	q.queue = amqp_empty_bytes;
 	q.exclusive = 1;
 	q.auto_delete = 1;
-	q.arguments.num_entries = 2;
+	q.arguments.num_entries = 3;
 	q.arguments.entries = args;
 	return send_sync(c, AMQP_QUEUE_DECLARE_METHOD, &q,
 	    AMQP_QUEUE_DECLARE_OK_METHOD, W_NODE_Q, "node queue", NULL, 0);
@@ -956,6 +961,7 @@ amqp_conn_new(struct loop *loop, const struct amqp_conn_conf *cf,
 	amqp_confirm_init(&c->confirm);
 	c->backoff = AMQP_CONN_BACKOFF_MIN_MS;
 	c->queue_max_length = cf->queue_max_length;
+	c->queue_max_bytes = cf->queue_max_bytes;
 	c->max_body = cf->max_body;
 	c->url = dup_str(cf->url);
 	c->url_parsed = dup_str(cf->url);

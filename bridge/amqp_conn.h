@@ -55,6 +55,7 @@ struct amqp_conn_conf {
 	const char *events_exchange; /* "" = none */
 	const char *name;            /* connection_name shown by the broker */
 	uint32_t queue_max_length;   /* x-max-length of the node's queue */
+	uint64_t queue_max_bytes;    /* its x-max-length-bytes */
 	uint32_t max_body;           /* larger deliveries are skipped */
 };
 

@@ -94,3 +94,25 @@ def test_a_memory_alarm_blocks_publishes_without_stalling(h, stack):
                    check=a.check_running)
     assert sorted(json.loads(b)["i"] for _, b in got) == list(range(-1, 20))
     assert "broker unblocked publishing" in a.bridge_log()
+
+
+def test_the_node_queue_is_exclusive_and_bounded_in_the_broker(h, stack):
+    """Consumed without acks, the node's queue is bounded where a backlog
+    would build up: RabbitMQ drops the oldest past 100,000 messages or
+    64 MiB. It is server-named, exclusive and auto-delete."""
+    a = stack.node("a", workers=1)
+    u = wsp.uid("bound")
+    a.connect(u)
+    (q,) = {q for k, q in stack.rb.bindings(stack.exchange)
+            if k == f"user:{u}"}
+    rows = stack.rb.ctl_json("list_queues", "name", "arguments",
+                             "exclusive", "auto_delete", "durable")
+    (row,) = [r for r in rows if r["name"] == q]
+    assert q.startswith("amq.gen-"), q
+    assert row["exclusive"] and row["auto_delete"] and not row["durable"]
+    args = row["arguments"]
+    if isinstance(args, list):  # [[key, type, value], ...]
+        args = {a[0]: a[-1] for a in args}
+    assert args.get("x-max-length") == 100000, row
+    assert args.get("x-max-length-bytes") == 64 * 1024 * 1024, row
+    assert args.get("x-overflow") == "drop-head", row
