@@ -31,7 +31,7 @@
  * refreshes).
  */
 #define BRIDGE_NODE_INFO_MS 3000
-/* Graceful stop: how long to wait for pending writes to reach Redis. */
+/* Graceful stop: how long to wait for pending writes to reach the broker. */
 #define BRIDGE_STOP_FLUSH_MS 2000
 
 /* Why something was dropped; every loss the bridge sees has one. */

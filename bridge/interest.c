@@ -1,14 +1,14 @@
 /*
  * interest.c - per-address reference counts and subscription states.
  *
- * Each wanted address has one struct iaddr keyed by its text. Its Redis
+ * Each wanted address has one struct iaddr keyed by its text. Its broker
  * side is `requested` (what the last command sent asked for), `inflight`
- * (that command is not confirmed yet) and `subscribed` (Redis confirmed it
+ * (that command is not confirmed yet) and `subscribed` (the broker confirmed it
  * and nothing changed since). Every change marks the address dirty;
  * interest_flush() compares want with requested and sends what differs.
- * An address nobody wants while Redis has it waits on the linger list
+ * An address nobody wants while the broker has it waits on the linger list
  * (oldest release first) until its grace period ends; only then does it
- * become dirty. An address is freed once nobody wants it and Redis no
+ * become dirty. An address is freed once nobody wants it and the broker no
  * longer has it.
  */
 #include <stdlib.h>
@@ -151,7 +151,7 @@ interest_addr_free_entry(struct interest *in, struct iaddr *a)
 	free(a);
 }
 
-/* Frees a if nothing refers to it any more, in Redis or locally. */
+/* Frees a if nothing refers to it any more, in the broker or locally. */
 static void
 interest_maybe_free(struct interest *in, struct iaddr *a)
 {
@@ -294,8 +294,7 @@ interest_free(struct interest *in)
 
 	if (in == NULL)
 		return;
-	while ((n = dlist_first(&in->workers)) != NULL)
-		workers_table_free(DLIST_ENTRY(n, struct worker_table, node));
+	workers_tables_free(&in->workers);
 	if (in->addrs != NULL) {
 		hmap_iter_init(in->addrs, &it);
 		while (hmap_iter_next(&it, &k, &klen, &v)) {
@@ -313,8 +312,8 @@ interest_free(struct interest *in)
 	free(in);
 }
 
-/* interest's state of worker w, created on demand (NULL: out of memory,
- * or none and !create). */
+/* The addresses w holds (NULL: none yet and !create, or out of
+ * memory). */
 static struct worker_table *
 interest_worker(struct interest *in, struct worker *w, bool create)
 {
@@ -341,7 +340,7 @@ interest_hold(struct interest *in, struct worker_table *w, struct iaddr *a)
 }
 
 /* The worker stops holding a (already removed from w->map); a is freed
- * later, by a flush, once Redis no longer has it. */
+ * later, by a flush, once the broker no longer has it. */
 static void
 interest_release(struct interest *in, struct worker_table *w, struct iaddr *a)
 {
@@ -535,7 +534,7 @@ interest_link_down(struct interest *in)
 		interest_set_subscribed(in, a, false);
 		interest_linger_stop(in, a);
 		if (!interest_want(a)) {
-			/* Nobody wants it and Redis forgot it. */
+			/* Nobody wants it and the broker forgot it. */
 			hmap_iter_del(&it);
 			a->refs = 0;
 			dlist_remove(&a->dirty_node);

@@ -1,17 +1,17 @@
 /*
- * interest.h - which Redis channels the node subscribes, and when an
+ * interest.h - which addresses the node subscribes at the broker, and when an
  * INTEREST_ADD may be acknowledged (proto/PROTOCOL.md "Interest").
  *
  * Per worker (slot, gen) the set of addresses it holds; per address the
  * number of workers holding it ("all" holds a permanent extra reference in
- * interest routing), whether Redis has it, and the workers waiting for an
+ * interest routing), whether the broker has it, and the workers waiting for an
  * ACK. A pure module: no I/O. Changes are collected and handed out by
  * interest_flush() as SUBSCRIBE/UNSUBSCRIBE (or one PSUBSCRIBE in broadcast
  * routing) commands of at most INTEREST_CHUNK names; ACKs are emitted
  * through the ack callback as soon as they are due. Names are addresses
- * without the Redis prefix. At most one command per address is in flight:
- * a change that arrives meanwhile waits for Redis' confirmation, so an ACK
- * never answers a stale SUBSCRIBE. An address nobody holds any more stays
+ * without the broker's prefix. At most one command per address is in flight:
+ * a change that arrives meanwhile waits for the broker's acknowledgement, so an
+ * ACK never answers a stale SUBSCRIBE. An address nobody holds any more stays
  * subscribed for a grace period (interest_set_grace()) before it is
  * unsubscribed, so interest that comes and goes again costs the broker
  * nothing. Per-worker state hangs off struct worker (workers.h).
@@ -60,7 +60,7 @@ typedef int interest_cmd_fn(void *arg, enum interest_cmd cmd,
 
 /*
  * Returns a new, empty state for interest (broadcast false) or broadcast
- * routing, with the Redis link considered down; or NULL on allocation
+ * routing, with the broker considered not ready; or NULL on allocation
  * failure. ack is called (with arg) for every ACK. Free with
  * interest_free().
  */
@@ -84,8 +84,8 @@ uint64_t interest_next_due(const struct interest *in);
 
 /*
  * INTEREST_ADD of worker (slot, gen). An invalid address is acked with
- * ACK_FAILED at once; an address Redis already has is acked ACK_OK at once;
- * otherwise the ACK follows the confirmation. Only the newest req_id of a
+ * ACK_FAILED at once; an address the broker already has is acked ACK_OK at
+ * once; otherwise the ACK follows the confirmation. Only the newest req_id of a
  * worker per address waits: a re-request replaces the older one. Returns
  * 0, or -1 on allocation failure (then acked ACK_FAILED).
  */
@@ -112,7 +112,7 @@ void interest_forget(struct interest *in, struct worker *w);
  * the next flush. */
 void interest_link_up(struct interest *in);
 
-/* The subscriber link is gone: Redis holds nothing any more; waiting ACKs
+/* The subscriber link is gone: the broker holds nothing any more; waiting ACKs
  * stay queued until the subscriptions are back. */
 void interest_link_down(struct interest *in);
 
@@ -132,20 +132,20 @@ size_t interest_flush(struct interest *in, interest_cmd_fn *fn, void *arg);
 bool interest_dirty(const struct interest *in);
 
 /*
- * Redis confirmed one name: ["subscribe", ch, n], ["unsubscribe", ch, n]
- * (addr is ch without the prefix) or ["psubscribe", pattern, n] (addr
- * ignored). Emits the ACKs that became due. Unknown names are ignored.
+ * The broker acknowledged one address: subscribed, unsubscribed, or
+ * (INTEREST_PSUBSCRIBE, addr ignored) the broadcast subscription. Emits the
+ * ACKs that became due. Unknown names are ignored.
  */
 void interest_confirmed(
     struct interest *in, enum interest_cmd cmd, const char *addr, size_t len);
 
 /* Addresses wanted (held by a worker or permanent). */
 size_t interest_addresses(const struct interest *in);
-/* Addresses Redis confirmed and still has (the pattern counts as one). */
+/* Addresses the broker confirmed and still has (the pattern counts as one). */
 size_t interest_subscribed(const struct interest *in);
 /* Workers with at least one address. */
 size_t interest_workers(const struct interest *in);
-/* ACKs waiting for Redis. */
+/* ACKs waiting for the broker. */
 size_t interest_waiting(const struct interest *in);
 /* Subscribed addresses nobody holds, in their grace period. */
 size_t interest_lingering(const struct interest *in);

@@ -66,7 +66,6 @@ presence_user_free(struct presence *p, struct puser *u)
 void
 presence_free(struct presence *p)
 {
-	struct dlist_node *n;
 	struct hmap_iter it;
 	const void *k;
 	size_t klen;
@@ -74,8 +73,7 @@ presence_free(struct presence *p)
 
 	if (p == NULL)
 		return;
-	while ((n = dlist_first(&p->workers)) != NULL)
-		workers_table_free(DLIST_ENTRY(n, struct worker_table, node));
+	workers_tables_free(&p->workers);
 	if (p->users != NULL) {
 		hmap_iter_init(p->users, &it);
 		while (hmap_iter_next(&it, &k, &klen, &v)) {
@@ -89,8 +87,8 @@ presence_free(struct presence *p)
 	free(p);
 }
 
-/* presence's state of worker w, created on demand (NULL: out of memory,
- * or none and !create). */
+/* w's users and their connection counts (NULL: none yet and !create, or
+ * out of memory). */
 static struct worker_table *
 presence_worker(struct presence *p, struct worker *w, bool create)
 {

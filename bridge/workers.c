@@ -241,3 +241,12 @@ workers_table_free(struct worker_table *t)
 	hmap_free(t->map);
 	free(t);
 }
+
+void
+workers_tables_free(struct dlist *list)
+{
+	struct dlist_node *n;
+
+	while ((n = dlist_first(list)) != NULL)
+		workers_table_free(DLIST_ENTRY(n, struct worker_table, node));
+}

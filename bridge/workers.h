@@ -94,4 +94,7 @@ struct worker_table *workers_table(
 /* Takes t off its list and its worker, frees it (not the map's values). */
 void workers_table_free(struct worker_table *t);
 
+/* workers_table_free() of every table on list. */
+void workers_tables_free(struct dlist *list);
+
 #endif
