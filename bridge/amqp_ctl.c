@@ -48,9 +48,10 @@ rpc_err(amqp_rpc_reply_t r, const char *what, char *err, size_t errlen)
 
 /* After the publish: basic.return (unroutable) comes before the ack. */
 static int
-wait_confirm(amqp_connection_state_t conn, char *err, size_t errlen)
+wait_confirm(
+    amqp_connection_state_t conn, int timeout_ms, char *err, size_t errlen)
 {
-	uint64_t deadline = clock_mono_ms() + AMQP_CTL_TIMEOUT_MS;
+	uint64_t deadline = clock_mono_ms() + (uint64_t)timeout_ms;
 	int routed = 1;
 
 	for (;;) {
@@ -61,8 +62,7 @@ wait_confirm(amqp_connection_state_t conn, char *err, size_t errlen)
 
 		if (now >= deadline) {
 			snprintf(err, errlen,
-			    "publish: no confirm within %d ms",
-			    AMQP_CTL_TIMEOUT_MS);
+			    "publish: no confirm within %d ms", timeout_ms);
 			return -1;
 		}
 		tv = tv_ms((long)(deadline - now));
@@ -100,10 +100,10 @@ wait_confirm(amqp_connection_state_t conn, char *err, size_t errlen)
 
 int
 amqp_ctl_publish(const struct conf *c, const char *addr, size_t addr_len,
-    const void *body, size_t len, char *err, size_t errlen)
+    const void *body, size_t len, int timeout_ms, char *err, size_t errlen)
 {
 	struct amqp_connection_info ci;
-	struct timeval tv = tv_ms(AMQP_CTL_TIMEOUT_MS);
+	struct timeval tv = tv_ms(timeout_ms);
 	amqp_connection_state_t conn = NULL;
 	amqp_socket_t *sock;
 	amqp_rpc_reply_t r;
@@ -184,7 +184,7 @@ amqp_ctl_publish(const struct conf *c, const char *addr, size_t addr_len,
 		snprintf(err, errlen, "publish: %s", amqp_error_string2(st));
 		goto out;
 	}
-	rc = wait_confirm(conn, err, errlen);
+	rc = wait_confirm(conn, timeout_ms, err, errlen);
 	if (rc >= 0)
 		(void)amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
 out:
