@@ -65,12 +65,17 @@ def test_connection_closed_by_the_broker_is_reopened(h, stack):
     a = stack.node("a", workers=1)
     u = wsp.uid("cut")
     c = a.connect(u)
+    st = a.stats()
+    assert st["bridge"]["broker"] == "amqp", st["bridge"]
+    before = amqp_stack.find_key(st, "outages")
     stack.rb.close_connections("test cut")
     stack.reset_channel()
     resume(stack, a, [c], u)
     assert c.is_open()
     keys = {k for k, _ in stack.rb.bindings(stack.exchange)}
     assert f"user:{u}" in keys
+    # Counted at the transitions, however short the outage was.
+    assert amqp_stack.find_key(a.stats(), "outages") == before + 1
 
 
 def test_bridge_started_while_the_broker_is_down(h, stack):
