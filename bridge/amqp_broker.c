@@ -583,6 +583,8 @@ ab_status(struct broker *b, struct broker_status *st)
 	st->drops[BROKER_DROP_ERROR] =
 	    cs.nacked + cs.returned + cs.lost + cs.oversize + ab->drops_long;
 	st->messages = ab->messages;
+	/* History lives in Redis streams: the config refuses it with AMQP. */
+	st->history = "off";
 }
 
 static void
