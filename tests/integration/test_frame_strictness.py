@@ -10,11 +10,9 @@
 - an unmasked client frame should close with 1002, but lws 4.1.6 does not
   tell its callbacks whether a frame was masked (gateway/NOTES.md): that
   test is an expected failure until lws does.
-Raw sockets, so the client can break the rules.
+A raw client (wsp.RawWs), so it can break the rules.
 """
 
-import os
-import socket
 import struct
 import time
 
@@ -25,85 +23,11 @@ import wsp
 IDLE_S = 3
 
 
-class Raw:
-    """A hand-made WebSocket client that answers pings only when told."""
-
-    def __init__(self, port, user):
-        self.s = socket.create_connection(("127.0.0.1", port),
-                                          timeout=wsp.T(5))
-        self.buf = b""
-        self.s.sendall((f"GET /ws?user={user} HTTP/1.1\r\nHost: x\r\n"
-                        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                        "Sec-WebSocket-Version: 13\r\n\r\n").encode())
-        while b"\r\n\r\n" not in self.buf:
-            assert self._recv(), "no handshake answer"
-        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
-        assert head.split(b" ", 2)[1] == b"101", head
-        op, welcome = self.frame()
-        assert op == 1 and b"welcome" in welcome, welcome
-
-    def _recv(self):
-        try:
-            d = self.s.recv(65536)
-        except (ConnectionResetError, socket.timeout):
-            d = b""
-        self.buf += d
-        return d
-
-    def _need(self, n):
-        while len(self.buf) < n:
-            if not self._recv():
-                return None
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def send(self, op, payload, fin=True, mask=True):
-        b0 = (0x80 if fin else 0) | op
-        m = 0x80 if mask else 0
-        n = len(payload)
-        if n < 126:
-            hdr = struct.pack("!BB", b0, m | n)
-        elif n < 65536:
-            hdr = struct.pack("!BBH", b0, m | 126, n)
-        else:
-            hdr = struct.pack("!BBQ", b0, m | 127, n)
-        if mask:
-            key = os.urandom(4)
-            payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-            hdr += key
-        self.s.sendall(hdr + payload)
-
-    def frame(self):
-        """(opcode, payload), or None at EOF."""
-        h = self._need(2)
-        if h is None:
-            return None
-        n = h[1] & 0x7F
-        if n == 126:
-            n = struct.unpack("!H", self._need(2))[0]
-        elif n == 127:
-            n = struct.unpack("!Q", self._need(8))[0]
-        p = self._need(n)
-        return None if p is None else (h[0] & 0x0F, p)
-
-    def close_code(self, pong=False, deadline_s=10):
-        """The code of the server's close frame (answering pings with
-        pongs if pong); None if the connection ended without one."""
-        end = time.monotonic() + wsp.T(deadline_s)
-        while time.monotonic() < end:
-            f = self.frame()
-            if f is None:
-                return None
-            if f[0] == 9 and pong:
-                self.send(10, f[1])
-            elif f[0] == 8:
-                return struct.unpack("!H", f[1][:2])[0] if len(f[1]) >= 2 \
-                    else 1005
-        raise AssertionError("no close within the deadline")
-
-    def close(self):
-        self.s.close()
+def raw(node, tag, pong=False):
+    """An upgraded raw client, its welcome read."""
+    c = wsp.RawWs(node.port, f"/ws?user={wsp.uid(tag)}", pong=pong)
+    assert c.recv_json()["op"] == "welcome"
+    return c
 
 
 @pytest.fixture
@@ -113,12 +37,9 @@ def node(h):
 
 
 def closed_with(node, code_payload, tag):
-    c = Raw(node.port, wsp.uid(tag))
-    c.send(8, code_payload)
-    try:
-        return c.close_code()
-    finally:
-        c.close()
+    with raw(node, tag) as c:
+        c.send_frame(wsp.OP_CLOSE, code_payload)
+        return c.wait_closed()
 
 
 def test_client_close_frames_are_checked(node):
@@ -139,49 +60,42 @@ def test_client_close_frames_are_checked(node):
 
 
 def test_text_that_is_not_utf8_closes_with_1007(node):
-    c = Raw(node.port, wsp.uid("utf8"))
-    c.send(1, b'{"op":"ping","ref":"\xc3"}')
-    assert c.close_code() == 1007
-    c.close()
+    with raw(node, "utf8") as c:
+        c.send_text(b'{"op":"ping","ref":"\xc3"}')
+        assert c.wait_closed() == 1007
     # Split across fragments: each piece is bad alone, the whole is fine.
-    c = Raw(node.port, wsp.uid("utf8frag"))
-    c.send(1, b'{"op":"ping","ref":"\xc3', fin=False)
-    c.send(0, b'\xbc"}')
-    op, pong = c.frame()
-    assert op == 1 and b'"pong"' in pong, pong
-    c.send(1, b"x" * 300 + b"\xc3", fin=False)
-    c.send(0, b"(")
-    assert c.close_code() == 1007
-    c.close()
+    with raw(node, "utf8frag") as c:
+        c.send_frame(wsp.OP_TEXT, b'{"op":"ping","ref":"\xc3', fin=False)
+        c.send_frame(wsp.OP_CONT, b'\xbc"}')
+        assert c.recv_json() == {"op": "pong", "ref": "\u00fc"}
+        c.send_frame(wsp.OP_TEXT, b"x" * 300 + b"\xc3", fin=False)
+        c.send_frame(wsp.OP_CONT, b"(")
+        assert c.wait_closed() == 1007
 
 
 def test_an_unfinished_message_is_closed_after_idle_timeout(node):
-    c = Raw(node.port, wsp.uid("frag"))
-    t0 = time.monotonic()
-    c.send(1, b"[" + b"1," * 32499, fin=False)  # 64,999 bytes, no end
     # The client stays alive: it answers every ping. Its message must not.
-    assert c.close_code(pong=True, deadline_s=IDLE_S + 10) == 1008
-    took = time.monotonic() - t0
-    assert IDLE_S - 0.5 <= took <= wsp.T(IDLE_S + 3), took
-    c.close()
+    with raw(node, "frag", pong=True) as c:
+        t0 = time.monotonic()
+        # 64,999 bytes of a text message that never ends.
+        c.send_frame(wsp.OP_TEXT, b"[" + b"1," * 32499, fin=False)
+        assert c.wait_closed(timeout=IDLE_S + 10) == 1008
+        took = time.monotonic() - t0
+        assert IDLE_S - 0.5 <= took <= wsp.T(IDLE_S + 3), took
+        assert c.pings >= 1
     # A fragmented message that does finish in time is served.
-    d = Raw(node.port, wsp.uid("frag-ok"))
-    d.send(1, b'{"op":"ping",', fin=False)
-    d.send(0, b'"ref":7}')
-    op, pong = d.frame()
-    assert op == 1 and b'"ref":7' in pong, pong
+    with raw(node, "frag-ok") as d:
+        d.send_frame(wsp.OP_TEXT, b'{"op":"ping",', fin=False)
+        d.send_frame(wsp.OP_CONT, b'"ref":7}')
+        assert d.recv_json() == {"op": "pong", "ref": 7}
     wsp.wait_until(lambda: wsp.worker_total(
         node.stats(), "closed_msg_timeout") == 1, 10,
         "the unfinished message counted as closed_msg_timeout")
-    d.close()
 
 
 @pytest.mark.xfail(strict=True, reason="lws 4.1.6 does not expose the "
                    "mask bit of a received frame (gateway/NOTES.md)")
 def test_an_unmasked_frame_closes_with_1002(node):
-    c = Raw(node.port, wsp.uid("unmasked"))
-    c.send(1, b'{"op":"ping","ref":1}', mask=False)
-    f = c.frame()
-    c.close()
-    assert f is not None and f[0] == 8, f
-    assert struct.unpack("!H", f[1][:2])[0] == 1002
+    with raw(node, "unmasked") as c:
+        c.send_text(b'{"op":"ping","ref":1}', mask=False)
+        assert c.wait_closed() == 1002

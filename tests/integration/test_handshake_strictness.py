@@ -13,14 +13,14 @@ status, is counted by reason, and is logged at most about once a second:
 - a head sent in more pieces than any client would (one byte per segment)
   is 408, counted as hs_rejected_slow;
 - refusals count in hs_rejected_malformed / hs_rejected_too_large.
-Each request is made on a raw socket; the gateway must keep serving.
+Each request is made by a raw client (wsp.RawWs); the gateway must keep
+serving.
 """
 
 import glob
 import os
 import socket
 import time
-import urllib.parse
 
 import pytest
 
@@ -46,25 +46,8 @@ def request(target="/ws?user=ok", version="1.1", key=KEY, extra=""):
 def status_of(port, raw, timeout=5):
     """The status the gateway answers raw bytes with; None if it closed
     the connection without one."""
-    with socket.create_connection(("127.0.0.1", port),
-                                  timeout=wsp.T(timeout)) as s:
-        try:
-            s.sendall(raw)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # refused before it read everything: the status counts
-        buf = b""
-        try:
-            while b"\r\n" not in buf:
-                d = s.recv(4096)
-                if not d:
-                    break
-                buf += d
-        except ConnectionResetError:
-            pass
-    parts = buf.split(b"\r\n", 1)[0].split()
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
-        return None
-    return int(parts[1])
+    with wsp.RawWs(port, request=raw, expect=None, timeout=timeout) as c:
+        return c.status
 
 
 def welcome_user(node, target):
@@ -161,27 +144,14 @@ def test_a_flood_of_refusals_is_not_a_flood_of_log_lines(node):
 def send_in_pieces(port, raw, pieces, pause=0.005):
     """Sends raw in that many pieces (separate segments: TCP_NODELAY and a
     pause between them); returns the status, None if none."""
-    with socket.create_connection(("127.0.0.1", port),
-                                  timeout=wsp.T(5)) as s:
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    with wsp.RawWs.connect(port) as c:
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         step = -(-len(raw) // pieces)
-        try:
-            for i in range(0, len(raw), step):
-                s.sendall(raw[i:i + step])
-                time.sleep(pause)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        buf = b""
-        try:
-            while b"\r\n" not in buf:
-                d = s.recv(4096)
-                if not d:
-                    break
-                buf += d
-        except ConnectionResetError:
-            pass
-    parts = buf.split(b"\r\n", 1)[0].split()
-    return int(parts[1]) if len(parts) >= 2 else None
+        for i in range(0, len(raw), step):
+            if not c.send_raw(raw[i:i + step]):
+                break  # refused before the end: the status tells
+            time.sleep(pause)
+        return c.read_status()
 
 
 def test_a_head_in_too_many_pieces_is_refused(node):

@@ -19,7 +19,6 @@ of descriptors and genuine clients still get through within 1 s.
 
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -70,22 +69,9 @@ def handshake_seconds(port, user, timeout=5.0):
     """Seconds from connect() to the 101 status line; timeout if none."""
     t0 = time.monotonic()
     try:
-        with socket.create_connection(("127.0.0.1", port),
-                                      timeout=timeout) as s:
-            s.sendall((f"GET /ws?user={user} HTTP/1.1\r\n"
-                       "Host: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                       "Connection: Upgrade\r\n"
-                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                       "Sec-WebSocket-Version: 13\r\n\r\n").encode())
-            buf = b""
-            while b"\r\n" not in buf:
-                d = s.recv(4096)
-                if not d:
-                    return timeout
-                buf += d
-            assert buf.split(b" ", 2)[1] == b"101", buf[:100]
+        with wsp.RawWs(port, f"/ws?user={user}", timeout=timeout):
             return time.monotonic() - t0
-    except socket.timeout:
+    except wsp.HarnessError:
         return timeout
 
 
@@ -96,17 +82,11 @@ def healthz_seconds(port, timeout=5.0):
     machine), which is /healthz doing its job, not the port locked."""
     t0 = time.monotonic()
     try:
-        with socket.create_connection(("127.0.0.1", port),
-                                      timeout=timeout) as s:
-            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            buf = b""
-            while b"\r\n" not in buf:
-                d = s.recv(4096)
-                if not d:
-                    return timeout, None
-                buf += d
-            return time.monotonic() - t0, int(buf.split(b" ", 2)[1])
-    except socket.timeout:
+        with wsp.RawWs(port, request=b"GET /healthz HTTP/1.1\r\n"
+                       b"Host: 127.0.0.1\r\n\r\n", expect=None,
+                       timeout=timeout) as c:
+            return time.monotonic() - t0, c.status
+    except wsp.HarnessError:
         return timeout, None
 
 
