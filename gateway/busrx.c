@@ -82,6 +82,20 @@ busrx_seq_next(struct busrx_seq *s, uint64_t seq, bool is_msg)
 
 /* ---- socket ---- */
 
+/* This worker's slot stream: "ipc://<dir>/bus<slot>.ipc". */
+static int
+busrx_url(const struct worker *w, char *buf, size_t len)
+{
+	char base[CONF_RUNTIME_DIR_MAX + 32];
+
+	conf_bus_url(w->conf, base, sizeof(base));
+	if (bus_slot_url(base, w->slot, buf, len) == -1) {
+		log_errx("bus url of slot %" PRIu32 ": too long", w->slot);
+		return -1;
+	}
+	return 0;
+}
+
 struct busrx *
 busrx_new(struct worker *w)
 {
@@ -104,8 +118,8 @@ busrx_new(struct worker *w)
 		log_errx("nng_socket_set(sub): %s", nng_strerror(rv));
 		goto fail;
 	}
-	conf_bus_url(w->conf, url, sizeof(url));
-	if (uptx_dial(b->sub, url, &b->dialer) == -1)
+	if (busrx_url(w, url, sizeof(url)) == -1 ||
+	    uptx_dial(b->sub, url, &b->dialer) == -1)
 		goto fail;
 	b->dialed_ms = b->opened_ms = clock_mono_ms();
 	return b;
@@ -380,7 +394,8 @@ busrx_tick(struct busrx *b, uint64_t now_ms)
 	if (b->last_hb_ms > since)
 		return;
 	silent_ms = now_ms - (b->last_hb_ms ? b->last_hb_ms : b->opened_ms);
-	conf_bus_url(b->w->conf, url, sizeof(url));
+	if (busrx_url(b->w, url, sizeof(url)) == -1)
+		return;
 	if (!b->silent)
 		log_warnx("bus: no bridge heartbeat for %" PRIu64
 			  " ms: redialling the bus",

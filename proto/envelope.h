@@ -118,6 +118,15 @@ int bus_encode_msg(msgpack_sbuffer *out, const struct bus_msg *m);
 int bus_encode_heartbeat(msgpack_sbuffer *out, const struct bus_heartbeat *h);
 int bus_encode_ack(msgpack_sbuffer *out, const struct bus_ack *a);
 
+/*
+ * The bus stream of one worker slot: bus_url is the node's
+ * "ipc://<dir>/bus.ipc" (conf_bus_url()), the result
+ * "ipc://<dir>/bus<slot>.ipc" (no dot before the number: with the longest
+ * runtime_dir and a 3-digit slot it still fits a unix socket path). Returns 0,
+ * or -1 if bus_url does not end in "bus.ipc" or buf is too small.
+ */
+int bus_slot_url(const char *bus_url, uint32_t slot, char *buf, size_t len);
+
 /* ---- upstream: worker -> bridge ---- */
 
 enum up_kind {
