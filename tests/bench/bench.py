@@ -61,6 +61,8 @@ HIST_BUCKETS = 32 + 36 * 16
 FANOUT_GRID = [2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 80,
                100, 120, 150, 200, 250, 300, 400, 500, 600, 800, 1000, 1200,
                1500, 2000, 2500, 3000, 4000, 5000]
+USER_GRID = [2000, 3000, 4000, 6000, 8000, 10000, 12000, 15000, 20000,
+             25000, 30000, 40000, 50000]
 PEERS = {"wspush": "wspush", "nchan": "nchan", "sio": "Socket.IO",
          "floor": "C floor"}
 
@@ -305,7 +307,7 @@ log_level = warn
 url = redis://127.0.0.1:{self.redis_port}
 [gateway]
 listen = 127.0.0.1:{self.port}
-workers = 2
+workers = {b.args.workers}
 max_queued_bytes = 67108864
 [auth]
 mode = none
@@ -314,8 +316,11 @@ metrics_listen = 127.0.0.1:{free_port()}
 """)
         bridge = Proc("bridge", [b.bridge, "-c", conf], self.dir)
         self.procs.append(bridge)
-        wait_until(lambda: os.path.exists(os.path.join(run, "bus.ipc")),
-                   10, [bridge], "the bridge's bus.ipc")
+        # bus1.ipc: slot 1's bus stream (bus.ipc: builds before per-slot
+        # routing, for before/after runs).
+        wait_until(lambda: any(os.path.exists(os.path.join(run, s))
+                               for s in ("bus1.ipc", "bus.ipc")),
+                   10, [bridge], "the bridge's bus socket")
         gw = Proc("gateway", [b.gateway, "-c", conf], self.dir)
         self.procs.append(gw)
         wait_until(lambda: port_open(self.port), 15, [bridge, gw],
@@ -358,7 +363,7 @@ class NchanServer(Server):
             f.write(f"""load_module {mod};
 daemon off;
 master_process on;
-worker_processes 2;
+worker_processes {self.bench.args.nginx_workers};
 worker_rlimit_nofile 20000;
 pid {d}/nginx.pid;
 error_log {d}/error.log warn;
@@ -633,10 +638,12 @@ class Bench:
         pid = self.next_phase()
         group.phase(pid, expect)
         srv.check_alive()
+        perf = self.perf_start(srv, name)
         c0, r0, k0 = srv.cpu(), srv.redis_cpu(), cpu_us(group.pids())
         pub = self.publish(srv, count, rate, topic, users, user_prefix)
         m = group.wait(quiet_ms, max_ms)
         c1, r1, k1 = srv.cpu(), srv.redis_cpu(), cpu_us(group.pids())
+        perf_out = self.perf_stop(perf)
         want = expect * m["conns"]
         d = m["uniq"]
         res = {
@@ -649,6 +656,10 @@ class Bench:
             "client_cpu_us": k1 - k0,
         }
         res["cpu_us_per_delivery"] = res["cpu_us"] / d if d else None
+        if perf_out is not None and d:
+            res["perf"] = {k: v / d for k, v in perf_out.items()}
+            log(f"  perf stat per delivery: " + ", ".join(
+                f"{k}={v:.2f}" for k, v in sorted(res["perf"].items())))
         res["redis_cpu_us_per_delivery"] = (res["redis_cpu_us"] / d
                                             if d else None)
         res["client_cpu_us_per_delivery"] = (res["client_cpu_us"] / d
@@ -673,6 +684,47 @@ class Bench:
             f"p50={fmt(res['p50_ms'])} p99={fmt(res['p99_ms'])} "
             f"p999={fmt(res['p999_ms'])}ms")
         return res
+
+    def perf_start(self, srv, name):
+        """perf stat over every thread of the server (not Redis) for the
+        phases named in --perf; None if not asked for."""
+        if name not in self.args.perf.split(","):
+            return None
+        pids = ",".join(str(p) for p in tree(srv.roots()))
+        path = os.path.join(srv.dir, f"perf-{name}-{self.phase_no}.txt")
+        p = subprocess.Popen(["perf", "stat", "-x", ",", "-o", path, "-e",
+                              "task-clock,context-switches,cpu-migrations",
+                              "-p", pids], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        rec = None
+        if self.args.perf_record:
+            rec = subprocess.Popen(
+                ["perf", "record", "-F", "1999", "-g", "-o",
+                 os.path.join(srv.dir, f"perf-{name}.data"), "-p", pids],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.3)  # perf attaches to every thread
+        return (p, path, rec)
+
+    def perf_stop(self, perf):
+        if perf is None:
+            return None
+        p, path, rec = perf
+        for q in (p, rec):
+            if q is not None:
+                q.send_signal(signal.SIGINT)
+        for q in (p, rec):
+            if q is not None:
+                q.wait(30)
+        out = {}
+        with open(path) as f:
+            for line in f:
+                parts = line.strip().split(",")
+                if len(parts) >= 3 and parts[0].replace(".", "").isdigit():
+                    key = {"task-clock": "task_clock_us"}.get(parts[2],
+                                                              parts[2])
+                    v = float(parts[0])
+                    out[key] = v * 1000 if key == "task_clock_us" else v
+        return out
 
     def open_group(self, srv, n, procs, **kw):
         t0 = time.monotonic()
@@ -739,6 +791,50 @@ class Bench:
             for g in groups:
                 self.close_group(srv, g)
         time.sleep(2.0)
+
+    def scen_user(self, srv, out):
+        """10,000 users, one connection each; every user gets
+        --user-msgs messages, each with the user's own sequence (the
+        client checks order and exactly-once per connection), at 2,000/s
+        in total."""
+        n = self.n(10000)
+        g = self.open_group(srv, n, 2, user_prefix="t", src_slot=6)
+        try:
+            time.sleep(1.0)
+            self.run_phase(srv, g, "userwarm", n, 4000, users=n,
+                           user_prefix="t", quiet_ms=1000)
+            k = self.args.user_msgs
+            res = self.run_phase(srv, g, "user", n * k, 2000, users=n,
+                                 user_prefix="t", quiet_ms=2000)
+            out["user"] = res
+            self.note(srv, res)
+            if "usermax" in self.args.scenarios.split(","):
+                self.user_max(srv, g, n, out)
+        finally:
+            self.close_group(srv, g)
+        time.sleep(1.5)
+
+    def user_max(self, srv, g, n, out):
+        """The highest user-targeted rate (grid) where every message
+        arrives with p99 < 100 ms, 3 s per step, a failing step retried
+        once."""
+        best = None
+        for rate in USER_GRID:
+            if time.monotonic() > self.srv_deadline:
+                out["usermax_note"] = "out of time"
+                break
+            ok = False
+            for _ in range(2):
+                r = self.run_phase(srv, g, f"usermax{rate}", rate * 3,
+                                   rate, users=n, user_prefix="t",
+                                   quiet_ms=1000, max_ms=30000)
+                if self.step_ok(r):
+                    ok = True
+                    break
+            if not ok:
+                break
+            best = rate
+        out["user_max_rate"] = best
 
     def scen_5k(self, srv, out):
         g = self.open_group(srv, self.n(5000), 2, topic="c5k", src_slot=4)
@@ -858,6 +954,8 @@ class Bench:
                 sc = self.args.scenarios.split(",")
                 if "memory" in sc:
                     self.scen_memory_user(srv, out)
+                if "user" in sc or "usermax" in sc:
+                    self.scen_user(srv, out)
                 if "5k" in sc:
                     self.scen_5k(srv, out)
                 if "scaling" in sc:
@@ -894,9 +992,17 @@ class Bench:
                    "machine": machine(), "smoke": self.args.smoke,
                    "servers": {}}
         self.deadline = t0 + self.args.budget_s
-        for i, name in enumerate(self.args.servers):
-            results["servers"][name] = self.run_server(
-                name, len(self.args.servers) - i)
+        rounds = {name: [] for name in self.args.servers}
+        runs = [(r, name) for r in range(self.args.rounds)
+                for name in self.args.servers]
+        for i, (r, name) in enumerate(runs):
+            if r > 0:
+                log(f"round {r + 1} of {self.args.rounds}")
+            rounds[name].append(self.run_server(name, len(runs) - i))
+        for name, outs in rounds.items():
+            results["servers"][name] = median_out(outs)
+            if len(outs) > 1:
+                results["servers"][name]["rounds"] = outs
         results["seconds"] = time.monotonic() - t0
         results["failures"] = self.failures
         if self.args.json:
@@ -927,6 +1033,25 @@ class Bench:
             print(f"logs kept in {self.workdir}")
         print(f"total {results['seconds']:.0f} s")
         return 0 if ok else 1
+
+
+def median_out(outs):
+    """One result dict whose numbers are the medians over the rounds (the
+    middle one for an odd count; lists and strings from the first)."""
+    if len(outs) == 1:
+        return outs[0]
+
+    def med(vals):
+        if all(isinstance(v, dict) for v in vals):
+            keys = [k for k in vals[0] if all(k in v for v in vals)]
+            return {k: med([v[k] for v in vals]) for k in keys}
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool)
+               for v in vals):
+            v = sorted(vals)
+            return v[len(v) // 2] if len(v) % 2 else \
+                (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+        return vals[0]
+    return med(outs)
 
 
 def machine():
@@ -1071,8 +1196,25 @@ def main():
                     help="the whole run's time budget (make bench: < 15 "
                     "min with the build and npm ci)")
     ap.add_argument("--scenarios", default="memory,5k,scaling",
-                    help="memory (with user), 5k (latency, burst, fanout), "
-                    "scaling")
+                    help="memory (with user), user (10k users x 2 msgs), "
+                    "usermax (user, then the highest rate with p99 < 100 "
+                    "ms), 5k (latency, burst, fanout), scaling")
+    ap.add_argument("--workers", type=int, default=2,
+                    help="wspush gateway workers")
+    ap.add_argument("--nginx-workers", type=int, default=2,
+                    help="nchan's nginx worker processes")
+    ap.add_argument("--user-msgs", type=int, default=2,
+                    help="messages per user in the user scenario")
+    ap.add_argument("--perf", default="",
+                    help="comma list of phase names (e.g. user) to run "
+                    "under perf stat (context switches, migrations, "
+                    "task-clock; per delivery)")
+    ap.add_argument("--perf-record", action="store_true",
+                    help="with --perf: also perf record -g into the work "
+                    "dir (keep it with --keep)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run the servers this many times, alternating "
+                    "(paired runs); the table shows each figure's median")
     ap.add_argument("--scale", type=float, default=1.0,
                     help="multiply connection counts (development runs)")
     args = ap.parse_args()
