@@ -386,6 +386,12 @@ http {{
       nchan_redis_pass redis_bench;
       nchan_subscriber_first_message newest;
     }}
+    location ~ ^/msub/(.+)$ {{
+      nchan_subscriber websocket;
+      nchan_channel_id $1 all;
+      nchan_redis_pass redis_bench;
+      nchan_subscriber_first_message newest;
+    }}
     location ~ ^/pub/(.+)$ {{
       nchan_publisher;
       nchan_channel_id $1;
@@ -534,7 +540,7 @@ class Group:
     """n connections over several wsb_client processes."""
 
     def __init__(self, bench, srv, n, procs, topic=None, user_prefix=None,
-                 user_base=0, src_slot=0):
+                 user_base=0, src_slot=0, extra=()):
         self.clients = []
         per = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
         base = user_base
@@ -543,7 +549,7 @@ class Group:
                     ",".join(map(str, srv.client_ports())), "--conns",
                     str(k), "--user-base", str(base), "--src-base",
                     str(2 + 16 * ((src_slot + i) % 15)), "--src-count", "16",
-                    "--connect-timeout-s", "120"]
+                    "--connect-timeout-s", "120"] + list(extra)
             if topic:
                 args += ["--topic", topic]
             else:
@@ -667,7 +673,8 @@ class Bench:
         span = (m["last_us"] - pub["start_us"]) / 1e6
         res["deliveries_per_s"] = d / span if d and span > 0 else None
         res["pub_seconds"] = (pub["end_us"] - pub["start_us"]) / 1e6
-        for q, k in ((0.5, "p50_ms"), (0.99, "p99_ms"), (0.999, "p999_ms")):
+        for q, k in ((0.5, "p50_ms"), (0.99, "p99_ms"), (0.999, "p999_ms"),
+                     (1.0, "max_ms")):
             v = percentile(m["hist"], q)
             res[k] = v / 1000 if v is not None else None
         res["clean"] = (res["lost"] == 0 and res["dup"] == 0 and
@@ -836,6 +843,49 @@ class Bench:
             best = rate
         out["user_max_rate"] = best
 
+    def scen_c100k(self, srv, out):
+        """100,000 connections (10,000 per client process), each its own
+        user: RSS per connection of the server's processes, one `all`
+        message (time until every connection has it: p50/p99/max, three
+        times), then user-targeted messages round-robin over every user
+        at --c100k-rate (one per user; order and exactly-once checked per
+        connection). Run with --workers 6 --nginx-workers 6 (20,000
+        descriptors per process)."""
+        n = self.n(100000)
+        procs = max(1, (n + 9999) // 10000)
+        extra = ["--nchan-path", "/msub/"] if srv.mode == "nchan" else []
+        time.sleep(1.0)
+        base = srv.rss()
+        t0 = time.monotonic()
+        g = self.open_group(srv, n, procs, user_prefix="h", src_slot=0,
+                            extra=extra)
+        try:
+            out["c100k_open_s"] = time.monotonic() - t0
+            time.sleep(3.0)
+            r = srv.rss()
+            out["c100k_conns"] = n
+            out["c100k_rss_per_conn_kib"] = (r - base) / n
+            log(f"  {srv.mode} c100k: {n} conns, RSS {base} -> {r} KiB: "
+                f"{out['c100k_rss_per_conn_kib']:.2f} KiB/conn")
+            alls = []
+            for i in range(3):
+                res = self.run_phase(srv, g, f"all{i}", 1, 0,
+                                     topic="*all*", quiet_ms=1500,
+                                     max_ms=60000)
+                self.note(srv, res)
+                alls.append(res)
+                time.sleep(1.0)
+            out["c100k_all"] = median_out(alls)
+            rate = self.args.c100k_rate
+            res = self.run_phase(srv, g, "user100k", n, rate, users=n,
+                                 user_prefix="h", quiet_ms=2000,
+                                 max_ms=int(n / rate * 1000) + 60000)
+            out["c100k_user"] = res
+            self.note(srv, res)
+        finally:
+            self.close_group(srv, g)
+        time.sleep(2.0)
+
     def scen_5k(self, srv, out):
         g = self.open_group(srv, self.n(5000), 2, topic="c5k", src_slot=4)
         try:
@@ -954,6 +1004,8 @@ class Bench:
                 sc = self.args.scenarios.split(",")
                 if "memory" in sc:
                     self.scen_memory_user(srv, out)
+                if "c100k" in sc:
+                    self.scen_c100k(srv, out)
                 if "user" in sc or "usermax" in sc:
                     self.scen_user(srv, out)
                 if "5k" in sc:
@@ -1125,6 +1177,17 @@ def render(results):
         ("user-targeted 10k: CPU-us/delivery",
          ("user", "cpu_us_per_delivery"), 2, L),
         ("  user-targeted p99 ms", ("user", "p99_ms"), 2, L),
+        ("user-targeted max msg/s, p99<100ms, 10k", ("user_max_rate",), 0,
+         H),
+        ("  user-targeted context switches/delivery",
+         ("user", "perf", "context-switches"), 2, L),
+        ("100k conns: RSS KiB/conn", ("c100k_rss_per_conn_kib",), 2, L),
+        ("100k: `all` time-to-all p50 ms", ("c100k_all", "p50_ms"), 1, L),
+        ("100k: `all` time-to-all p99 ms", ("c100k_all", "p99_ms"), 1, L),
+        ("100k: `all` time-to-all max ms", ("c100k_all", "max_ms"), 1, L),
+        ("100k: user-targeted CPU-us/delivery",
+         ("c100k_user", "cpu_us_per_delivery"), 2, L),
+        ("100k: user-targeted p99 ms", ("c100k_user", "p99_ms"), 2, L),
         ("scaling CPU-us/deliv, 1k x 50/s",
          ("scaling_1000", "cpu_us_per_delivery"), 2, L),
         ("scaling CPU-us/deliv, 5k x 10/s",
@@ -1198,11 +1261,15 @@ def main():
     ap.add_argument("--scenarios", default="memory,5k,scaling",
                     help="memory (with user), user (10k users x 2 msgs), "
                     "usermax (user, then the highest rate with p99 < 100 "
-                    "ms), 5k (latency, burst, fanout), scaling")
+                    "ms), 5k (latency, burst, fanout), scaling, c100k "
+                    "(100,000 connections: use --workers 6 "
+                    "--nginx-workers 6)")
     ap.add_argument("--workers", type=int, default=2,
                     help="wspush gateway workers")
     ap.add_argument("--nginx-workers", type=int, default=2,
                     help="nchan's nginx worker processes")
+    ap.add_argument("--c100k-rate", type=int, default=5000,
+                    help="user-targeted msg/s in the c100k scenario")
     ap.add_argument("--user-msgs", type=int, default=2,
                     help="messages per user in the user scenario")
     ap.add_argument("--perf", default="",
