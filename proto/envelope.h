@@ -1,7 +1,7 @@
 /*
  * envelope.h - the node-internal wire formats, msgpack over nng ipc.
  *
- * Bus (bridge -> every worker, nng PUB/SUB on bus.ipc): MSG, HEARTBEAT and
+ * Bus (bridge -> workers, nng PUB/SUB, one stream per slot): MSG, HEARTBEAT and
  * ACK envelopes. Upstream (worker -> bridge, nng PUSH/PULL on up.ipc):
  * interest changes, client publishes, inbound sends, connection events and
  * counters, each stamped with the worker's (slot, generation).
