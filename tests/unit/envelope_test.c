@@ -1102,6 +1102,24 @@ names_and_errors_have_strings(void **state)
 	assert_string_equal(env_strerror(ENV_TRUNCATED), "truncated envelope");
 }
 
+static void
+slot_urls_derive_from_the_bus_url(void **state)
+{
+	char buf[128];
+
+	(void)state;
+	assert_int_equal(
+	    bus_slot_url("ipc:///run/w/bus.ipc", 1, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "ipc:///run/w/bus1.ipc");
+	assert_int_equal(
+	    bus_slot_url("ipc:///x/bus.ipc", 256, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "ipc:///x/bus256.ipc");
+	/* Not a bus URL, or no room: refused. */
+	assert_int_equal(
+	    bus_slot_url("ipc:///x/up.ipc", 1, buf, sizeof(buf)), -1);
+	assert_int_equal(bus_slot_url("ipc:///x/bus.ipc", 12, buf, 17), -1);
+}
+
 int
 main(void)
 {
@@ -1130,6 +1148,7 @@ main(void)
 	    cmocka_unit_test(a_large_sync_round_trips),
 	    cmocka_unit_test(a_reset_reader_decodes_the_new_buffer),
 	    cmocka_unit_test(names_and_errors_have_strings),
+	    cmocka_unit_test(slot_urls_derive_from_the_bus_url),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
