@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,7 @@ struct busrx {
 	bool silent;        /* the silence was logged */
 	struct log_limit unreachable_log;
 
+	int recvfd; /* nng's RECVFD: readable while messages are queued */
 	struct env_reader rd;
 	nng_msg *rx_msg; /* being read by rd; kept across wakeups */
 	lws_sorted_usec_list_t rx_sul;
@@ -106,6 +108,7 @@ busrx_new(struct worker *w)
 	if (b == NULL)
 		return NULL;
 	b->w = w;
+	b->recvfd = -1;
 	env_reader_init(&b->rd, NULL, 0);
 	if ((rv = nng_sub0_open(&b->sub)) != 0) {
 		log_errx("nng_sub0_open: %s", nng_strerror(rv));
@@ -139,6 +142,7 @@ busrx_adopt(struct busrx *b)
 		    "nng_socket_get_int(NNG_OPT_RECVFD): %s", nng_strerror(rv));
 		return -1;
 	}
+	b->recvfd = fd;
 	/* lws closes what it adopts: give it a copy of nng's eventfd. */
 	fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (fd == -1) {
@@ -284,6 +288,24 @@ busrx_envelope(struct busrx *b, const struct bus_env *env)
 	}
 }
 
+/*
+ * True if the SUB socket may have a message queued. nng_recvmsg() is not
+ * cheap even when nothing is queued: every call goes through an nng aio
+ * whose completion is handed to one of nng's task threads and waited for
+ * (two context switches). Draining until EAGAIN therefore cost a hand-off
+ * per wakeup for nothing; nng's RECVFD is readable exactly while messages
+ * are queued, and a zero-timeout poll() of it is one syscall.
+ */
+static bool
+busrx_queued(const struct busrx *b)
+{
+	struct pollfd p = {.fd = b->recvfd, .events = POLLIN};
+
+	if (b->recvfd == -1)
+		return true; /* not adopted yet: ask nng */
+	return poll(&p, 1, 0) != 0;
+}
+
 static void
 busrx_rx_cb(lws_sorted_usec_list_t *sul)
 {
@@ -308,6 +330,8 @@ busrx_readable(struct busrx *b)
 
 	while (budget > 0) {
 		if (b->rx_msg == NULL) {
+			if (!busrx_queued(b))
+				return;
 			rv = nng_recvmsg(b->sub, &b->rx_msg, NNG_FLAG_NONBLOCK);
 			if (rv != 0) {
 				b->rx_msg = NULL;

@@ -666,6 +666,15 @@ class Bench:
             res["perf"] = {k: v / d for k, v in perf_out.items()}
             log(f"  perf stat per delivery: " + ", ".join(
                 f"{k}={v:.2f}" for k, v in sorted(res["perf"].items())))
+            res["perf_threads"] = {
+                who: {k: v / d for k, v in kv.items()}
+                for who, kv in self.perf_by_thread.items()}
+            for who, kv in sorted(res["perf_threads"].items(),
+                                  key=lambda x: -x[1].get("task_clock_us",
+                                                          0)):
+                if kv.get("task_clock_us", 0) >= 0.5:
+                    log(f"    {who}: " + ", ".join(
+                        f"{k}={v:.2f}" for k, v in sorted(kv.items())))
         res["redis_cpu_us_per_delivery"] = (res["redis_cpu_us"] / d
                                             if d else None)
         res["client_cpu_us_per_delivery"] = (res["client_cpu_us"] / d
@@ -697,9 +706,23 @@ class Bench:
         phases named in --perf; None if not asked for."""
         if name not in self.args.perf.split(","):
             return None
-        pids = ",".join(str(p) for p in tree(srv.roots()))
+        procs = tree(srv.roots())
+        pids = ",".join(str(p) for p in procs)
+        # tid -> "process/thread" names, to group perf's per-thread lines
+        self.perf_threads = {}
+        for pid in procs:
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    pcomm = f.read().strip()
+                for tid in os.listdir(f"/proc/{pid}/task"):
+                    with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                        self.perf_threads[int(tid)] = \
+                            f"{pcomm}/{f.read().strip()}"
+            except OSError:
+                continue
         path = os.path.join(srv.dir, f"perf-{name}-{self.phase_no}.txt")
-        p = subprocess.Popen(["perf", "stat", "-x", ",", "-o", path, "-e",
+        p = subprocess.Popen(["perf", "stat", "--per-thread", "-x", ",",
+                              "-o", path, "-e",
                               "task-clock,context-switches,cpu-migrations",
                               "-p", pids], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
@@ -722,15 +745,27 @@ class Bench:
         for q in (p, rec):
             if q is not None:
                 q.wait(30)
-        out = {}
+        out, by = {}, {}
         with open(path) as f:
             for line in f:
+                # per thread: comm-tid,value,unit,event,...
                 parts = line.strip().split(",")
-                if len(parts) >= 3 and parts[0].replace(".", "").isdigit():
-                    key = {"task-clock": "task_clock_us"}.get(parts[2],
-                                                              parts[2])
-                    v = float(parts[0])
-                    out[key] = v * 1000 if key == "task_clock_us" else v
+                if len(parts) < 4 or "-" not in parts[0]:
+                    continue
+                try:
+                    tid = int(parts[0].rsplit("-", 1)[1])
+                    v = float(parts[1])
+                except ValueError:
+                    continue
+                key = {"task-clock": "task_clock_us"}.get(parts[3],
+                                                          parts[3])
+                if key == "task_clock_us":
+                    v *= 1000
+                out[key] = out.get(key, 0) + v
+                who = self.perf_threads.get(tid, parts[0].rsplit("-", 1)[0])
+                by.setdefault(who, {}).setdefault(key, 0)
+                by[who][key] += v
+        self.perf_by_thread = by
         return out
 
     def open_group(self, srv, n, procs, **kw):
