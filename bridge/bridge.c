@@ -371,7 +371,8 @@ bridge_up_recv_cb(void *arg, uint32_t pipe_id, const struct up_env *env)
 	/* A worker of a slot beyond the configured count (the gateway's
 	 * count grew at a reload): its stream opens before anything is
 	 * routed or acked to it. */
-	if (!bus_slot_is_open(b->bus, env->w.slot))
+	if (env->w.slot >= 1 && env->w.slot <= BUS_SLOTS_MAX &&
+	    !bus_slot_is_open(b->bus, env->w.slot))
 		(void)bus_slot_open(b->bus, env->w.slot);
 	upstream_dispatch(b->upstream, pipe_id, env);
 }

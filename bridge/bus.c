@@ -53,7 +53,8 @@ struct bus {
 	nng_socket pull;
 	bool pull_open;
 	struct ipc_listener *lsn_up;
-	struct log_limit bad_log; /* upstream envelopes dropped */
+	struct log_limit bad_log;  /* upstream envelopes dropped */
+	struct log_limit open_log; /* slot streams that failed to open */
 	struct loop_fd *w_up, *w_ev;
 	int evfd;
 	struct bus_stats stats;
@@ -276,8 +277,15 @@ bus_slot_open(struct bus *b, uint32_t slot)
 	if (slot >= 1 && slot <= BUS_SLOTS_MAX && b->slots[slot] != NULL)
 		return 0;
 	if (bus_stream_open(b, slot, err, sizeof(err)) == -1) {
-		log_warnx("bus: stream of slot %" PRIu32 " not opened: %s",
-		    slot, err);
+		uint64_t suppressed;
+
+		/* Tried again at the worker's next envelope: say it once a
+		 * minute at most. */
+		if (log_limit_pass(
+			&b->open_log, clock_mono_ms(), 60000, &suppressed))
+			log_warnx("bus: stream of slot %" PRIu32
+				  " not opened: %s suppressed=%llu",
+			    slot, err, (unsigned long long)suppressed);
 		return -1;
 	}
 	log_info("bus: stream of slot %" PRIu32 " opened", slot);
