@@ -4,6 +4,7 @@
  */
 #include <stdio.h>
 
+#include "amqp_broker.h"
 #include "broker.h"
 #include "redis_broker.h"
 
@@ -27,6 +28,8 @@ broker_new(const struct broker_env *env, const struct broker_events *ev,
 	switch (env->conf->broker_kind) {
 	case CONF_BROKER_REDIS:
 		return redis_broker_new(env, ev, err, errlen);
+	case CONF_BROKER_AMQP:
+		return amqp_broker_new(env, ev, err, errlen);
 	default:
 		/* conf.c refuses a kind this build cannot run; keep it so. */
 		snprintf(
@@ -125,6 +128,19 @@ void
 broker_link_each(struct broker *b, broker_link_fn *fn, void *arg)
 {
 	b->ops->link_each(b, fn, arg);
+}
+
+int
+broker_range(struct broker *b, const char *addr, size_t addr_len,
+    const char *since, size_t since_len, uint32_t limit, broker_range_fn *fn,
+    void *arg)
+{
+	if (b->ops->range == NULL) {
+		fn(arg, NULL, RANGE_UNAVAILABLE);
+		return 0;
+	}
+	return b->ops->range(
+	    b, addr, addr_len, since, since_len, limit, fn, arg);
 }
 
 void

@@ -556,6 +556,18 @@ bus_slot_last_seq(const struct bus *b, uint32_t slot)
 	return st != NULL ? st->last_seq : 0;
 }
 
+static int
+bus_encode_range_fn(msgpack_sbuffer *out, const void *env)
+{
+	return bus_encode_range(out, env);
+}
+
+int
+bus_send_range(struct bus *b, const struct bus_range *r)
+{
+	return bus_send_worker(b, r->slot, bus_encode_range_fn, r);
+}
+
 void
 bus_stats(const struct bus *b, struct bus_stats *out)
 {

@@ -83,6 +83,13 @@ void bus_close(struct bus *b);
  */
 int bus_slot_open(struct bus *b, uint32_t slot);
 
+/*
+ * Appends a history range answer (or one chunk of it) to the stream of
+ * r->slot only: it is meant for one worker (r->slot, r->gen) and consumes
+ * no MSG seq. 0, or -1 if the stream is not open or r cannot be encoded.
+ */
+int bus_send_range(struct bus *b, const struct bus_range *r);
+
 /* True if slot's stream is open. */
 bool bus_slot_is_open(const struct bus *b, uint32_t slot);
 
