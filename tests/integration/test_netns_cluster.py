@@ -1,0 +1,140 @@
+"""Three wspush nodes on separate network stacks behind nginx (netns.py):
+300 clients through the balancer get user, channel and `all` messages
+exactly once; a node whose cable is pulled loses its clients, which come
+back through nginx on the other nodes; the node, reconnected, takes new
+clients again."""
+
+import json
+
+import pytest
+
+import netns
+import wsp
+
+pytest_plugins = ["netns_report"]
+
+CLIENTS = 300
+CHANNELS = 10
+NODE_CONF = {"gateway": {"max_subscriptions": 8}}
+
+
+@pytest.fixture
+def bed(h):
+    reason = netns.skip_reason()
+    if reason:
+        pytest.skip(reason)
+    with netns.TestBed(h, nodes=3) as b:
+        yield b
+
+
+def msg(to, data):
+    return {"op": "msg", "to": to, "data": data}
+
+
+def by_node(bed, clients):
+    out = {n.id: [] for n in bed.nodes}
+    for c in clients:
+        out[bed.node_of(c).id].append(c)
+    return out
+
+
+def subscribe_all(clients, channel_of):
+    for i, c in enumerate(clients):
+        c.send_json({"op": "subscribe", "channel": channel_of[c], "ref": i})
+    for i, c in enumerate(clients):
+        got = wsp.norm(c.recv_json(10))
+        assert got == {"op": "subscribed", "channel": channel_of[c],
+                       "ref": i}, c.label
+
+
+def recover_missed(bed, clients, missed):
+    """EXTENSION POINT (history): messages published to a cut node's users
+    while they were reconnecting are lost with plain pub/sub. Once the
+    bridge keeps history, reconnect with `since` = the last id seen and
+    assert here that every message in `missed` (user -> [data, ...])
+    arrives exactly once, before the live ones. Until then, nothing is
+    promised and nothing is checked."""
+    return None
+
+
+def test_three_nodes_behind_nginx(bed):
+    pub = bed.start_redis()
+    bed.start_nodes(workers=1, conf=NODE_CONF)
+    bed.start_nginx(connections=2 * CLIENTS)
+
+    users = [wsp.uid(f"ns{i}") for i in range(CLIENTS)]
+    chans = [wsp.uid(f"nsch{k}") for k in range(CHANNELS)]
+    clients = bed.connect_many(users)
+    assert [c.welcome["user"] for c in clients] == users
+    spread = {n: len(cs) for n, cs in by_node(bed, clients).items()}
+    # least_conn: every node gets a fair share, not merely one client.
+    assert all(v >= CLIENTS // 6 for v in spread.values()), spread
+
+    channel_of = {c: chans[i % CHANNELS] for i, c in enumerate(clients)}
+    subscribe_all(clients, channel_of)
+
+    # User, channel and `all` messages, each to every node's clients.
+    for i, u in enumerate(users):
+        pub.to(f"user:{u}", json.dumps({"u": i}))
+    for k, ch in enumerate(chans):
+        pub.to(f"channel:{ch}", json.dumps({"ch": k}))
+    pub.to("all", json.dumps({"all": 1}))
+    for i, (c, frames) in enumerate(zip(clients, wsp.fence(pub, clients,
+                                                           timeout=20))):
+        k = i % CHANNELS
+        assert frames == [msg(f"user:{users[i]}", {"u": i}),
+                          msg(f"channel:{chans[k]}", {"ch": k}),
+                          msg("all", {"all": 1})], (c.label, spread)
+
+    # Pull one node's cable. Its clients hear nothing more (no FIN, no
+    # RST) and give up after their keepalive; the others stay.
+    victim = bed.nodes[0]
+    groups = by_node(bed, clients)
+    gone = groups[victim.id]
+    stay = [c for c in clients if c not in gone]
+    bed.cut(victim)
+    missed = {}
+    for c in gone[:10]:
+        d = {"while_cut": c.label}
+        pub.to(f"user:{c.label}", json.dumps(d))
+        missed.setdefault(c.label, []).append(d)
+    wsp.wait_until(lambda: not any(c.is_open() for c in gone), 20,
+                   f"the {len(gone)} clients of the cut node to notice")
+    assert all(c.is_open() for c in stay), "clients of live nodes dropped"
+
+    # They come back through nginx, which skips the silent node.
+    back_users = [c.label for c in gone]
+    back = bed.connect_many(back_users, timeout=30)
+    assert not [c for c in back if c.node == victim.id], \
+        "nginx sent a client to the cut node"
+    channel_of.update({b: channel_of[c] for b, c in zip(back, gone)})
+    subscribe_all(back, channel_of)
+    recover_missed(bed, back, missed)
+
+    live = stay + back
+    for c in live:
+        pub.to(f"user:{c.label}", json.dumps({"after": c.label}))
+    pub.to("all", json.dumps({"all": 2}))
+    for c, frames in zip(live, wsp.fence(pub, live, timeout=20)):
+        # A probe of the old connection never reaches the new one.
+        frames = [f for f in frames if f.get("data") != {"while_cut":
+                                                         c.label}]
+        assert frames == [msg(f"user:{c.label}", {"after": c.label}),
+                          msg("all", {"all": 2})], c.label
+
+    # The cable is back: the node recovers its Redis link and nginx sends
+    # it new clients again once its fail_timeout (10 s) is over.
+    bed.mend(victim)
+    victim.wait_healthy(timeout=60)
+    fresh = []
+
+    def landed():
+        c = bed.connect(wsp.uid("fresh"))
+        fresh.append(c)
+        return c.node == victim.id
+    wsp.wait_until(landed, 60, "nginx to send a new client to the "
+                   "reconnected node", check=victim.check_running,
+                   interval=0.5)
+    c = fresh[-1]
+    pub.to(f"user:{c.label}", json.dumps({"fresh": 1}))
+    assert wsp.fence(pub, [c])[0] == [msg(f"user:{c.label}", {"fresh": 1})]
