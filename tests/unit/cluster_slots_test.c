@@ -91,16 +91,16 @@ keyslot_reads_only_len_bytes(void **state)
 #define ONLINE "$6\r\nonline"
 #define FAIL "$4\r\nfail"
 
-/* clang-format off: RESP fixtures read best one element per line */
+/* RESP fixtures read best one element per line. */
+/* clang-format off */
 static const char shards3[] =
     "*3\r\n"
-    "*4\r\n$5\r\nslots\r\n*2\r\n:5461\r\n:10922\r\n$5\r\nnodes\r\n*1\r\n" NODE(
-	ID2, "30002", MASTER,
-	ONLINE) "*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:5460\r\n$5\r\nnodes\r\n*"
-		"1\r\n" NODE(ID1, "30001", MASTER,
-		    ONLINE) "*4\r\n$5\r\nslots\r\n*2\r\n:10923\r\n:16383\r\n$"
-			    "5\r\nnodes\r\n*1\r\n" NODE(ID3, "30003", MASTER,
-				ONLINE);
+    "*4\r\n$5\r\nslots\r\n*2\r\n:5461\r\n:10922\r\n$5\r\nnodes\r\n*1\r\n"
+    NODE(ID2, "30002", MASTER, ONLINE)
+    "*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:5460\r\n$5\r\nnodes\r\n*1\r\n"
+    NODE(ID1, "30001", MASTER, ONLINE)
+    "*4\r\n$5\r\nslots\r\n*2\r\n:10923\r\n:16383\r\n$5\r\nnodes\r\n*1\r\n"
+    NODE(ID3, "30003", MASTER, ONLINE);
 /* clang-format on */
 
 static void

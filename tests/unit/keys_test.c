@@ -56,8 +56,8 @@ names_that_do_not_fit_are_refused(void **state)
 {
 	char b[12];
 
-	assert_int_equal(keys_channel(b, sizeof(b), "wspush", "user:42", 7),
-	    -1);
+	assert_int_equal(
+	    keys_channel(b, sizeof(b), "wspush", "user:42", 7), -1);
 	assert_int_equal(keys_node(b, sizeof(b), "wspush", "node-a"), -1);
 	assert_int_equal(keys_inbound(b, sizeof(b), "wspush"), -1);
 	assert_int_equal(keys_all_pattern(b, 4, "wspush"), -1);
@@ -76,8 +76,8 @@ every_counter_has_a_family_and_its_family_a_help_text(void **state)
 		assert_ptr_equal(counter_info_find(ci->name), ci);
 		/* The first row of each family carries the HELP text. */
 		for (size_t j = 0; j <= i; j++) {
-			if (strcmp(worker_counter_info[j].family,
-				ci->family) == 0) {
+			if (strcmp(worker_counter_info[j].family, ci->family) ==
+			    0) {
 				helped = worker_counter_info[j].help != NULL;
 				break;
 			}
