@@ -1,7 +1,7 @@
 /*
  * cluster_slots.c - Redis Cluster key slots, the slot map read from
  * CLUSTER SHARDS / CLUSTER SLOTS replies, and MOVED / ASK parsing.
- * See cluster_slots.h; NOTES.md in this directory has the reply shapes.
+ * See cluster_slots.h; CLUSTER-NOTES.md in this directory has the reply shapes.
  */
 #include "cluster_slots.h"
 

@@ -1,7 +1,7 @@
 /*
  * resp_conn.c - a Redis connection with its own non-blocking socket on the
  * bridge loop; hiredis is used only for its reply reader and its command
- * formatter (see resp_conn.h for why, NOTES.md for the RESP2 pub/sub
+ * formatter (see resp_conn.h for why, CLUSTER-NOTES.md for the RESP2 pub/sub
  * rules this follows).
  *
  * Reentrancy: callbacks may free the connection or issue commands. Every
@@ -28,6 +28,10 @@
 #include "resp_conn.h"
 
 #define RC_READ_CHUNK 16384
+/* Up this long before a loss: the next attempt starts from the minimum
+ * delay again. A server that drops every link right after the handshake
+ * (a full client table, an ACL change) does not make us spin. */
+#define RC_STABLE_MS 2000
 #define RC_MAX_ARGS 1024
 
 enum rc_state {
@@ -76,7 +80,9 @@ struct resp_conn {
 	size_t npending;
 	uint64_t connect_timer, retry_timer, ping_timer;
 	bool ping_outstanding;
-	uint32_t attempt; /* failed attempts since the last link up */
+	uint32_t attempt;  /* failed attempts since the last stable link */
+	uint64_t up_since; /* loop ms of the last link up */
+	char last_error[256];
 	uint64_t rng;
 	unsigned depth; /* loop entries on the stack */
 	bool freeing;
@@ -245,6 +251,30 @@ resp_conn_port(const struct resp_conn *rc)
 	return rc->port;
 }
 
+const char *
+resp_conn_last_error(const struct resp_conn *rc)
+{
+	return rc->last_error;
+}
+
+const char *
+resp_conn_state_str(const struct resp_conn *rc)
+{
+	switch (rc->state) {
+	case RC_IDLE:
+		return "idle";
+	case RC_CONNECTING:
+		return "connecting";
+	case RC_HANDSHAKE:
+		return "handshake";
+	case RC_UP:
+		return "up";
+	case RC_WAITING:
+		return "backoff";
+	}
+	return "?";
+}
+
 /* xorshift64: a jitter source that touches no global state. */
 static uint64_t
 rc_rand(struct resp_conn *rc)
@@ -294,6 +324,7 @@ rc_lost(struct resp_conn *rc, const char *fmt, ...)
 	va_list ap;
 	struct rc_pending *p;
 	bool was_up = rc->state == RC_UP;
+	bool same;
 
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
@@ -303,6 +334,10 @@ rc_lost(struct resp_conn *rc, const char *fmt, ...)
 		rc->stats.disconnects++;
 	else
 		rc->stats.failures++;
+	if (was_up && loop_now(rc->loop) - rc->up_since >= RC_STABLE_MS)
+		rc->attempt = 0;
+	same = strcmp(rc->last_error, why) == 0;
+	snprintf(rc->last_error, sizeof(rc->last_error), "%s", why);
 	rc->state = RC_WAITING;
 	uint64_t delay = rc_backoff(rc);
 	rc->retry_timer = loop_timer_add(rc->loop, delay, 0, retry_cb, rc);
@@ -311,9 +346,13 @@ rc_lost(struct resp_conn *rc, const char *fmt, ...)
 		 * down; the owner sees why and the link stays counted down. */
 		rc->state = RC_IDLE;
 	}
+	/* One line per change of cause, not one per attempt. */
 	if (was_up)
 		log_warnx("%s: link lost: %s; reconnecting in %llu ms",
 		    rc->name, why, (unsigned long long)delay);
+	else if (!same)
+		log_warnx("%s: connect failed: %s; retrying with backoff",
+		    rc->name, why);
 	else
 		log_debug("%s: connect failed: %s; retrying in %llu ms",
 		    rc->name, why, (unsigned long long)delay);
@@ -559,7 +598,7 @@ rc_up(struct resp_conn *rc)
 		loop_timer_del(rc->loop, rc->connect_timer);
 	rc->connect_timer = 0;
 	rc->state = RC_UP;
-	rc->attempt = 0;
+	rc->up_since = loop_now(rc->loop);
 	rc->stats.connects++;
 	if (rc->ping_interval_ms > 0)
 		rc->ping_timer = loop_timer_add(rc->loop, rc->ping_interval_ms,

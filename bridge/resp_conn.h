@@ -8,7 +8,8 @@
  * pipelined commands with one callback each, RESP2 pub/sub pushes
  * (message, smessage, pmessage and the (s|p)(un)subscribe confirmations)
  * to one push callback, AUTH, a liveness PING, and reconnection with
- * exponential backoff and jitter. It keeps no subscription state: the
+ * exponential backoff and jitter (restarting from the minimum only after
+ * a link stayed up RC_STABLE_MS). It keeps no subscription state: the
  * owner re-issues its subscriptions when the link comes up.
  * Single-threaded: bridge loop only.
  */
@@ -120,6 +121,11 @@ const struct resp_conn_stats *resp_conn_stats(const struct resp_conn *rc);
 /* The endpoint, as given. */
 const char *resp_conn_host(const struct resp_conn *rc);
 uint16_t resp_conn_port(const struct resp_conn *rc);
+
+/* The last failure or loss ("" if none yet), and the state as a word:
+ * "idle", "connecting", "handshake", "up", "backoff". */
+const char *resp_conn_last_error(const struct resp_conn *rc);
+const char *resp_conn_state_str(const struct resp_conn *rc);
 
 /* Drops the link now as if it failed (why is reported), then reconnects
  * after the backoff. For owners that know better (a slot map said so). */
