@@ -1,12 +1,15 @@
 /*
  * interest.c - per-address reference counts and subscription states.
  *
- * Each wanted address has one struct iaddr keyed by its text. Its Redis
+ * Each wanted address has one struct iaddr keyed by its text. Its broker
  * side is `requested` (what the last command sent asked for), `inflight`
- * (that command is not confirmed yet) and `subscribed` (Redis confirmed it
+ * (that command is not confirmed yet) and `subscribed` (the broker confirmed it
  * and nothing changed since). Every change marks the address dirty;
  * interest_flush() compares want with requested and sends what differs.
- * An address is freed once nobody wants it and Redis no longer has it.
+ * An address nobody wants while the broker has it waits on the linger list
+ * (oldest release first) until its grace period ends; only then does it
+ * become dirty. An address is freed once nobody wants it and the broker no
+ * longer has it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -32,16 +35,10 @@ struct iaddr {
 	bool subscribed; /* confirmed and in effect */
 	bool dirty;      /* on in->dirty */
 	struct dlist_node dirty_node;
+	bool lingering; /* on in->linger since released_ms */
+	uint64_t released_ms;
+	struct dlist_node linger_node;
 	struct dlist waiters; /* struct iwaiter, oldest first */
-};
-
-struct iworker_key {
-	uint32_t slot, gen;
-};
-
-struct iworker {
-	struct iworker_key key;
-	struct hmap *addrs; /* address text -> struct iaddr * */
 };
 
 struct interest {
@@ -52,21 +49,26 @@ struct interest {
 	interest_ack_fn *ack;
 	void *ack_arg;
 	struct hmap *addrs;   /* text -> struct iaddr * */
-	struct hmap *workers; /* struct iworker_key -> struct iworker * */
+	struct dlist workers; /* struct worker_table: addr text -> iaddr */
 	struct dlist dirty;   /* struct iaddr waiting for a flush */
+	struct dlist linger;  /* struct iaddr in their grace period */
+	size_t n_lingering;
+	uint64_t grace_ms;
+	interest_clock_fn *clock;
+	void *clock_arg;
 	size_t n_subscribed;
 	size_t n_waiting;
-	size_t n_wanted; /* addresses with want(): kept, not counted */
+	size_t n_wanted; /* addresses with interest_want(): kept, not counted */
 };
 
 static bool
-want(const struct iaddr *a)
+interest_want(const struct iaddr *a)
 {
 	return a->refs > 0 || a->perm;
 }
 
 static void
-mark_dirty(struct interest *in, struct iaddr *a)
+interest_mark_dirty(struct interest *in, struct iaddr *a)
 {
 	if (!a->dirty) {
 		a->dirty = true;
@@ -75,7 +77,52 @@ mark_dirty(struct interest *in, struct iaddr *a)
 }
 
 static void
-set_subscribed(struct interest *in, struct iaddr *a, bool on)
+interest_linger_stop(struct interest *in, struct iaddr *a)
+{
+	if (a->lingering) {
+		a->lingering = false;
+		dlist_remove(&a->linger_node);
+		in->n_lingering--;
+	}
+}
+
+/* Nobody wants a any more: unsubscribe it now, or after the grace period
+ * if the broker has (or is getting) it. */
+static void
+interest_linger_start(struct interest *in, struct iaddr *a)
+{
+	if (in->grace_ms == 0 || !a->requested || in->broadcast) {
+		interest_mark_dirty(in, a);
+		return;
+	}
+	a->lingering = true;
+	in->n_lingering++;
+	a->released_ms = in->clock(in->clock_arg);
+	dlist_insert_tail(&in->linger, &a->linger_node);
+}
+
+/* Moves the addresses whose grace period ended to the dirty list. */
+static void
+interest_linger_expire(struct interest *in)
+{
+	struct dlist_node *n;
+	uint64_t now;
+
+	if (dlist_empty(&in->linger))
+		return;
+	now = in->clock(in->clock_arg);
+	while ((n = dlist_first(&in->linger)) != NULL) {
+		struct iaddr *a = DLIST_ENTRY(n, struct iaddr, linger_node);
+
+		if (now - a->released_ms < in->grace_ms)
+			break; /* the rest were released later */
+		interest_linger_stop(in, a);
+		interest_mark_dirty(in, a);
+	}
+}
+
+static void
+interest_set_subscribed(struct interest *in, struct iaddr *a, bool on)
 {
 	if (a->subscribed == on)
 		return;
@@ -87,7 +134,7 @@ set_subscribed(struct interest *in, struct iaddr *a, bool on)
 }
 
 static void
-addr_free_entry(struct interest *in, struct iaddr *a)
+interest_addr_free_entry(struct interest *in, struct iaddr *a)
 {
 	struct dlist_node *n, *tmp;
 
@@ -96,24 +143,26 @@ addr_free_entry(struct interest *in, struct iaddr *a)
 		free(DLIST_ENTRY(n, struct iwaiter, node));
 		in->n_waiting--;
 	}
-	set_subscribed(in, a, false);
+	interest_set_subscribed(in, a, false);
 	dlist_remove(&a->dirty_node);
+	interest_linger_stop(in, a);
 	hmap_del(in->addrs, a->name, a->len);
 	free(a->name);
 	free(a);
 }
 
-/* Frees a if nothing refers to it any more, in Redis or locally. */
+/* Frees a if nothing refers to it any more, in the broker or locally. */
 static void
-maybe_free(struct interest *in, struct iaddr *a)
+interest_maybe_free(struct interest *in, struct iaddr *a)
 {
-	if (want(a) || a->requested || a->inflight || a->dirty)
+	if (interest_want(a) || a->requested || a->inflight || a->dirty ||
+	    a->lingering)
 		return;
-	addr_free_entry(in, a);
+	interest_addr_free_entry(in, a);
 }
 
 static struct iaddr *
-addr_get(struct interest *in, const char *s, size_t len, bool create)
+interest_addr_get(struct interest *in, const char *s, size_t len, bool create)
 {
 	struct iaddr *a = hmap_get(in->addrs, s, len);
 
@@ -131,6 +180,7 @@ addr_get(struct interest *in, const char *s, size_t len, bool create)
 	a->name[len] = '\0';
 	a->len = len;
 	dlist_node_init(&a->dirty_node);
+	dlist_node_init(&a->linger_node);
 	dlist_init(&a->waiters);
 	if (hmap_put(in->addrs, a->name, len, a) == -1) {
 		free(a->name);
@@ -141,7 +191,7 @@ addr_get(struct interest *in, const char *s, size_t len, bool create)
 }
 
 static void
-ack_waiters(struct interest *in, struct iaddr *a)
+interest_ack_waiters(struct interest *in, struct iaddr *a)
 {
 	struct dlist_node *n;
 
@@ -157,7 +207,8 @@ ack_waiters(struct interest *in, struct iaddr *a)
 
 /* Removes the waits of one worker on a. */
 static void
-drop_waiters(struct interest *in, struct iaddr *a, uint32_t slot, uint32_t gen)
+interest_drop_waiters(
+    struct interest *in, struct iaddr *a, uint32_t slot, uint32_t gen)
 {
 	struct dlist_node *n, *tmp;
 
@@ -174,7 +225,7 @@ drop_waiters(struct interest *in, struct iaddr *a, uint32_t slot, uint32_t gen)
 
 /* True if an ADD for a can be acknowledged right now. */
 static bool
-in_effect(const struct interest *in, const struct iaddr *a)
+interest_in_effect(const struct interest *in, const struct iaddr *a)
 {
 	if (in->broadcast)
 		return in->pat_confirmed;
@@ -192,18 +243,19 @@ interest_new(bool broadcast, interest_ack_fn *ack, void *arg)
 	in->ack = ack;
 	in->ack_arg = arg;
 	dlist_init(&in->dirty);
+	dlist_init(&in->linger);
+	dlist_init(&in->workers);
 	in->addrs = hmap_new();
-	in->workers = hmap_new();
-	if (in->addrs == NULL || in->workers == NULL)
+	if (in->addrs == NULL)
 		goto fail;
 	if (!broadcast) {
-		struct iaddr *all = addr_get(in, "all", 3, true);
+		struct iaddr *all = interest_addr_get(in, "all", 3, true);
 
 		if (all == NULL)
 			goto fail;
 		all->perm = true;
 		in->n_wanted++;
-		mark_dirty(in, all);
+		interest_mark_dirty(in, all);
 	}
 	return in;
 fail:
@@ -211,16 +263,30 @@ fail:
 	return NULL;
 }
 
-static void
-worker_free(struct iworker *w)
+void
+interest_set_grace(struct interest *in, uint64_t grace_ms,
+    interest_clock_fn *clock, void *clock_arg)
 {
-	hmap_free(w->addrs);
-	free(w);
+	in->grace_ms = clock != NULL ? grace_ms : 0;
+	in->clock = clock;
+	in->clock_arg = clock_arg;
+}
+
+uint64_t
+interest_next_due(const struct interest *in)
+{
+	struct dlist_node *n = dlist_first(&in->linger);
+
+	if (n == NULL)
+		return 0;
+	return DLIST_ENTRY(n, struct iaddr, linger_node)->released_ms +
+	       in->grace_ms;
 }
 
 void
 interest_free(struct interest *in)
 {
+	struct dlist_node *n;
 	struct hmap_iter it;
 	const void *k;
 	size_t klen;
@@ -228,17 +294,12 @@ interest_free(struct interest *in)
 
 	if (in == NULL)
 		return;
-	if (in->workers != NULL) {
-		hmap_iter_init(in->workers, &it);
-		while (hmap_iter_next(&it, &k, &klen, &v))
-			worker_free(v);
-		hmap_free(in->workers);
-	}
+	workers_tables_free(&in->workers);
 	if (in->addrs != NULL) {
 		hmap_iter_init(in->addrs, &it);
 		while (hmap_iter_next(&it, &k, &klen, &v)) {
 			struct iaddr *a = v;
-			struct dlist_node *n, *tmp;
+			struct dlist_node *tmp;
 
 			DLIST_FOREACH_SAFE(n, tmp, &a->waiters) {
 				free(DLIST_ENTRY(n, struct iwaiter, node));
@@ -251,63 +312,54 @@ interest_free(struct interest *in)
 	free(in);
 }
 
-static struct iworker *
-worker_get(struct interest *in, uint32_t slot, uint32_t gen, bool create)
+/* The addresses w holds (NULL: none yet and !create, or out of
+ * memory). */
+static struct worker_table *
+interest_worker(struct interest *in, struct worker *w, bool create)
 {
-	struct iworker_key key = {slot, gen};
-	struct iworker *w = hmap_get(in->workers, &key, sizeof(key));
-
-	if (w != NULL || !create)
-		return w;
-	w = calloc(1, sizeof(*w));
-	if (w == NULL)
-		return NULL;
-	w->key = key;
-	w->addrs = hmap_new();
-	if (w->addrs == NULL ||
-	    hmap_put(in->workers, &w->key, sizeof(w->key), w) == -1) {
-		hmap_free(w->addrs);
-		free(w);
-		return NULL;
-	}
-	return w;
+	return workers_table(&in->workers, w, &w->interest_state, create);
 }
 
 /* The worker starts holding a (not held before). */
 static int
-hold(struct interest *in, struct iworker *w, struct iaddr *a)
+interest_hold(struct interest *in, struct worker_table *w, struct iaddr *a)
 {
-	if (hmap_put(w->addrs, a->name, a->len, a) == -1)
+	if (hmap_put(w->map, a->name, a->len, a) == -1)
 		return -1;
 	a->refs++;
 	if (a->refs == 1) {
 		if (!a->perm)
 			in->n_wanted++;
-		mark_dirty(in, a);
+		if (a->lingering)
+			interest_linger_stop(
+			    in, a); /* still subscribed: nothing to send */
+		else
+			interest_mark_dirty(in, a);
 	}
 	return 0;
 }
 
-/* The worker stops holding a (already removed from w->addrs); a is freed
- * later, by a flush, once Redis no longer has it. */
+/* The worker stops holding a (already removed from w->map); a is freed
+ * later, by a flush, once the broker no longer has it. */
 static void
-release(struct interest *in, struct iworker *w, struct iaddr *a)
+interest_release(struct interest *in, struct worker_table *w, struct iaddr *a)
 {
-	drop_waiters(in, a, w->key.slot, w->key.gen);
+	interest_drop_waiters(in, a, w->w->slot, w->w->gen);
 	a->refs--;
 	if (a->refs == 0) {
 		if (!a->perm)
 			in->n_wanted--;
-		mark_dirty(in, a);
+		interest_linger_start(in, a);
 	}
 }
 
 int
-interest_add(struct interest *in, uint32_t slot, uint32_t gen, uint64_t req_id,
+interest_add(struct interest *in, struct worker *wk, uint64_t req_id,
     const char *s, size_t len)
 {
+	uint32_t slot = wk->slot, gen = wk->gen;
 	struct addr parsed;
-	struct iworker *w;
+	struct worker_table *w;
 	struct iaddr *a;
 	struct iwaiter *wt;
 	struct dlist_node *n;
@@ -317,19 +369,19 @@ interest_add(struct interest *in, uint32_t slot, uint32_t gen, uint64_t req_id,
 		in->ack(in->ack_arg, slot, gen, req_id, ACK_FAILED);
 		return 0;
 	}
-	w = worker_get(in, slot, gen, true);
+	w = interest_worker(in, wk, true);
 	if (w == NULL)
 		goto fail;
 	created = hmap_get(in->addrs, s, len) == NULL;
-	a = addr_get(in, s, len, true);
+	a = interest_addr_get(in, s, len, true);
 	if (a == NULL)
 		goto fail;
-	if (hmap_get(w->addrs, s, len) == NULL && hold(in, w, a) == -1) {
+	if (hmap_get(w->map, s, len) == NULL && interest_hold(in, w, a) == -1) {
 		if (created)
-			maybe_free(in, a);
+			interest_maybe_free(in, a);
 		goto fail;
 	}
-	if (in_effect(in, a)) {
+	if (interest_in_effect(in, a)) {
 		in->ack(in->ack_arg, slot, gen, req_id, ACK_OK);
 		return 0;
 	}
@@ -357,21 +409,20 @@ fail:
 }
 
 void
-interest_del(
-    struct interest *in, uint32_t slot, uint32_t gen, const char *s, size_t len)
+interest_del(struct interest *in, struct worker *wk, const char *s, size_t len)
 {
-	struct iworker *w = worker_get(in, slot, gen, false);
+	struct worker_table *w = interest_worker(in, wk, false);
 	struct iaddr *a;
 
-	if (w == NULL || (a = hmap_del(w->addrs, s, len)) == NULL)
+	if (w == NULL || (a = hmap_del(w->map, s, len)) == NULL)
 		return;
-	release(in, w, a);
+	interest_release(in, w, a);
 }
 
 void
-interest_forget(struct interest *in, uint32_t slot, uint32_t gen)
+interest_forget(struct interest *in, struct worker *wk)
 {
-	struct iworker *w = worker_get(in, slot, gen, false);
+	struct worker_table *w = interest_worker(in, wk, false);
 	struct hmap_iter it;
 	const void *k;
 	size_t klen;
@@ -379,18 +430,17 @@ interest_forget(struct interest *in, uint32_t slot, uint32_t gen)
 
 	if (w == NULL)
 		return;
-	hmap_iter_init(w->addrs, &it);
+	hmap_iter_init(w->map, &it);
 	while (hmap_iter_next(&it, &k, &klen, &v))
-		release(in, w, v);
-	hmap_del(in->workers, &w->key, sizeof(w->key));
-	worker_free(w);
+		interest_release(in, w, v);
+	workers_table_free(w);
 }
 
 int
-interest_sync(struct interest *in, uint32_t slot, uint32_t gen,
+interest_sync(struct interest *in, struct worker *wk,
     const struct env_str *addrs, size_t n, size_t *n_invalid)
 {
-	struct iworker *w = worker_get(in, slot, gen, true);
+	struct worker_table *w = interest_worker(in, wk, true);
 	struct hmap *next = NULL;
 	struct hmap_iter it;
 	const void *k;
@@ -416,13 +466,13 @@ interest_sync(struct interest *in, uint32_t slot, uint32_t gen,
 			goto out;
 	}
 	/* Release what the worker no longer holds... */
-	hmap_iter_init(w->addrs, &it);
+	hmap_iter_init(w->map, &it);
 	while (hmap_iter_next(&it, &k, &klen, &v)) {
 		if (hmap_get(next, k, klen) == NULL) {
 			struct iaddr *a = v;
 
 			hmap_iter_del(&it);
-			release(in, w, a);
+			interest_release(in, w, a);
 		}
 	}
 	/* ...then take what is new. */
@@ -430,13 +480,13 @@ interest_sync(struct interest *in, uint32_t slot, uint32_t gen,
 	while (hmap_iter_next(&it, &k, &klen, &v)) {
 		struct iaddr *a;
 
-		if (hmap_get(w->addrs, k, klen) != NULL)
+		if (hmap_get(w->map, k, klen) != NULL)
 			continue;
-		a = addr_get(in, k, klen, true);
+		a = interest_addr_get(in, k, klen, true);
 		if (a == NULL)
 			goto out;
-		if (hold(in, w, a) == -1) {
-			maybe_free(in, a);
+		if (interest_hold(in, w, a) == -1) {
+			interest_maybe_free(in, a);
 			goto out;
 		}
 	}
@@ -461,8 +511,8 @@ interest_link_up(struct interest *in)
 	while (hmap_iter_next(&it, &k, &klen, &v)) {
 		struct iaddr *a = v;
 
-		if (want(a))
-			mark_dirty(in, a);
+		if (interest_want(a))
+			interest_mark_dirty(in, a);
 	}
 }
 
@@ -481,9 +531,10 @@ interest_link_down(struct interest *in)
 		struct iaddr *a = v;
 
 		a->requested = a->inflight = false;
-		set_subscribed(in, a, false);
-		if (!want(a)) {
-			/* Nobody wants it and Redis forgot it. */
+		interest_set_subscribed(in, a, false);
+		interest_linger_stop(in, a);
+		if (!interest_want(a)) {
+			/* Nobody wants it and the broker forgot it. */
 			hmap_iter_del(&it);
 			a->refs = 0;
 			dlist_remove(&a->dirty_node);
@@ -496,11 +547,30 @@ interest_link_down(struct interest *in)
 bool
 interest_dirty(const struct interest *in)
 {
+	uint64_t due;
+
 	if (!in->link_up)
 		return false;
 	if (in->broadcast)
 		return !in->pat_requested;
-	return !dlist_empty(&in->dirty);
+	if (!dlist_empty(&in->dirty))
+		return true;
+	due = interest_next_due(in);
+	return due != 0 && in->clock(in->clock_arg) >= due;
+}
+
+void
+interest_lost(struct interest *in, const char *s, size_t len)
+{
+	struct iaddr *a = hmap_get(in->addrs, s, len);
+
+	if (a == NULL || in->broadcast)
+		return;
+	a->requested = a->inflight = false;
+	interest_set_subscribed(in, a, false);
+	interest_linger_stop(in, a);
+	interest_mark_dirty(
+	    in, a); /* resubscribed if still wanted, else freed */
 }
 
 struct chunk {
@@ -510,7 +580,7 @@ struct chunk {
 };
 
 static size_t
-chunk_send(
+interest_chunk_send(
     struct chunk *c, enum interest_cmd cmd, interest_cmd_fn *fn, void *arg)
 {
 	size_t n = c->n;
@@ -520,6 +590,30 @@ chunk_send(
 		return 0;
 	(void)fn(arg, cmd, c->names, c->lens, n);
 	return 1;
+}
+
+/* Broadcast routing: the one pattern; addresses only count references. */
+static size_t
+interest_flush_broadcast(struct interest *in, interest_cmd_fn *fn, void *arg)
+{
+	struct dlist_node *n, *tmp;
+	size_t sent = 0;
+
+	if (!in->pat_requested) {
+		if (fn(arg, INTEREST_PSUBSCRIBE, NULL, NULL, 0) == 0) {
+			in->pat_requested = true;
+			in->pat_inflight = true;
+		}
+		sent++;
+	}
+	DLIST_FOREACH_SAFE(n, tmp, &in->dirty) {
+		struct iaddr *a = DLIST_ENTRY(n, struct iaddr, dirty_node);
+
+		dlist_remove(n);
+		a->dirty = false;
+		interest_maybe_free(in, a);
+	}
+	return sent;
 }
 
 size_t
@@ -532,25 +626,9 @@ interest_flush(struct interest *in, interest_cmd_fn *fn, void *arg)
 
 	if (!in->link_up)
 		return 0;
-	if (in->broadcast) {
-		if (!in->pat_requested) {
-			if (fn(arg, INTEREST_PSUBSCRIBE, NULL, NULL, 0) == 0) {
-				in->pat_requested = true;
-				in->pat_inflight = true;
-			}
-			sent++;
-		}
-		/* Per-address entries only count references here. */
-		DLIST_FOREACH_SAFE(n, tmp, &in->dirty) {
-			struct iaddr *a =
-			    DLIST_ENTRY(n, struct iaddr, dirty_node);
-
-			dlist_remove(n);
-			a->dirty = false;
-			maybe_free(in, a);
-		}
-		return sent;
-	}
+	interest_linger_expire(in);
+	if (in->broadcast)
+		return interest_flush_broadcast(in, fn, arg);
 	sub = calloc(1, sizeof(*sub));
 	unsub = calloc(1, sizeof(*unsub));
 	if (sub == NULL || unsub == NULL)
@@ -560,28 +638,35 @@ interest_flush(struct interest *in, interest_cmd_fn *fn, void *arg)
 
 		if (a->inflight)
 			continue; /* re-marked when the confirmation comes */
+		if (a->lingering) {
+			/* Its grace period decides: interest_linger_expire().
+			 */
+			dlist_remove(n);
+			a->dirty = false;
+			continue;
+		}
 		dlist_remove(n);
 		a->dirty = false;
-		if (want(a) != a->requested) {
-			struct chunk *c = want(a) ? sub : unsub;
+		if (interest_want(a) != a->requested) {
+			struct chunk *c = interest_want(a) ? sub : unsub;
 
-			a->requested = want(a);
+			a->requested = interest_want(a);
 			a->inflight = true;
 			if (!a->requested)
-				set_subscribed(in, a, false);
+				interest_set_subscribed(in, a, false);
 			c->names[c->n] = a->name;
 			c->lens[c->n] = a->len;
 			if (++c->n == INTEREST_CHUNK)
-				sent += chunk_send(c,
+				sent += interest_chunk_send(c,
 				    a->requested ? INTEREST_SUBSCRIBE
 						 : INTEREST_UNSUBSCRIBE,
 				    fn, arg);
 		} else {
-			maybe_free(in, a);
+			interest_maybe_free(in, a);
 		}
 	}
-	sent += chunk_send(sub, INTEREST_SUBSCRIBE, fn, arg);
-	sent += chunk_send(unsub, INTEREST_UNSUBSCRIBE, fn, arg);
+	sent += interest_chunk_send(sub, INTEREST_SUBSCRIBE, fn, arg);
+	sent += interest_chunk_send(unsub, INTEREST_UNSUBSCRIBE, fn, arg);
 out:
 	free(sub);
 	free(unsub);
@@ -606,7 +691,7 @@ interest_confirmed(
 		in->pat_confirmed = true;
 		hmap_iter_init(in->addrs, &it);
 		while (hmap_iter_next(&it, &k, &klen, &v))
-			ack_waiters(in, v);
+			interest_ack_waiters(in, v);
 		return;
 	}
 	if (in->broadcast || (a = hmap_get(in->addrs, s, len)) == NULL ||
@@ -616,13 +701,13 @@ interest_confirmed(
 		return; /* not the confirmation of what is in flight */
 	a->inflight = false;
 	if (a->requested) {
-		set_subscribed(in, a, true);
-		ack_waiters(in, a);
+		interest_set_subscribed(in, a, true);
+		interest_ack_waiters(in, a);
 	}
-	if (want(a) != a->requested)
-		mark_dirty(in, a); /* changed while in flight */
+	if (interest_want(a) != a->requested && !a->lingering)
+		interest_mark_dirty(in, a); /* changed while in flight */
 	else
-		maybe_free(in, a);
+		interest_maybe_free(in, a);
 }
 
 size_t
@@ -642,11 +727,22 @@ interest_subscribed(const struct interest *in)
 size_t
 interest_workers(const struct interest *in)
 {
-	return hmap_count(in->workers);
+	const struct dlist_node *n;
+	size_t count = 0;
+
+	DLIST_FOREACH(n, &in->workers)
+		count++;
+	return count;
 }
 
 size_t
 interest_waiting(const struct interest *in)
 {
 	return in->n_waiting;
+}
+
+size_t
+interest_lingering(const struct interest *in)
+{
+	return in->n_lingering;
 }

@@ -131,7 +131,7 @@ loop_fd_events(const struct loop_fd *w)
 void
 loop_fd_del(struct loop_fd *w)
 {
-	/* Freed by sweep() at the end of the iteration. */
+	/* Freed by loop_sweep() at the end of the iteration. */
 	w->deleted = true;
 	w->events = 0;
 }
@@ -204,7 +204,7 @@ loop_stop(struct loop *l)
 }
 
 static void
-sweep(struct loop *l)
+loop_sweep(struct loop *l)
 {
 	struct dlist_node *n, *tmp;
 
@@ -228,7 +228,7 @@ sweep(struct loop *l)
 
 /* Milliseconds until the earliest live timer, or -1 if there is none. */
 static int
-next_timeout(struct loop *l)
+loop_next_timeout(struct loop *l)
 {
 	struct dlist_node *n;
 	uint64_t best = UINT64_MAX;
@@ -249,7 +249,7 @@ next_timeout(struct loop *l)
 }
 
 static int
-build_pollset(struct loop *l)
+loop_build_pollset(struct loop *l)
 {
 	struct dlist_node *n;
 	size_t count = 0, i = 0;
@@ -285,7 +285,7 @@ build_pollset(struct loop *l)
 }
 
 static void
-run_timers(struct loop *l)
+loop_run_timers(struct loop *l)
 {
 	struct dlist_node *n;
 	/* Timers added by a callback wait for the next iteration. */
@@ -319,12 +319,12 @@ loop_once(struct loop *l, int max_wait_ms)
 
 		h->fn(l, h->arg);
 	}
-	sweep(l);
-	npfd = build_pollset(l);
+	loop_sweep(l);
+	npfd = loop_build_pollset(l);
 	if (npfd == -1)
 		return -1;
 	l->now = clock_mono_ms();
-	timeout = next_timeout(l);
+	timeout = loop_next_timeout(l);
 	if (max_wait_ms >= 0 && (timeout == -1 || timeout > max_wait_ms))
 		timeout = max_wait_ms;
 	if (l->stop)
@@ -341,8 +341,8 @@ loop_once(struct loop *l, int max_wait_ms)
 		w->fn(l, w->fd, l->pfds[i].revents, w->arg);
 	}
 	l->now = clock_mono_ms();
-	run_timers(l);
-	sweep(l);
+	loop_run_timers(l);
+	loop_sweep(l);
 	return 0;
 }
 

@@ -2,8 +2,9 @@
  * main.c - wspush-bridge: the node's Redis sidecar.
  *
  * Reads the config, picks the node id and epoch, binds the bus and upstream
- * ipc sockets, tells systemd READY=1 and runs the loop until SIGTERM or
- * SIGINT, then flushes pending writes to Redis (bounded) and exits 0.
+ * ipc sockets, tells systemd READY=1 (and feeds its watchdog from the
+ * loop) and runs the loop until SIGTERM or SIGINT, then flushes pending
+ * writes to Redis (bounded) and exits 0.
  * Signals arrive through a signalfd in the loop; they are blocked before
  * nng starts its threads, so no thread ever runs a handler.
  */
@@ -19,7 +20,6 @@
 #include <unistd.h>
 
 #include <nng/nng.h>
-#include <systemd/sd-daemon.h>
 
 #include "bridge.h"
 #include "conf.h"
@@ -27,31 +27,32 @@
 #include "loop.h"
 #include "sanitize.h"
 #include "stats.h"
+#include "systemd.h"
 
 #ifdef WSP_ASAN
 /*
  * LeakSanitizer, sanitizer builds only: nng 1.5.2 loses a bus message that
  * nng_sendmsg() accepted when PUB hands it to a pipe closing at that very
- * moment (a worker exiting or killed). hub_flush() is the only place such a
+ * moment (a worker exiting or killed). bus_flush() is the only place such a
  * message is allocated, and it frees it itself whenever nng refuses it.
- * And a listener recreated after nng bug #1518 (hub.c) keeps its stuck
- * pipes when closed; they hang off the listener lsn_start() created (the
- * stats listener, stats_lsn_start(), has the same bug and cure). These
- * suppressions hide nothing of ours.
+ * And a listener recreated after nng bug #1518 (ipc_listener.c) keeps its
+ * stuck pipes when closed; they hang off the listener that
+ * ipc_listener_start() created (the stats listener, stats_lsn_start(),
+ * has the same bug and cure). These suppressions hide nothing of ours.
  */
 const char *__lsan_default_suppressions(void);
 
 const char *
 __lsan_default_suppressions(void)
 {
-	return "leak:hub_flush\n"
-	       "leak:lsn_start\n"
+	return "leak:bus_flush\n"
+	       "leak:ipc_listener_start\n"
 	       "leak:stats_lsn_start\n";
 }
 #endif
 
 static void
-usage(void)
+main_usage(void)
 {
 	fprintf(stderr,
 	    "usage: wspush-bridge [-c FILE] [-t]\n"
@@ -63,7 +64,7 @@ usage(void)
 }
 
 static uint64_t
-random_u64(void)
+main_random_u64(void)
 {
 	uint64_t v = 0;
 
@@ -76,7 +77,7 @@ random_u64(void)
 
 /* "auto": <short hostname>-<8 hex>, new per start, valid as a node id. */
 static void
-node_id_auto(char *out, size_t outlen)
+main_node_id_auto(char *out, size_t outlen)
 {
 	char host[256];
 	size_t n = 0;
@@ -100,12 +101,12 @@ node_id_auto(char *out, size_t outlen)
 		n = 4;
 	}
 	snprintf(out + n, outlen - n, "-%08" PRIx32,
-	    (uint32_t)(random_u64() & 0xffffffffu));
+	    (uint32_t)(main_random_u64() & 0xffffffffu));
 }
 
 /* mkdir -p with mode for the missing components. */
 static int
-mkdir_p(const char *path, mode_t mode)
+main_mkdir_p(const char *path, mode_t mode)
 {
 	char buf[CONF_RUNTIME_DIR_MAX + 1];
 	size_t len = strlen(path);
@@ -134,7 +135,7 @@ struct sigctx {
 };
 
 static void
-signal_cb(struct loop *l, int fd, int revents, void *arg)
+main_signal_cb(struct loop *l, int fd, int revents, void *arg)
 {
 	struct sigctx *sc = arg;
 	struct signalfd_siginfo si;
@@ -145,7 +146,7 @@ signal_cb(struct loop *l, int fd, int revents, void *arg)
 		case SIGINT:
 			log_notice("signal=%s: graceful stop",
 			    si.ssi_signo == SIGTERM ? "TERM" : "INT");
-			sd_notify(0, "STOPPING=1");
+			systemd_stopping();
 			bridge_stop(sc->bridge);
 			break;
 		case SIGHUP:
@@ -158,38 +159,84 @@ signal_cb(struct loop *l, int fd, int revents, void *arg)
 	}
 }
 
+/* -c FILE and -t; exits with usage on anything else. */
+static void
+main_args(int argc, char **argv, const char **path, bool *check)
+{
+	int opt;
+
+	*path = getenv("WSPUSH_CONF");
+	if (*path == NULL || (*path)[0] == '\0')
+		*path = "/etc/wspush/wspush.conf";
+	while ((opt = getopt(argc, argv, "c:th")) != -1) {
+		switch (opt) {
+		case 'c':
+			*path = optarg;
+			break;
+		case 't':
+			*check = true;
+			break;
+		default:
+			main_usage();
+		}
+	}
+	if (optind != argc)
+		main_usage();
+}
+
+/* Before any thread exists (nng): signals only via the signalfd, whose
+ * descriptor is returned. */
+static int
+main_signals(void)
+{
+	sigset_t set;
+	int sfd;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1)
+		fatal("sigprocmask");
+	signal(SIGPIPE, SIG_IGN);
+	sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sfd == -1)
+		fatal("signalfd");
+	return sfd;
+}
+
+/* The node id ("auto" resolved) and a fresh, non-zero epoch. */
+static uint64_t
+main_identity(const struct conf *c, char *node, size_t len)
+{
+	uint64_t epoch;
+
+	if (strcmp(c->node_id, "auto") == 0)
+		main_node_id_auto(node, len);
+	else
+		snprintf(node, len, "%s", c->node_id);
+	do
+		epoch = main_random_u64();
+	while (epoch == 0);
+	srandom((unsigned)(epoch >> 32) ^ (unsigned)getpid());
+	return epoch;
+}
+
 int
 main(int argc, char **argv)
 {
-	const char *path = getenv("WSPUSH_CONF");
+	const char *path;
 	bool check = false;
 	static struct conf conf; /* large: keep it off the stack */
 	char err[1024], node[CONF_NODE_ID_MAX];
-	sigset_t set;
-	int opt, sfd;
+	int sfd;
 	uint64_t epoch;
 	struct loop *loop;
 	struct sigctx sc;
 	struct loop_fd *sw;
 	struct stats *stats;
 
-	if (path == NULL || path[0] == '\0')
-		path = "/etc/wspush/wspush.conf";
-	while ((opt = getopt(argc, argv, "c:th")) != -1) {
-		switch (opt) {
-		case 'c':
-			path = optarg;
-			break;
-		case 't':
-			check = true;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc)
-		usage();
-
+	main_args(argc, argv, &path, &check);
 	log_init("wspush-bridge", LOG_INFO);
 	if (conf_load(&conf, path, err, sizeof(err)) == -1) {
 		fprintf(stderr, "wspush-bridge: %s\n", err);
@@ -202,29 +249,9 @@ main(int argc, char **argv)
 	}
 	log_set_level(conf.log_level);
 	conf_log_warnings(&conf);
-
-	/* Before any thread exists (nng): signals only via the signalfd. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1)
-		fatal("sigprocmask");
-	signal(SIGPIPE, SIG_IGN);
-	sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (sfd == -1)
-		fatal("signalfd");
-
-	if (strcmp(conf.node_id, "auto") == 0)
-		node_id_auto(node, sizeof(node));
-	else
-		snprintf(node, sizeof(node), "%s", conf.node_id);
-	do
-		epoch = random_u64();
-	while (epoch == 0);
-	srandom((unsigned)(epoch >> 32) ^ (unsigned)getpid());
-
-	if (mkdir_p(conf.runtime_dir, 0750) == -1)
+	sfd = main_signals();
+	epoch = main_identity(&conf, node, sizeof(node));
+	if (main_mkdir_p(conf.runtime_dir, 0750) == -1)
 		fatal("mkdir(%s)", conf.runtime_dir);
 
 	loop = loop_new();
@@ -238,11 +265,13 @@ main(int argc, char **argv)
 	    stats_open(loop, sc.bridge, &conf, node, epoch, err, sizeof(err));
 	if (stats == NULL)
 		fatalx("%s", err);
-	sw = loop_fd_add(loop, sfd, POLLIN, signal_cb, &sc);
+	sw = loop_fd_add(loop, sfd, POLLIN, main_signal_cb, &sc);
 	if (sw == NULL)
 		fatalx("out of memory");
 	/* The ipc listeners are bound: workers can attach, Redis or not. */
-	sd_notify(0, "READY=1");
+	systemd_ready();
+	if (systemd_watchdog_start(loop) == -1)
+		fatalx("out of memory");
 	log_notice("ready node=%s pid=%ld", node, (long)getpid());
 
 	if (loop_run(loop) == -1)

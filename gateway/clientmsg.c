@@ -57,7 +57,7 @@ cmsg_op_str(enum cmsg_op op)
 
 /* A required string member; returns 0 with *s and *len set, or -1. */
 static int
-get_string(json_t *root, const char *key, const char **s, size_t *len)
+cmsg_get_string(json_t *root, const char *key, const char **s, size_t *len)
 {
 	json_t *v = json_object_get(root, key);
 
@@ -66,6 +66,54 @@ get_string(json_t *root, const char *key, const char **s, size_t *len)
 	*s = json_string_value(v);
 	*len = json_string_length(v);
 	return 0;
+}
+
+/* The fields m->op needs, checked; CMSG_OK or an error with *msg set. */
+static enum cmsg_err
+cmsg_parse_fields(struct cmsg *m, const char **msg)
+{
+	switch (m->op) {
+	case CMSG_AUTH:
+		if (cmsg_get_string(
+			m->root, "token", &m->token, &m->token_len)) {
+			*msg = "token must be a string";
+			return CMSG_E_BAD_REQUEST;
+		}
+		break;
+	case CMSG_SUBSCRIBE:
+	case CMSG_UNSUBSCRIBE:
+		if (cmsg_get_string(
+			m->root, "channel", &m->channel, &m->channel_len)) {
+			*msg = "channel must be a string";
+			return CMSG_E_BAD_REQUEST;
+		}
+		if (!addr_id_valid(m->channel, m->channel_len)) {
+			*msg = "invalid channel name";
+			return CMSG_E_INVALID_CHANNEL;
+		}
+		break;
+	case CMSG_PUBLISH:
+		if (cmsg_get_string(m->root, "to", &m->to_text, &m->to_len)) {
+			*msg = "to must be a string";
+			return CMSG_E_BAD_REQUEST;
+		}
+		if (addr_parse(m->to_text, m->to_len, &m->to) == -1) {
+			*msg = "to must be user:<id>, channel:<name> or all";
+			return CMSG_E_BAD_REQUEST;
+		}
+		FALLTHROUGH;
+	case CMSG_SEND:
+		m->data = json_object_get(m->root, "data");
+		if (m->data == NULL) {
+			*msg = "data is missing";
+			return CMSG_E_BAD_REQUEST;
+		}
+		break;
+	case CMSG_PING:
+		break;
+	}
+	*msg = NULL;
+	return CMSG_OK;
 }
 
 enum cmsg_err
@@ -110,48 +158,7 @@ cmsg_parse(const char *text, size_t len, struct cmsg *m, const char **msg)
 		return CMSG_E_UNKNOWN_OP;
 	}
 	m->op = cmsg_ops[i].op;
-
-	switch (m->op) {
-	case CMSG_AUTH:
-		if (get_string(m->root, "token", &m->token, &m->token_len)) {
-			*msg = "token must be a string";
-			return CMSG_E_BAD_REQUEST;
-		}
-		break;
-	case CMSG_SUBSCRIBE:
-	case CMSG_UNSUBSCRIBE:
-		if (get_string(
-			m->root, "channel", &m->channel, &m->channel_len)) {
-			*msg = "channel must be a string";
-			return CMSG_E_BAD_REQUEST;
-		}
-		if (!addr_id_valid(m->channel, m->channel_len)) {
-			*msg = "invalid channel name";
-			return CMSG_E_INVALID_CHANNEL;
-		}
-		break;
-	case CMSG_PUBLISH:
-		if (get_string(m->root, "to", &m->to_text, &m->to_len)) {
-			*msg = "to must be a string";
-			return CMSG_E_BAD_REQUEST;
-		}
-		if (addr_parse(m->to_text, m->to_len, &m->to) == -1) {
-			*msg = "to must be user:<id>, channel:<name> or all";
-			return CMSG_E_BAD_REQUEST;
-		}
-		FALLTHROUGH;
-	case CMSG_SEND:
-		m->data = json_object_get(m->root, "data");
-		if (m->data == NULL) {
-			*msg = "data is missing";
-			return CMSG_E_BAD_REQUEST;
-		}
-		break;
-	case CMSG_PING:
-		break;
-	}
-	*msg = NULL;
-	return CMSG_OK;
+	return cmsg_parse_fields(m, msg);
 }
 
 void
@@ -177,7 +184,7 @@ cmsg_data_text(const struct cmsg *m, size_t *len)
 
 /* Serialises obj (consumed) into a new text frame. */
 static struct frame *
-frame_from_json(json_t *obj)
+cmsg_frame_from_json(json_t *obj)
 {
 	struct frame *f = NULL;
 	size_t n;
@@ -199,7 +206,7 @@ frame_from_json(json_t *obj)
 
 /* Adds "ref" (a copy of ref) to obj; returns -1 on allocation failure. */
 static int
-add_ref(json_t *obj, const json_t *ref)
+cmsg_add_ref(json_t *obj, const json_t *ref)
 {
 	if (ref == NULL)
 		return 0;
@@ -218,11 +225,11 @@ cmsg_error_frame(enum cmsg_err code, const char *msg, const json_t *ref)
 		-1 ||
 	    (msg != NULL &&
 		json_object_set_new(o, "msg", json_string(msg)) == -1) ||
-	    add_ref(o, ref) == -1) {
+	    cmsg_add_ref(o, ref) == -1) {
 		json_decref(o);
 		return NULL;
 	}
-	return frame_from_json(o);
+	return cmsg_frame_from_json(o);
 }
 
 struct frame *
@@ -237,11 +244,11 @@ cmsg_reply_frame(
 	    (channel != NULL &&
 		json_object_set_new(
 		    o, "channel", json_stringn(channel, channel_len)) == -1) ||
-	    add_ref(o, ref) == -1) {
+	    cmsg_add_ref(o, ref) == -1) {
 		json_decref(o);
 		return NULL;
 	}
-	return frame_from_json(o);
+	return cmsg_frame_from_json(o);
 }
 
 struct frame *
@@ -260,5 +267,5 @@ cmsg_welcome_frame(
 		json_decref(o);
 		return NULL;
 	}
-	return frame_from_json(o);
+	return cmsg_frame_from_json(o);
 }

@@ -1,5 +1,5 @@
 /*
- * clientmsg.h - the client -> server JSON messages of DESIGN.md ("Client
+ * clientmsg.h - the client -> server JSON messages (README, "Client
  * protocol") and the JSON control replies the server sends back.
  *
  * Parsing is strict: one JSON object (duplicate keys rejected), a string

@@ -1,31 +1,42 @@
 /*
- * conn.c - per-connection state: identity, memberships, welcome and
- * subscription replies, the bounded queue and its slow-client policy (see
- * conn.h). The fan-out reaches conn_enqueue() once per receiving
+ * conn.c - per-connection state: identity, memberships, welcome, replies
+ * in request order, and the bounded queue's slow-client policy (see
+ * conn.h). The fan-out reaches conn_deliver() once per receiving
  * connection with a shared frame; nothing here allocates per delivery
- * except when a queue ring has to grow.
+ * except when a queue ring has to grow. Writing is send.c's.
  */
 #include "conn.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "clock.h"
 #include "fanout.h"
-#include "link.h"
 #include "log.h"
+#include "uptx.h"
 #include "worker.h"
 
 enum conn_tag {
 	CONN_M_USER = 1,
 	CONN_M_ALL = 2,
 	CONN_M_CHANNEL = 3,
-	CONN_M_KIND = 0xff,
-	CONN_M_REPLY = 0x100, /* `subscribed` is owed to the client */
+};
+
+/*
+ * A reply that waits for an earlier one, or is one that waits: until it
+ * is answered it is the `subscribe` of m, answered with ref when m's
+ * channel is active (or refused). m is also kept on an answered
+ * `subscribed`: m's messages start when it is queued. m is cleared when
+ * the membership goes.
+ */
+struct conn_reply {
+	struct dlist_node node; /* in conn->replies */
+	struct frame *f;        /* the reply (NULL: out of memory) */
+	bool answered;          /* f is final: queue it in its turn */
+	struct fan_member *m;   /* the subscription it answers, or NULL */
+	json_t *ref;            /* owned; echoed when f is built */
 };
 
 #define CHANNEL_PREFIX "channel:"
@@ -33,12 +44,6 @@ enum conn_tag {
 
 /* A socket that never becomes writeable is cut this long after a close. */
 #define CONN_CLOSE_BACKSTOP_S 3
-
-static int
-member_kind(const struct fan_member *m)
-{
-	return m->tag & CONN_M_KIND;
-}
 
 /* c->user and c->id until they are known: "" (never freed). */
 static char conn_unset[] = "";
@@ -64,7 +69,7 @@ conn_id(struct conn *c)
 
 	if (c->id != conn_unset)
 		return c->id;
-	node = link_node(w->link);
+	node = worker_node(w);
 	if (node == NULL && strcmp(w->conf->node_id, "auto") != 0)
 		node = w->conf->node_id;
 	if (node == NULL)
@@ -74,10 +79,21 @@ conn_id(struct conn *c)
 	return conn_set_id(c, buf);
 }
 
-void
+/* Marks c for send.c's pass over the flush list. */
+static inline void
+conn_mark(struct conn *c)
+{
+	if (!dlist_node_linked(&c->flush_node))
+		dlist_insert_tail(&c->w->flush, &c->flush_node);
+}
+
+/* Queues f (borrowed) under the slow-client policy; counts what is lost. */
+static void
 conn_enqueue(struct conn *c, struct frame *f)
 {
 	struct worker *w = c->w;
+	enum connq_verdict v;
+	uint32_t dropped;
 
 	if (c->dead) {
 		w->c.drop_closed++; /* DROP: the socket failed */
@@ -91,41 +107,33 @@ conn_enqueue(struct conn *c, struct frame *f)
 			w->c.drop_closed++;
 		return;
 	}
-	if (!connq_fits(&c->q, f->len)) {
-		if (w->conf->slow_client == CONF_SLOW_CLOSE) {
-			/* DROP: the queue and this frame, counted as
-			 * drop_slow_closed; the client is cut with 1013. */
-			w->c.drop_slow_closed += connq_clear(&c->q) + 1;
-			w->c.closed_slow++;
-			log_info("conn=%s user=%s: slow client, queue %" PRIu64
-				 " bytes: closing 1013",
-			    c->id, c->user, c->q.bytes);
-			conn_close(c, 1013, "slow_client");
-			return;
-		}
-		/* DROP: oldest frames until this one fits, counted as
-		 * drop_queue_full. */
-		while (!connq_fits(&c->q, f->len) && connq_drop_oldest(&c->q))
-			w->c.drop_queue_full++;
-		if (!connq_fits(&c->q, f->len)) {
-			w->c.drop_queue_full++; /* DROP: larger than the bound
-						 */
-			return;
-		}
-	}
-	if (connq_push(&c->q, f) == -1) {
-		w->c.drop_queue_full++; /* DROP: out of memory */
+	v = connq_offer(&c->q, f, w->conf->slow_client != CONF_SLOW_CLOSE,
+	    &dropped, &w->c.queue_hwm);
+	if (v == CONNQ_OVERFLOW) {
+		/* DROP: the queue and this frame, counted as
+		 * drop_slow_closed; the client is cut with 1013. */
+		w->c.drop_slow_closed += dropped;
+		w->c.closed_slow++;
+		log_info("conn=%s user=%s: slow client: closing 1013", c->id,
+		    c->user);
+		conn_close(c, 1013, "slow_client");
 		return;
 	}
-	if (c->q.bytes > w->c.queue_hwm)
-		w->c.queue_hwm = c->q.bytes;
-	/* Written once the loop pass is over (conn_flush_pending()). */
-	if (!dlist_node_linked(&c->flush_node))
-		dlist_insert_tail(&w->flush, &c->flush_node);
+	/* DROP: oldest frames, or this one; counted as drop_queue_full. */
+	w->c.drop_queue_full += dropped;
+	if (v == CONNQ_QUEUED)
+		conn_mark(c); /* written after the loop pass (send.c) */
 }
 
 void
-conn_send(struct conn *c, struct frame *f)
+conn_deliver(struct conn *c, struct frame *f)
+{
+	conn_enqueue(c, f);
+}
+
+/* Queues a reply now (its turn has come); takes f's reference. */
+static void
+conn_reply_now(struct conn *c, struct frame *f)
 {
 	if (f == NULL) {
 		log_warnx("conn=%s: reply dropped: out of memory", c->id);
@@ -136,11 +144,144 @@ conn_send(struct conn *c, struct frame *f)
 	frame_unref(f);
 }
 
+static void
+conn_reply_free(struct conn *c, struct conn_reply *r)
+{
+	dlist_remove(&r->node);
+	c->n_replies--;
+	if (r->f != NULL)
+		frame_unref(r->f);
+	json_decref(r->ref);
+	free(r);
+}
+
+/* Queues the replies whose turn has come: the known ones at the head of
+ * the list, up to the first that still waits. */
+static void
+conn_replies_drain(struct conn *c)
+{
+	struct dlist_node *n;
+
+	while ((n = dlist_first(&c->replies)) != NULL) {
+		struct conn_reply *r = DLIST_ENTRY(n, struct conn_reply, node);
+
+		if (!r->answered)
+			return;
+		conn_reply_now(c, r->f); /* NULL: logged as dropped */
+		r->f = NULL;
+		/* A channel's messages start with its `subscribed`. */
+		if (r->m != NULL)
+			fanout_set_live(r->m);
+		conn_reply_free(c, r);
+	}
+}
+
+/* Appends a reply to the list: f known (m: the subscription it
+ * announces, or NULL), or f NULL: the `subscribe` of m, answered with a
+ * copy of ref. Returns -1 (f released, c closing) past CONN_REPLIES_MAX
+ * or without memory. */
+static int
+conn_reply_append(
+    struct conn *c, struct frame *f, struct fan_member *m, const json_t *ref)
+{
+	struct conn_reply *r;
+
+	if (c->close_code != 0) {
+		/* Closing: dropped as every frame is now (counted). */
+		if (f != NULL)
+			conn_reply_now(c, f);
+		return -1;
+	}
+	if (c->n_replies >= CONN_REPLIES_MAX) {
+		if (f != NULL)
+			frame_unref(f);
+		c->w->c.closed_abuse++;
+		log_info("conn=%s user=%s: %u requests wait for a reply: "
+			 "closing 1008",
+		    c->id, c->user, c->n_replies);
+		conn_close_msg(c, 1008, "abuse", "too many requests waiting");
+		return -1;
+	}
+	r = calloc(1, sizeof(*r));
+	if (r == NULL ||
+	    (ref != NULL && (r->ref = json_deep_copy(ref)) == NULL)) {
+		free(r);
+		if (f != NULL)
+			frame_unref(f);
+		log_warnx("conn=%s: out of memory for a reply: closing", c->id);
+		conn_close(c, 1011, "error");
+		return -1;
+	}
+	r->f = f;
+	r->answered = f != NULL;
+	r->m = m;
+	dlist_insert_tail(&c->replies, &r->node);
+	c->n_replies++;
+	return 0;
+}
+
+void
+conn_reply(struct conn *c, struct frame *f)
+{
+	if (dlist_empty(&c->replies))
+		conn_reply_now(c, f);
+	else if (f != NULL)
+		conn_reply_append(c, f, NULL, NULL);
+	else
+		log_warnx("conn=%s: reply dropped: out of memory", c->id);
+}
+
 void
 conn_error(
     struct conn *c, enum cmsg_err code, const char *msg, const json_t *ref)
 {
-	conn_send(c, cmsg_error_frame(code, msg, ref));
+	conn_reply(c, cmsg_error_frame(code, msg, ref));
+}
+
+static struct frame *
+conn_subscribed_frame(const struct fan_member *m, const json_t *ref)
+{
+	return cmsg_reply_frame("subscribed",
+	    m->entry->addr + CHANNEL_PREFIX_LEN,
+	    m->entry->addrlen - CHANNEL_PREFIX_LEN, ref);
+}
+
+/* A `subscribed` reply for m can be given: m's channel is active and the
+ * client has its welcome. */
+static bool
+conn_can_announce(const struct conn *c, const struct fan_member *m)
+{
+	return c->welcomed && m->ready && m->entry != NULL;
+}
+
+/*
+ * Answers every `subscribe` waiting for m: with `subscribed` (failed
+ * false), or with error `unavailable` (failed: the bridge refused the
+ * channel). detach: m is going; replies keep no pointer to it.
+ */
+static void
+conn_replies_answer(
+    struct conn *c, struct fan_member *m, bool failed, bool detach)
+{
+	struct dlist_node *n;
+
+	DLIST_FOREACH(n, &c->replies) {
+		struct conn_reply *r = DLIST_ENTRY(n, struct conn_reply, node);
+
+		if (r->m != m)
+			continue;
+		if (!r->answered) {
+			r->f = failed
+				   ? cmsg_error_frame(CMSG_E_UNAVAILABLE,
+					 "the node could not subscribe", r->ref)
+				   : conn_subscribed_frame(m, r->ref);
+			/* Out of memory: the reply is lost (logged when
+			 * its turn comes), the order and the rest kept. */
+			r->answered = true;
+		}
+		if (detach || failed)
+			r->m = NULL;
+	}
 }
 
 void
@@ -158,176 +299,12 @@ conn_close_msg(struct conn *c, int code, const char *reason, const char *msg)
 	c->close_msg = msg;
 	c->reason = reason;
 	c->w->c.drop_closed += connq_clear(&c->q); /* DROP: cut with c */
-	/* Its memberships go after this loop pass (conn_flush()): not here,
-	 * where a fan-out may be walking them. */
-	if (!dlist_node_linked(&c->flush_node))
-		dlist_insert_tail(&c->w->flush, &c->flush_node);
+	/* Its memberships go after this loop pass (conn_release()): not
+	 * here, where a fan-out may be walking them. */
+	conn_mark(c);
 	lws_callback_on_writable(c->wsi);
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_REASON_BASE + 1,
 	    CONN_CLOSE_BACKSTOP_S);
-}
-
-static const char *
-close_text(int code)
-{
-	switch (code) {
-	case 1001:
-		return "going away";
-	case 1008:
-		return "policy violation";
-	case 1009:
-		return "message too big";
-	case 1013:
-		return "try again later";
-	case 4001:
-		return "unauthorized";
-	default:
-		return "";
-	}
-}
-
-/* Per-process buffer for coalesced sends (workers are single-threaded),
- * with lws' headroom in front. */
-static unsigned char conn_tx[LWS_PRE + CONN_COALESCE_MAX];
-
-/* Writes the unmasked server frame header for a payload of len bytes at
- * p; returns its size (2, 4 or 10 bytes). */
-static size_t
-ws_header(unsigned char *p, uint64_t len, bool binary)
-{
-	int i;
-
-	p[0] = 0x80 | (binary ? 0x2 : 0x1); /* FIN, text or binary */
-	if (len < 126) {
-		p[1] = (unsigned char)len;
-		return 2;
-	}
-	if (len < 65536) {
-		p[1] = 126;
-		p[2] = (unsigned char)(len >> 8);
-		p[3] = (unsigned char)len;
-		return 4;
-	}
-	p[1] = 127;
-	for (i = 0; i < 8; i++)
-		p[2 + i] = (unsigned char)(len >> (56 - 8 * i));
-	return 10;
-}
-
-static size_t
-ws_header_len(uint64_t len)
-{
-	return len < 126 ? 2 : len < 65536 ? 4 : 10;
-}
-
-/*
- * Sends p[0..len) (whole frames, already framed) on c's socket while lws
- * holds no output of its own for it: straight to send(), the common case,
- * without lws' per-write work. What the socket does not take is handed to
- * lws_write(), which tries once more, keeps the rest in the wsi's buflist
- * (in order, before anything written later) and asks for POLLOUT. Returns
- * 0, or -1 when the socket failed.
- */
-static int
-conn_send_bytes(struct conn *c, unsigned char *p, size_t len)
-{
-	ssize_t r = send(lws_get_socket_fd(c->wsi), p, len, MSG_NOSIGNAL);
-
-	if (r == (ssize_t)len)
-		return 0;
-	if (r < 0) {
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-			return -1;
-		r = 0;
-	}
-	return lws_write(c->wsi, p + r, len - (size_t)r, LWS_WRITE_RAW) <
-		       (int)(len - (size_t)r)
-		   ? -1
-		   : 0;
-}
-
-/*
- * Writes up to CONN_WRITE_BATCH queued frames, several per send when they
- * fit CONN_COALESCE_MAX together, and stops early once lws holds output
- * back (the socket took less than offered). lws_write() never needs a
- * retry: a short send()'s tail goes to the wsi's buflist. Returns 0, or -1
- * after a failed send.
- */
-static int
-conn_write_queue(struct conn *c)
-{
-	struct worker *w = c->w;
-	struct frame *f;
-	uint32_t k = 0, n, i;
-	size_t total, off, hl;
-	uint64_t bytes;
-
-	while (!connq_empty(&c->q) && k < CONN_WRITE_BATCH) {
-		if (lws_partial_buffered(c->wsi))
-			break; /* lws still holds output: it calls back */
-		/* How many frames go into this send. */
-		total = 0;
-		bytes = 0;
-		for (n = 0; n < c->q.count && k + n < CONN_WRITE_BATCH; n++) {
-			f = connq_at(&c->q, n);
-			if (total + ws_header_len(f->len) + f->len >
-			    CONN_COALESCE_MAX)
-				break;
-			total += ws_header_len(f->len) + f->len;
-			bytes += f->len;
-		}
-		if (n <= 1) {
-			/* One frame, or one too large to copy: framed in
-			 * place in its headroom (the header is the same for
-			 * every connection that shares the frame). */
-			f = connq_peek(&c->q);
-			n = 1;
-			bytes = f->len;
-			hl = ws_header_len(f->len);
-			ws_header(frame_data(f) - hl, f->len, f->binary);
-			if (conn_send_bytes(
-				c, frame_data(f) - hl, hl + f->len) == -1)
-				return -1;
-		} else {
-			off = LWS_PRE;
-			for (i = 0; i < n; i++) {
-				f = connq_at(&c->q, i);
-				off +=
-				    ws_header(conn_tx + off, f->len, f->binary);
-				memcpy(conn_tx + off, frame_data(f), f->len);
-				off += f->len;
-			}
-			if (conn_send_bytes(c, conn_tx + LWS_PRE, total) == -1)
-				return -1;
-		}
-		for (i = 0; i < n; i++)
-			frame_unref(connq_pop(&c->q));
-		k += n;
-		w->c.frames_out += n;
-		w->c.bytes_out += bytes;
-	}
-	return 0;
-}
-
-int
-conn_write(struct conn *c)
-{
-	if (c->close_code != 0) {
-		const char *t = c->close_msg != NULL
-				    ? c->close_msg
-				    : close_text(c->close_code);
-
-		lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-		    (unsigned char *)(uintptr_t)t, strlen(t));
-		return -1;
-	}
-	if (conn_write_queue(c) == -1) {
-		c->reason = "error";
-		return -1;
-	}
-	if (!connq_empty(&c->q))
-		lws_callback_on_writable(c->wsi);
-	return 0;
 }
 
 /*
@@ -335,90 +312,24 @@ conn_write(struct conn *c)
  * a target, so messages published while its close completes (up to
  * CONN_CLOSE_BACKSTOP_S for a client that stopped reading) are neither
  * fanned out to it nor counted as its drops, and the node drops its
- * interest in addresses nobody else wants at once.
+ * interest in addresses nobody else wants at once. Replies not queued yet
+ * go too (never queued, so never counted).
  */
-static void
-conn_leave_all(struct conn *c)
+void
+conn_release(struct conn *c)
 {
 	struct worker *w = c->w;
 	struct dlist_node *n, *tmp;
 
-	DLIST_FOREACH_SAFE(n, tmp, &c->members) {
-		struct fan_member *m =
-		    DLIST_ENTRY(n, struct fan_member, by_owner);
-
-		json_decref(m->udata);
-		m->udata = NULL;
-		fanout_leave(w->fan, m);
-	}
+	DLIST_FOREACH_SAFE(n, tmp, &c->replies)
+		conn_reply_free(c, DLIST_ENTRY(n, struct conn_reply, node));
+	DLIST_FOREACH_SAFE(n, tmp, &c->members)
+		fanout_leave(
+		    w->fan, DLIST_ENTRY(n, struct fan_member, by_owner));
 	c->m_user = c->m_all = NULL;
 	w->n_channel_subs -= c->n_channels;
 	c->n_channels = 0;
 	c->left = true;
-}
-
-/* Writes c's queue from outside its callbacks (see conn_flush_pending()). */
-static void
-conn_flush(struct conn *c)
-{
-	if (c->close_code != 0 && !c->left)
-		conn_leave_all(c);
-	if (connq_empty(&c->q) || c->dead)
-		return;
-	/*
-	 * Closing by us (the writeable callback sends the close frame) or
-	 * by the peer, or lws still holds output (the writeable callback
-	 * goes on once that is sent). Not checked, to keep the wsi's ws
-	 * part out of the hot path (lws_get_close_length(), a cache miss
-	 * per delivery): lws closing after a client's protocol error (bad
-	 * UTF-8, bad opcode); frames written between its close frame and
-	 * the client's close echo are ignored by the client.
-	 */
-	if (c->close_code != 0 || c->peer_closed ||
-	    lws_partial_buffered(c->wsi)) {
-		lws_callback_on_writable(c->wsi);
-		return;
-	}
-	if (conn_write_queue(c) == -1) {
-		/* The socket failed; the frames left go with it (counted
-		 * by conn_free()). */
-		c->dead = true;
-		c->reason = "error";
-		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_REASON_BASE + 2,
-		    LWS_TO_KILL_ASYNC);
-		return;
-	}
-	if (!connq_empty(&c->q))
-		lws_callback_on_writable(c->wsi);
-}
-
-void
-conn_flush_pending(struct worker *w)
-{
-	struct dlist_node *n;
-
-	while ((n = dlist_first(&w->flush)) != NULL) {
-		dlist_remove(n);
-		conn_flush(DLIST_ENTRY(n, struct conn, flush_node));
-	}
-}
-
-/* Sends `subscribed` for a channel membership whose entry is active and
- * starts passing its messages. */
-static void
-announce_channel(struct conn *c, struct fan_member *m)
-{
-	json_t *ref = m->udata;
-
-	if (m->tag & CONN_M_REPLY) {
-		conn_send(c, cmsg_reply_frame("subscribed",
-				 m->entry->addr + CHANNEL_PREFIX_LEN,
-				 m->entry->addrlen - CHANNEL_PREFIX_LEN, ref));
-		m->tag &= ~CONN_M_REPLY;
-	}
-	json_decref(ref);
-	m->udata = NULL;
-	fanout_set_live(m);
 }
 
 static void
@@ -443,23 +354,26 @@ conn_try_welcome(struct conn *c)
 		if (id == NULL)
 			id = "unknown";
 	}
-	node = link_node(w->link);
+	node = worker_node(w);
 	if (node == NULL)
 		node = w->conf->node_id;
-	conn_send(c, cmsg_welcome_frame(c->user, node, w->slot, id));
+	/* Not a reply: it goes first, ahead of any waiting reply. */
+	conn_reply_now(c, cmsg_welcome_frame(c->user, node, w->slot, id));
 	c->welcomed = true;
 	fanout_set_live(c->m_user);
 	fanout_set_live(c->m_all);
-	link_event(w->link, "connect", c->user, c->user_len, id, NULL);
+	uptx_event(w->up, "connect", c->user, c->user_len, id, NULL);
 	c->connect_sent = true;
 	log_debug("conn=%s user=%s: welcome", id, c->user);
+	/* Subscriptions made before the welcome whose channel is active. */
 	DLIST_FOREACH(n, &c->members) {
 		struct fan_member *m =
 		    DLIST_ENTRY(n, struct fan_member, by_owner);
 
-		if (member_kind(m) == CONN_M_CHANNEL && m->ready)
-			announce_channel(c, m);
+		if (m->tag == CONN_M_CHANNEL && m->ready)
+			conn_replies_answer(c, m, false, false);
 	}
+	conn_replies_drain(c);
 }
 
 void
@@ -467,10 +381,12 @@ conn_member_ready(struct fan_member *m)
 {
 	struct conn *c = m->owner;
 
-	if (member_kind(m) != CONN_M_CHANNEL)
+	if (m->tag != CONN_M_CHANNEL) {
 		conn_try_welcome(c);
-	else if (c->welcomed)
-		announce_channel(c, m);
+	} else if (c->welcomed) {
+		conn_replies_answer(c, m, false, false);
+		conn_replies_drain(c);
+	}
 }
 
 void
@@ -479,7 +395,7 @@ conn_member_failed(struct fan_member *m)
 	struct conn *c = m->owner;
 	struct worker *w = c->w;
 
-	if (member_kind(m) != CONN_M_CHANNEL) {
+	if (m->tag != CONN_M_CHANNEL) {
 		/* m stays in c->members until conn_free() releases it. */
 		log_warnx("conn=%s user=%s: the bridge refused the user "
 			  "address: closing",
@@ -487,13 +403,11 @@ conn_member_failed(struct fan_member *m)
 		conn_close(c, 1013, "unavailable");
 		return;
 	}
-	conn_error(
-	    c, CMSG_E_UNAVAILABLE, "the node could not subscribe", m->udata);
-	json_decref(m->udata);
-	m->udata = NULL;
+	conn_replies_answer(c, m, true, true);
 	c->n_channels--;
 	w->n_channel_subs--;
 	fanout_leave(w->fan, m);
+	conn_replies_drain(c);
 }
 
 struct conn *
@@ -510,6 +424,7 @@ conn_new(struct worker *w, struct lws *wsi)
 	c->user = c->id = conn_unset;
 	dlist_node_init(&c->flush_node);
 	dlist_init(&c->members);
+	dlist_init(&c->replies);
 	connq_init(&c->q, w->conf->max_queued_bytes);
 	rate_init(
 	    &c->rate, w->conf->rate_limit_per_s, w->conf->rate_burst, now);
@@ -560,9 +475,9 @@ conn_free(struct conn *c)
 	if (c == NULL)
 		return;
 	w = c->w;
-	conn_leave_all(c);
+	conn_release(c);
 	if (c->connect_sent)
-		link_event(w->link, "disconnect", c->user, c->user_len, c->id,
+		uptx_event(w->up, "disconnect", c->user, c->user_len, c->id,
 		    c->reason != NULL ? c->reason : "error");
 	log_debug("conn=%s user=%s: closed reason=%s", c->id, c->user,
 	    c->reason != NULL ? c->reason : "error");
@@ -581,9 +496,9 @@ conn_free(struct conn *c)
 	free(c);
 }
 
-/* The membership of c for channel name, or NULL. */
+/* The membership of c for channel address addr, or NULL. */
 static struct fan_member *
-find_channel(struct conn *c, const char *addr, size_t len)
+conn_find_channel(struct conn *c, const char *addr, size_t len)
 {
 	struct dlist_node *n;
 
@@ -591,7 +506,7 @@ find_channel(struct conn *c, const char *addr, size_t len)
 		struct fan_member *m =
 		    DLIST_ENTRY(n, struct fan_member, by_owner);
 
-		if (member_kind(m) == CONN_M_CHANNEL && m->entry != NULL &&
+		if (m->tag == CONN_M_CHANNEL && m->entry != NULL &&
 		    m->entry->addrlen == len &&
 		    memcmp(m->entry->addr, addr, len) == 0)
 			return m;
@@ -600,7 +515,7 @@ find_channel(struct conn *c, const char *addr, size_t len)
 }
 
 static size_t
-channel_addr(char *buf, const char *name, size_t len)
+conn_channel_addr(char *buf, const char *name, size_t len)
 {
 	memcpy(buf, CHANNEL_PREFIX, CHANNEL_PREFIX_LEN);
 	memcpy(buf + CHANNEL_PREFIX_LEN, name, len);
@@ -620,37 +535,35 @@ conn_subscribe(struct conn *c, const char *name, size_t len, const json_t *ref)
 		    c, CMSG_E_INVALID_CHANNEL, "channel name too long", ref);
 		return;
 	}
-	alen = channel_addr(addr, name, len);
-	m = find_channel(c, addr, alen);
-	if (m != NULL) {
-		if (m->live) {
-			conn_send(
-			    c, cmsg_reply_frame("subscribed", name, len, ref));
-		} else {
-			/* Still pending: the reply goes with the latest ref. */
-			json_decref(m->udata);
-			m->udata = ref != NULL ? json_deep_copy(ref) : NULL;
-			m->tag |= CONN_M_REPLY;
-		}
+	alen = conn_channel_addr(addr, name, len);
+	m = conn_find_channel(c, addr, alen);
+	if (m != NULL && m->live) {
+		conn_reply(c, cmsg_reply_frame("subscribed", name, len, ref));
 		return;
 	}
-	if (w->conf->max_subscriptions > 0 &&
-	    c->n_channels >= w->conf->max_subscriptions) {
-		conn_error(c, CMSG_E_TOO_MANY_SUBSCRIPTIONS,
-		    "gateway.max_subscriptions reached", ref);
-		return;
-	}
-	m = fanout_join(w->fan, addr, alen, c, &c->members, clock_mono_ms());
 	if (m == NULL) {
-		conn_error(c, CMSG_E_INTERNAL, "out of memory", ref);
-		return;
+		if (w->conf->max_subscriptions > 0 &&
+		    c->n_channels >= w->conf->max_subscriptions) {
+			conn_error(c, CMSG_E_TOO_MANY_SUBSCRIPTIONS,
+			    "gateway.max_subscriptions reached", ref);
+			return;
+		}
+		m = fanout_join(
+		    w->fan, addr, alen, c, &c->members, clock_mono_ms());
+		if (m == NULL) {
+			conn_error(c, CMSG_E_INTERNAL, "out of memory", ref);
+			return;
+		}
+		m->tag = CONN_M_CHANNEL;
+		c->n_channels++;
+		w->n_channel_subs++;
 	}
-	m->tag = CONN_M_CHANNEL | CONN_M_REPLY;
-	m->udata = ref != NULL ? json_deep_copy(ref) : NULL;
-	c->n_channels++;
-	w->n_channel_subs++;
-	if (m->ready && c->welcomed)
-		announce_channel(c, m);
+	/* Answered once the channel is active, in its turn. */
+	if (conn_reply_append(c, NULL, m, ref) == -1)
+		return;
+	if (conn_can_announce(c, m))
+		conn_replies_answer(c, m, false, false);
+	conn_replies_drain(c);
 }
 
 void
@@ -666,16 +579,18 @@ conn_unsubscribe(
 		conn_error(c, CMSG_E_NOT_SUBSCRIBED, "not subscribed", ref);
 		return;
 	}
-	alen = channel_addr(addr, name, len);
-	m = find_channel(c, addr, alen);
+	alen = conn_channel_addr(addr, name, len);
+	m = conn_find_channel(c, addr, alen);
 	if (m == NULL) {
 		conn_error(c, CMSG_E_NOT_SUBSCRIBED, "not subscribed", ref);
 		return;
 	}
-	json_decref(m->udata);
-	m->udata = NULL;
+	/* A `subscribe` still waiting is answered first: it completed and
+	 * this request undoes it. */
+	conn_replies_answer(c, m, false, true);
 	fanout_leave(w->fan, m);
 	c->n_channels--;
 	w->n_channel_subs--;
-	conn_send(c, cmsg_reply_frame("unsubscribed", name, len, ref));
+	conn_reply(c, cmsg_reply_frame("unsubscribed", name, len, ref));
+	conn_replies_drain(c);
 }

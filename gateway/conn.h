@@ -1,21 +1,27 @@
 /*
  * conn.h - one client WebSocket session: its identity, its memberships in
- * the routing state (fanout.h), its bounded outgoing queue (connq.h), its
- * rate limiter and the state of its handshake with the bridge (welcome).
+ * the routing state (fanout.h), its bounded outgoing queue (connq.h) and
+ * slow-client policy, its rate limiter, and its replies.
  *
+ * Message path: Redis -> bridge -> bus -> busrx -> deliver -> conn -> send.
  * Every connection is a member of "user:<id>" and "all"; `welcome` is
- * queued once both are active at the bridge, and only then do messages for
- * them flow. Channel subscriptions are further memberships; `subscribed`
- * is queued once the channel is active (and after `welcome`). Frames are
- * only queued by conn_enqueue(), which marks the connection; when the loop
- * pass is over (a bus batch, a client message, a timer), the worker calls
- * conn_flush_pending(), which writes every marked queue straight from the
- * loop: one send per connection per pass with the queued frames coalesced,
- * and no POLLOUT round trip while the socket takes everything. Only what
- * a choked socket could not take waits for LWS_CALLBACK_SERVER_WRITEABLE
- * (conn_write()). Closing is always asynchronous: conn_close() marks the
- * connection and asks for a writeable callback that sends the close frame.
- * Worker loop only.
+ * queued once both are active at the bridge, and only then do messages
+ * for them flow. Channel subscriptions are further memberships.
+ *
+ * Replies keep request order: every request gets exactly one reply, and a
+ * reply is queued only after the replies of all earlier requests. A
+ * `subscribe` is answered once its channel is active at the bridge (and
+ * after `welcome`), so the replies of requests made behind it wait in the
+ * connection's reply list (struct conn_reply) until it is answered; the
+ * channel's messages start with its `subscribed`. A request that
+ * supersedes a waiting `subscribe` of the same channel (`unsubscribe`)
+ * answers it first, as if it had completed at once.
+ *
+ * Frames are queued by conn_deliver() (messages) and conn_reply()
+ * (replies), which mark the connection for send.c to write after the
+ * loop pass. Closing is always asynchronous: conn_close() marks the
+ * connection and asks for a writeable callback that sends the close
+ * frame. Worker loop only.
  */
 #ifndef WSP_CONN_H
 #define WSP_CONN_H
@@ -42,7 +48,7 @@ struct fan_member;
 #define CONN_ID_MAX 128
 
 struct conn {
-	/* What every delivery touches (conn_enqueue(), conn_flush()),
+	/* What every delivery touches (conn_deliver(), send.c),
 	 * together: two cache lines per connection, not four. */
 	struct dlist_node flush_node; /* in worker->flush while marked */
 	struct worker *w;
@@ -55,6 +61,10 @@ struct conn {
 
 	struct dlist_node node; /* in worker->conns */
 	struct dlist members;   /* struct fan_member.by_owner */
+	/* Replies that wait for an earlier one (struct conn_reply.node),
+	 * oldest request first; empty when no `subscribe` is pending. */
+	struct dlist replies;
+	uint32_t n_replies;
 	struct fan_member *m_user, *m_all;
 	uint32_t n_channels;
 	struct rate rate;
@@ -107,16 +117,21 @@ int conn_attach(struct conn *c, const char *user, size_t len);
 void conn_free(struct conn *c);
 
 /*
- * Queues a reference to f (fan-out and replies alike), applying
- * gateway.max_queued_bytes and gateway.slow_client. Borrows f.
+ * One message for c from the fan-out: queues a reference to f (borrowed),
+ * applying gateway.max_queued_bytes and gateway.slow_client; a frame not
+ * queued is counted by its drop reason. (A connection recovering history
+ * will hold live frames here until its replayed ones are queued.)
  */
-void conn_enqueue(struct conn *c, struct frame *f);
+void conn_deliver(struct conn *c, struct frame *f);
 
-/* Queues f and drops the caller's reference (for freshly built replies;
- * f may be NULL after an allocation failure: nothing is sent). */
-void conn_send(struct conn *c, struct frame *f);
+/*
+ * The reply to one request: queued after the replies of every earlier
+ * request (at once when none waits). Takes f's reference; f may be NULL
+ * after an allocation failure: nothing is sent.
+ */
+void conn_reply(struct conn *c, struct frame *f);
 
-/* Replies {"op":"error",...}. */
+/* Replies {"op":"error",...} (conn_reply()). */
 void conn_error(
     struct conn *c, enum cmsg_err code, const char *msg, const json_t *ref);
 
@@ -131,37 +146,15 @@ void conn_close(struct conn *c, int code, const char *reason);
 void conn_close_msg(
     struct conn *c, int code, const char *reason, const char *msg);
 
-/* LWS_CALLBACK_SERVER_WRITEABLE: writes queued frames (at most
- * CONN_WRITE_BATCH). Returns -1 when lws must close the connection. */
-int conn_write(struct conn *c);
+/*
+ * A closing connection leaves every membership (and its waiting replies
+ * go): called by send.c after the loop pass in which it was closed, never
+ * from a fan-out that may be walking them.
+ */
+void conn_release(struct conn *c);
 
-/*
- * After each pass of the worker's loop, outside every lws callback: writes
- * the queue of every connection conn_enqueue() marked meanwhile. Safe for
- * plain ws over TCP in lws 4.1.6: lws_write() appends to the wsi's buflist
- * when output is already pending and buffers the unsent tail of a short
- * send() itself, asking for POLLOUT; a socket with buffered output, or
- * closing, is left to the writeable callback. A failing send kills the
- * connection asynchronously.
- */
-void conn_flush_pending(struct worker *w);
-/*
- * Frames per writeable callback. It matches LINK_RX_BATCH (envelopes taken
- * from the bus per wakeup): with a smaller cap a connection that receives
- * a whole batch falls behind by the difference every loop turn even though
- * its socket is not choked, and a burst would hit max_queued_bytes several
- * times sooner than the client's real speed warrants. A choked socket
- * still stops the loop early (lws_partial_buffered).
- */
-#define CONN_WRITE_BATCH 256
-/*
- * Queued frames are copied into one send of at most this many bytes
- * (headers included): a burst costs one syscall per connection per loop
- * pass instead of one per frame. A larger frame is written on its own.
- */
-#define CONN_COALESCE_MAX (64 * 1024)
-
-/* subscribe / unsubscribe of one channel name (validated). ref borrowed. */
+/* subscribe / unsubscribe of one channel name (validated). ref borrowed.
+ * Each is answered once, in request order (see above). */
 void conn_subscribe(
     struct conn *c, const char *name, size_t len, const json_t *ref);
 void conn_unsubscribe(
@@ -170,7 +163,12 @@ void conn_unsubscribe(
 /* The conn id, assigning it if the node id is known; NULL otherwise. */
 const char *conn_id(struct conn *c);
 
-/* fanout_ops callbacks (see fanout.h). */
+/* Replies a connection may have waiting before it is closed 1008: a
+ * client that sends this many requests behind a `subscribe` the node
+ * cannot complete (Redis is down) is not waiting for its replies. */
+#define CONN_REPLIES_MAX 1024
+
+/* fanout_ops callbacks (see fanout.h, deliver.c). */
 void conn_member_ready(struct fan_member *m);
 void conn_member_failed(struct fan_member *m);
 

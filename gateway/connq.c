@@ -98,6 +98,36 @@ connq_drop_oldest(struct connq *q)
 	return 1;
 }
 
+enum connq_verdict
+connq_offer_slow(struct connq *q, struct frame *f, bool drop_oldest,
+    uint32_t *dropped, uint64_t *hwm)
+{
+	uint32_t n = 0;
+
+	if (!connq_fits(q, f->len)) {
+		if (!drop_oldest) {
+			/* DROP: the queue and f; the caller closes. */
+			*dropped = connq_clear(q) + 1;
+			return CONNQ_OVERFLOW;
+		}
+		/* DROP: the oldest frames until f fits. */
+		while (!connq_fits(q, f->len) && connq_drop_oldest(q))
+			n++;
+		if (!connq_fits(q, f->len)) {
+			*dropped = n + 1; /* DROP: f, larger than the bound */
+			return CONNQ_DROPPED;
+		}
+	}
+	if (connq_push(q, f) == -1) {
+		*dropped = n + 1; /* DROP: f, no memory */
+		return CONNQ_DROPPED;
+	}
+	if (q->bytes > *hwm)
+		*hwm = q->bytes;
+	*dropped = n;
+	return CONNQ_QUEUED;
+}
+
 uint32_t
 connq_clear(struct connq *q)
 {

@@ -4,9 +4,10 @@
  *
  * The ring is allocated on the first push and doubles as needed, so an
  * idle connection costs no queue memory. The byte bound is
- * gateway.max_queued_bytes; what to do when a frame does not fit
- * (slow_client = close | drop_oldest) is the caller's policy, helped by
- * connq_fits() and connq_drop_oldest(). Worker loop only.
+ * gateway.max_queued_bytes; connq_offer() applies the policy for a frame
+ * that does not fit (gateway.slow_client: close the connection, or drop
+ * the oldest frames) and says what was dropped, for the caller to count.
+ * Pure: no lws, no counters. Worker loop only.
  */
 #ifndef WSP_CONNQ_H
 #define WSP_CONNQ_H
@@ -49,6 +50,42 @@ connq_empty(const struct connq *q)
  * queued, no reference taken).
  */
 int connq_push(struct connq *q, struct frame *f);
+
+enum connq_verdict {
+	CONNQ_QUEUED,   /* f is queued (older frames may have been dropped) */
+	CONNQ_DROPPED,  /* f is not queued: larger than the bound on its own,
+			   or no memory to grow the ring */
+	CONNQ_OVERFLOW, /* close policy: f did not fit; the queue was cleared
+			   and the caller closes the connection */
+};
+
+enum connq_verdict connq_offer_slow(struct connq *q, struct frame *f,
+    bool drop_oldest, uint32_t *dropped, uint64_t *hwm);
+
+/*
+ * Offers f (borrowed; a reference is taken if it is queued) under the
+ * byte bound. When it does not fit: with drop_oldest, the oldest frames
+ * are dropped until it does; otherwise nothing is queued, the queue is
+ * cleared and CONNQ_OVERFLOW returned. *dropped is set to the frames lost
+ * by this call (dropped from the queue, plus f unless it was queued);
+ * *hwm is raised to the queue's bytes if they pass it.
+ */
+static inline enum connq_verdict
+connq_offer(struct connq *q, struct frame *f, bool drop_oldest,
+    uint32_t *dropped, uint64_t *hwm)
+{
+	/* The common case inline: it fits and the ring has room. */
+	if (connq_fits(q, f->len) && q->count < q->cap) {
+		q->ring[(q->head + q->count) & (q->cap - 1)] = frame_ref(f);
+		q->count++;
+		q->bytes += f->len;
+		if (q->bytes > *hwm)
+			*hwm = q->bytes;
+		*dropped = 0;
+		return CONNQ_QUEUED;
+	}
+	return connq_offer_slow(q, f, drop_oldest, dropped, hwm);
+}
 
 /* The oldest frame (borrowed), or NULL if empty. */
 struct frame *connq_peek(const struct connq *q);

@@ -42,7 +42,7 @@ fanout_new(const struct fanout_ops *ops, void *arg)
 }
 
 static void
-entry_free(struct fan_entry *e)
+fanout_entry_free(struct fan_entry *e)
 {
 	struct dlist_node *n, *tmp;
 
@@ -69,7 +69,7 @@ fanout_free(struct fanout *f)
 		return;
 	hmap_iter_init(f->by_addr, &it);
 	while (hmap_iter_next(&it, &k, &klen, &v))
-		entry_free(v);
+		fanout_entry_free(v);
 	hmap_free(f->by_addr);
 	hmap_free(f->by_req);
 	free(f);
@@ -78,7 +78,7 @@ fanout_free(struct fanout *f)
 /* (Re)sends INTEREST_ADD for e with a fresh req_id. If the req map cannot
  * take the new id, the entry keeps its old one and the next tick retries. */
 static void
-entry_request(struct fanout *f, struct fan_entry *e, uint64_t now_ms)
+fanout_entry_request(struct fanout *f, struct fan_entry *e, uint64_t now_ms)
 {
 	uint64_t id = f->next_req_id;
 
@@ -106,7 +106,7 @@ entry_request(struct fanout *f, struct fan_entry *e, uint64_t now_ms)
 }
 
 static void
-entry_unpend(struct fanout *f, struct fan_entry *e)
+fanout_entry_unpend(struct fanout *f, struct fan_entry *e)
 {
 	if (!dlist_node_linked(&e->pending_node))
 		return;
@@ -140,7 +140,7 @@ fanout_join(struct fanout *f, const char *addr, size_t len, void *owner,
 			free(m);
 			return NULL;
 		}
-		entry_request(f, e, now_ms);
+		fanout_entry_request(f, e, now_ms);
 	}
 	m->entry = e;
 	m->owner = owner;
@@ -166,7 +166,7 @@ fanout_leave(struct fanout *f, struct fan_member *m)
 			e->live--;
 		if (--e->refs == 0) {
 			f->ops->send_del(f->arg, e->addr, e->addrlen);
-			entry_unpend(f, e);
+			fanout_entry_unpend(f, e);
 			hmap_del(f->by_addr, e->addr, e->addrlen);
 			free(e);
 		}
@@ -217,7 +217,7 @@ fanout_ack(struct fanout *f, uint64_t req_id, bool failed)
 
 	if (e == NULL || e->state != FAN_PENDING)
 		return -1;
-	entry_unpend(f, e);
+	fanout_entry_unpend(f, e);
 	if (!failed) {
 		e->state = FAN_ACTIVE;
 		DLIST_FOREACH_SAFE(n, tmp, &e->members) {
@@ -259,7 +259,7 @@ fanout_tick(struct fanout *f, uint64_t now_ms)
 
 		if (e->sent_at + FANOUT_ACK_TIMEOUT_MS > now_ms)
 			break;
-		entry_request(f, e, now_ms);
+		fanout_entry_request(f, e, now_ms);
 		k++;
 	}
 	return k;
@@ -273,7 +273,7 @@ fanout_resend_pending(struct fanout *f, uint64_t now_ms)
 	size_t i, todo = f->n_pending;
 
 	for (i = 0; i < todo && (n = dlist_first(&f->pending)) != NULL; i++) {
-		entry_request(
+		fanout_entry_request(
 		    f, DLIST_ENTRY(n, struct fan_entry, pending_node), now_ms);
 		k++;
 	}

@@ -7,8 +7,8 @@
 
 #include <string.h>
 
+#include "busrx.h"
 #include "clock.h"
-#include "link.h"
 #include "log.h"
 #include "worker.h"
 #include "ws.h"
@@ -61,7 +61,7 @@ http_request(
 	const struct webfile *f;
 
 	if (strcmp(path, "/healthz") == 0) {
-		if (link_attached(w->link, clock_mono_ms()))
+		if (busrx_attached(w->bus, clock_mono_ms()))
 			return respond(wsi, pss, HTTP_STATUS_OK, "text/plain",
 			    http_ok, sizeof(http_ok) - 1);
 		return respond(wsi, pss, HTTP_STATUS_SERVICE_UNAVAILABLE,

@@ -19,7 +19,7 @@
  * LeakSanitizer, sanitizer builds only: nng 1.5.2 loses a message that
  * nng_sendmsg() accepted when PUSH hands it to a pipe closing at that very
  * moment; the worker closes its upstream dialer on purpose when the bridge
- * stops answering (link_upstream_unanswered()). link_submit() is the only
+ * stops answering (uptx_redial()). uptx_submit() is the only
  * place an upstream message is allocated, and it frees it itself whenever
  * nng refuses it, so this hides nothing of ours (the bridge has the twin
  * suppression for its bus, bridge/main.c).
@@ -29,7 +29,7 @@ const char *__lsan_default_suppressions(void);
 const char *
 __lsan_default_suppressions(void)
 {
-	return "leak:link_submit\n";
+	return "leak:uptx_submit\n";
 }
 #endif
 

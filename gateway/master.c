@@ -42,6 +42,17 @@
 #define CRASH_LOOP_DEATHS 5
 /* A worker silent (no heartbeat byte) this long is hung: SIGKILL. */
 #define HUNG_MS 30000
+/*
+ * systemd's watchdog is petted only while every worker the master runs
+ * has written to its pipe within this (they write every second), and at
+ * least one is ready: a hung master loop, a hung worker or no worker at
+ * all stops WATCHDOG=1, and systemd restarts the service WatchdogSec
+ * after the last one. Shorter than HUNG_MS on purpose: under a watchdog
+ * a hung worker is systemd's to act on.
+ */
+#define WATCHDOG_SILENT_MS 5000
+/* While the watchdog is held back, why is said this often. */
+#define WATCHDOG_LOG_MS 5000
 /* Between stopping two old workers of a reload: the clients the first one
  * drained have time to reconnect (to the new workers) before the next
  * batch is closed, so a reload never drops everyone at once. */
@@ -66,6 +77,7 @@ struct proc {
 	bool old;            /* of the configuration before a reload */
 	bool accept_stopped; /* SIGUSR1 sent: it no longer accepts */
 	uint64_t started_ms, last_hb_ms, stop_ms;
+	uint64_t heard_ms; /* last byte read (last_hb_ms is reset on kill) */
 };
 
 struct slot {
@@ -98,6 +110,7 @@ struct master {
 	bool reload_wanted;
 	uint64_t reload_next_stop_ms; /* stop no old worker before this */
 	uint64_t watchdog_usec, watchdog_next;
+	struct log_limit watchdog_log;
 };
 
 static volatile sig_atomic_t sig_chld, sig_term, sig_hup;
@@ -168,7 +181,7 @@ master_listen(const struct conf *conf, char *err, size_t errlen)
 static void
 master_notify(const char *state)
 {
-	/* 0: keep NOTIFY_SOCKET for later WATCHDOG=1 (LIBRARIES.md §8). */
+	/* 0: keep NOTIFY_SOCKET for later WATCHDOG=1 (gateway/NOTES.md). */
 	sd_notify(0, state);
 }
 
@@ -244,7 +257,7 @@ master_spawn(struct master *m, uint32_t slot)
 	p->gen = gen;
 	p->fd = pfd[0];
 	p->state = PROC_STARTING;
-	p->started_ms = p->last_hb_ms = clock_mono_ms();
+	p->started_ms = p->last_hb_ms = p->heard_ms = clock_mono_ms();
 	log_info("worker w%" PRIu32 " started pid=%d gen=%" PRIu32, slot,
 	    (int)pid, gen);
 }
@@ -345,7 +358,7 @@ master_read(struct master *m, struct proc *p)
 			p->fd = -1;
 			return;
 		}
-		p->last_hb_ms = clock_mono_ms();
+		p->last_hb_ms = p->heard_ms = clock_mono_ms();
 		for (i = 0; i < n; i++)
 			if (buf[i] == 'R' && p->state == PROC_STARTING) {
 				p->state = PROC_READY;
@@ -481,6 +494,66 @@ master_reload_step(struct master *m, uint64_t now)
 	master_status(m);
 }
 
+/*
+ * The workers are healthy for systemd's watchdog: none the master runs
+ * (starting, ready, or old ones of a reload; not those it is stopping)
+ * has been silent on its pipe for WATCHDOG_SILENT_MS, and one at least is
+ * ready. Otherwise returns false with the reason in why.
+ */
+static bool
+master_healthy(const struct master *m, uint64_t now, char *why, size_t len)
+{
+	uint32_t i, ready = 0;
+
+	for (i = 0; i < MASTER_MAX_PROCS; i++) {
+		const struct proc *p = &m->procs[i];
+
+		if (p->pid == 0 || p->state == PROC_STOPPING)
+			continue;
+		if (now > p->heard_ms &&
+		    now - p->heard_ms >= WATCHDOG_SILENT_MS) {
+			snprintf(why, len,
+			    "worker w%" PRIu32 " pid=%d silent for %" PRIu64
+			    " ms",
+			    p->slot, (int)p->pid, now - p->heard_ms);
+			return false;
+		}
+		if (p->state == PROC_READY)
+			ready++;
+	}
+	if (ready == 0)
+		snprintf(why, len, "no worker ready");
+	return ready > 0;
+}
+
+/* WATCHDOG=1 every half period while the workers are healthy. */
+static void
+master_watchdog(struct master *m, uint64_t now)
+{
+	char why[128];
+	uint64_t held, interval;
+
+	if (m->watchdog_usec == 0 || m->phase == PHASE_STOP ||
+	    now < m->watchdog_next)
+		return;
+	if (!master_healthy(m, now, why, sizeof(why))) {
+		if (m->phase != PHASE_START && log_limit_pass(&m->watchdog_log,
+						   now, WATCHDOG_LOG_MS, &held))
+			log_errx("watchdog: not sending WATCHDOG=1: %s "
+				 "(systemd restarts the service after "
+				 "WatchdogSec)",
+			    why);
+		return;
+	}
+	master_notify("WATCHDOG=1");
+	/* Half a period, less the loop's poll interval, so that no gap
+	 * between two pets exceeds half a period. */
+	interval = m->watchdog_usec / 2000;
+	interval = interval > 2 * MASTER_POLL_MS ? interval - MASTER_POLL_MS
+						 : interval / 2;
+	m->watchdog_next = now + interval;
+}
+
 static void
 master_timers(struct master *m, uint64_t now)
 {
@@ -517,10 +590,7 @@ master_timers(struct master *m, uint64_t now)
 			if (m->slots[i].respawn_at != 0 &&
 			    now >= m->slots[i].respawn_at)
 				master_spawn(m, i);
-	if (m->watchdog_usec != 0 && now >= m->watchdog_next) {
-		master_notify("WATCHDOG=1");
-		m->watchdog_next = now + m->watchdog_usec / 2000;
-	}
+	master_watchdog(m, now);
 }
 
 static void

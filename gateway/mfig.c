@@ -7,12 +7,6 @@
 #include <stddef.h>
 #include <sys/mman.h>
 
-const char *const mfig_names[MFIG_COUNT] = {
-    [MFIG_RESTARTS] = "master_restarts",
-    [MFIG_RELOADS] = "master_reloads",
-    [MFIG_CRASH_LOOPS] = "master_crash_loops",
-};
-
 struct mfig *
 mfig_map(void)
 {

@@ -6,8 +6,9 @@
  * report to the bridge itself. It keeps these figures in one shared
  * anonymous page mapped before the first fork; every worker inherits the
  * mapping, reads the figures and sends them upstream with its own counters
- * under mfig_names (proto/PROTOCOL.md, "The master's figures"). Only the
- * master writes; the values are atomics so that no reader sees a torn one.
+ * (report.c, as the master_* rows of proto/counters.h; proto/PROTOCOL.md,
+ * "The master's figures"). Only the master writes; the values are atomics
+ * so that no reader sees a torn one.
  */
 #ifndef WSP_MFIG_H
 #define WSP_MFIG_H
@@ -21,9 +22,6 @@ enum mfig_what {
 	MFIG_CRASH_LOOPS, /* crash loops detected (and logged) */
 	MFIG_COUNT
 };
-
-/* The counter names workers report them under, by enum mfig_what. */
-extern const char *const mfig_names[MFIG_COUNT];
 
 struct mfig {
 	_Atomic uint64_t v[MFIG_COUNT];

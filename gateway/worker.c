@@ -2,7 +2,8 @@
  * worker.c - a worker process (see worker.h): builds its lws context after
  * the fork (no listener of its own), adopts the master's listening socket
  * and accepts from it, adopts the bus fd and a signal self-pipe, runs the
- * loop, and drains on SIGTERM.
+ * loop (send.c writes after each pass), ticks once a second (watchdogs,
+ * COUNTERS, heartbeat to the master), and drains on SIGTERM.
  */
 #include "worker.h"
 
@@ -22,11 +23,15 @@
 
 #include <ev.h>
 
+#include "busrx.h"
 #include "clock.h"
 #include "conn.h"
+#include "deliver.h"
 #include "fanout.h"
-#include "link.h"
 #include "log.h"
+#include "report.h"
+#include "send.h"
+#include "uptx.h"
 #include "ws.h"
 
 /* Accepted per wakeup: fairness against the sockets already served. */
@@ -35,7 +40,7 @@
  * Kernel send buffer per client. The autotuned default lets a client that
  * never reads absorb megabytes before lws sees the socket choke, which
  * hides slow clients from max_queued_bytes and costs kernel memory per
- * connection; 64 KiB keeps detection fast (LIBRARIES.md §3).
+ * connection; 64 KiB keeps detection fast (gateway/NOTES.md).
  */
 #define WORKER_SNDBUF (64 * 1024)
 /* Accepting again after EMFILE/ENFILE waits this long (no spinning). */
@@ -82,52 +87,31 @@ worker_lws_log(int level, const char *line)
 		log_warnx("lws: %.*s", (int)n, line);
 }
 
-/* ---- fanout callbacks ---- */
+/* ---- counters ---- */
 
-static void
-fan_send_add(void *arg, uint64_t req_id, const char *addr, size_t len)
+void
+worker_count_auth_rejected(struct worker *w, enum jwtauth_reject why)
 {
-	struct worker *w = arg;
+	static const enum worker_counter wc[JWTAUTH_REJECT_COUNT] = {
+	    [JWTAUTH_REJECT_NONE] = WC_auth_rejected_internal,
+	    [JWTAUTH_REJECT_MALFORMED] = WC_auth_rejected_malformed,
+	    [JWTAUTH_REJECT_BAD_SIGNATURE] = WC_auth_rejected_bad_signature,
+	    [JWTAUTH_REJECT_WRONG_ALG] = WC_auth_rejected_wrong_alg,
+	    [JWTAUTH_REJECT_EXPIRED] = WC_auth_rejected_expired,
+	    [JWTAUTH_REJECT_NOT_YET_VALID] = WC_auth_rejected_not_yet_valid,
+	    [JWTAUTH_REJECT_NO_SUB] = WC_auth_rejected_no_sub,
+	    [JWTAUTH_REJECT_BAD_SUB] = WC_auth_rejected_bad_sub,
+	    [JWTAUTH_REJECT_BAD_CLAIMS] = WC_auth_rejected_bad_claims,
+	    [JWTAUTH_REJECT_TOO_LONG] = WC_auth_rejected_too_long,
+	    [JWTAUTH_REJECT_INTERNAL] = WC_auth_rejected_internal,
+	};
+	/* A new reason needs its row in proto/counters.h and here. */
+	_Static_assert(JWTAUTH_REJECT_COUNT == 11, "auth_rejected_* counters");
 
-	link_interest(w->link, UP_INTEREST_ADD, req_id, addr, len);
+	if ((unsigned)why >= JWTAUTH_REJECT_COUNT)
+		why = JWTAUTH_REJECT_INTERNAL;
+	w->c.v[wc[why]]++;
 }
-
-static void
-fan_send_del(void *arg, const char *addr, size_t len)
-{
-	struct worker *w = arg;
-
-	link_interest(w->link, UP_INTEREST_DEL, 0, addr, len);
-}
-
-static void
-fan_ready(void *arg, struct fan_member *m)
-{
-	(void)arg;
-	conn_member_ready(m);
-}
-
-static void
-fan_failed(void *arg, struct fan_member *m)
-{
-	(void)arg;
-	conn_member_failed(m);
-}
-
-static void
-fan_deliver(void *arg, struct fan_member *m, void *msg)
-{
-	(void)arg;
-	conn_enqueue(m->owner, msg);
-}
-
-static const struct fanout_ops worker_fan_ops = {
-    .send_add = fan_send_add,
-    .send_del = fan_send_del,
-    .ready = fan_ready,
-    .failed = fan_failed,
-    .deliver = fan_deliver,
-};
 
 /* ---- accepting ---- */
 
@@ -236,8 +220,8 @@ worker_raw_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			worker_accept(w);
 			break;
 		case WORKER_RAW_BUS:
-			if (w->link != NULL)
-				link_bus_readable(w->link);
+			if (w->bus != NULL)
+				busrx_readable(w->bus);
 			break;
 		case WORKER_RAW_SIGNAL:
 			worker_signal_readable(w);
@@ -254,15 +238,15 @@ worker_raw_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		}
 		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-		if (w->link != NULL)
-			link_wakeup(w->link);
+		if (uptx_pipe_added(w->up))
+			uptx_sync(w->up, w->fan, busrx_epoch(w->bus));
 		return 0;
 	default:
 		return 0;
 	}
 }
 
-static struct lws *
+struct lws *
 worker_adopt_raw(struct worker *w, int fd, enum worker_raw what)
 {
 	lws_adopt_desc_t ad;
@@ -284,9 +268,13 @@ worker_tick(lws_sorted_usec_list_t *sul)
 	struct worker *w = lws_container_of(sul, struct worker, tick_sul);
 	uint64_t now = clock_mono_ms();
 
-	link_tick(w->link, now);
-	if (fanout_tick(w->fan, now) > 0)
-		link_upstream_unanswered(w->link, now);
+	busrx_tick(w->bus, now);
+	report_send(w, now);
+	/* Requests re-sent for want of an ACK while the bridge is up and
+	 * hears Redis: it does not hear us. */
+	if (fanout_tick(w->fan, now) > 0 && busrx_attached(w->bus, now) &&
+	    busrx_redis_up(w->bus))
+		uptx_redial(w->up, now);
 	if (w->master_fd != -1 && write(w->master_fd, "H", 1) == -1 &&
 	    errno == EPIPE) {
 		log_warnx("the master is gone: draining");
@@ -386,30 +374,179 @@ worker_finish(struct worker *w)
 {
 	uint64_t until;
 
-	link_detach(w->link);
+	uptx_detach(w->up);
 	/* Closes every connection (their DELs and disconnect events are
 	 * queued upstream) and every adopted fd. */
 	if (w->ctx != NULL) {
 		struct lws_context *ctx = w->ctx;
 
 		/* w->ctx = NULL first: nothing may schedule timers on a
-		 * context being destroyed (link.c checks it). */
+		 * context being destroyed (busrx.c and uptx.c check it). */
 		w->ctx = NULL;
 		lws_context_destroy(ctx);
 	}
-	if (w->link != NULL) {
-		link_bye(w->link);
+	busrx_free(w->bus);
+	w->bus = NULL;
+	if (w->up != NULL) {
+		uptx_bye(w->up);
 		until = clock_mono_ms() + WORKER_EXIT_FLUSH_MS;
-		while (link_flush(w->link) > 0 && clock_mono_ms() < until)
+		while (uptx_flush(w->up) > 0 && clock_mono_ms() < until)
 			usleep(10 * 1000);
 		/* nng sends from its own threads: give the last message a
 		 * moment to leave before the socket is closed. */
 		usleep(50 * 1000);
 	}
-	link_free(w->link);
-	w->link = NULL;
+	uptx_free(w->up);
+	w->up = NULL;
 	fanout_free(w->fan);
 	w->fan = NULL;
+}
+
+/* lws keeps pointers to both for the context's life: one per process. */
+static struct lws_protocols worker_protocols[3];
+static lws_retry_bo_t worker_retry;
+
+/* Fills worker_protocols and worker_retry from c. */
+static void
+worker_lws_tables(const struct conf *c)
+{
+	uint64_t tx;
+
+	tx = (uint64_t)c->max_message_bytes * 2 + 1024;
+	if (tx < SEND_COALESCE_MAX)
+		tx = SEND_COALESCE_MAX; /* a coalesced send is one send() */
+	if (tx > WORKER_TX_PACKET_MAX)
+		tx = WORKER_TX_PACKET_MAX;
+	memset(worker_protocols, 0, sizeof(worker_protocols));
+	worker_protocols[0].name = "wspush";
+	worker_protocols[0].callback = ws_callback;
+	worker_protocols[0].per_session_data_size = sizeof(struct ws_pss);
+	worker_protocols[0].rx_buffer_size = WS_RX_BUFFER_SIZE;
+	worker_protocols[0].tx_packet_size = (size_t)tx;
+	worker_protocols[1].name = WORKER_RAW_PROTOCOL;
+	worker_protocols[1].callback = worker_raw_cb;
+
+	memset(&worker_retry, 0, sizeof(worker_retry));
+	worker_retry.secs_since_valid_ping = (uint16_t)c->ping_interval_s;
+	worker_retry.secs_since_valid_hangup = (uint16_t)c->idle_timeout_s;
+	if (worker_retry.secs_since_valid_hangup <=
+	    worker_retry.secs_since_valid_ping) {
+		/* lws asserts hangup > ping. */
+		worker_retry.secs_since_valid_hangup =
+		    (uint16_t)(worker_retry.secs_since_valid_ping + 1);
+	}
+}
+
+/* The lws context (and its epoll loop, *loop, when configured and
+ * available). 0, or -1 with the reason logged. */
+static int
+worker_context(struct worker *w, struct ev_loop **loop)
+{
+	const struct conf *c = w->conf;
+	struct lws_context_creation_info info;
+	static void *foreign[1];
+
+	worker_lws_tables(c);
+	memset(&info, 0, sizeof(info));
+	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+	info.protocols = worker_protocols;
+	info.user = w;
+	/* Text frames must be UTF-8 (RFC 6455 8.1): lws closes with 1007. */
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+	info.pt_serv_buf_size = 4096;
+	info.fd_limit_per_thread = worker_fd_limit();
+	info.max_http_header_data = WORKER_MAX_HEADER;
+	info.max_http_header_pool = WORKER_HEADER_POOL;
+	info.timeout_secs = c->handshake_timeout_s;
+	/* A socket that never sends its request holds a header table. */
+	info.timeout_secs_ah_idle = c->handshake_timeout_s;
+	info.retry_and_idle_policy = &worker_retry;
+	*loop = NULL;
+	if (c->event_loop == CONF_LOOP_EPOLL) {
+		/*
+		 * lws' own loop is poll(): every wakeup scans every socket
+		 * of the worker, which dominates targeted (one-user) traffic
+		 * and grows with the connection count. The libev plugin over
+		 * epoll does not scan, and writes rarely wait for POLLOUT
+		 * (send_flush_pending()), so watchers seldom change. Our own
+		 * loop object (foreign to lws) lets us leave it when done.
+		 */
+		*loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+		if (*loop == NULL) {
+			log_warnx("ev_loop_new(epoll) failed: using poll");
+		} else {
+			foreign[0] = *loop;
+			info.foreign_loops = foreign;
+			info.options |= LWS_SERVER_OPTION_LIBEV;
+		}
+	}
+	w->ctx = lws_create_context(&info);
+	if (w->ctx == NULL && *loop != NULL) {
+		/* The evlib plugin (libwebsockets-evlib-ev) is missing. */
+		log_warnx("lws: no libev event loop: using poll");
+		ev_loop_destroy(*loop);
+		*loop = NULL;
+		info.foreign_loops = NULL;
+		info.options &= ~(uint64_t)LWS_SERVER_OPTION_LIBEV;
+		w->ctx = lws_create_context(&info);
+	}
+	if (w->ctx == NULL) {
+		log_errx("lws_create_context failed");
+		return -1;
+	}
+	w->vh = lws_get_vhost_by_name(w->ctx, "default");
+	if (w->vh == NULL) {
+		log_errx("lws: no default vhost");
+		return -1;
+	}
+	return 0;
+}
+
+/* The routing state, both ends of the bridge, the listening socket, the
+ * signal pipe and the tick. 0, or -1 with the reason logged. */
+static int
+worker_open(struct worker *w)
+{
+	w->fan = fanout_new(&deliver_fan_ops, w);
+	if (w->fan == NULL) {
+		log_errx("fanout_new: out of memory");
+		return -1;
+	}
+	w->up = uptx_new(w);
+	w->bus = busrx_new(w);
+	if (w->up == NULL || w->bus == NULL || busrx_adopt(w->bus) == -1)
+		return -1;
+	w->listen_wsi = worker_adopt_raw(w, w->listen_fd, WORKER_RAW_LISTEN);
+	if (w->listen_wsi == NULL) {
+		log_errx("cannot adopt the listening socket");
+		return -1;
+	}
+	if (worker_adopt_raw(w, w->sig_pipe[0], WORKER_RAW_SIGNAL) == NULL) {
+		log_errx("cannot adopt the signal pipe");
+		return -1;
+	}
+	lws_sul_schedule(w->ctx, 0, &w->tick_sul, worker_tick,
+	    WORKER_TICK_MS * LWS_US_PER_MS);
+	return 0;
+}
+
+/* Runs the loop until drained. 0, or -1 if lws failed. */
+static int
+worker_run(struct worker *w, struct ev_loop *loop)
+{
+	while (!w->done) {
+		if (loop != NULL) {
+			/* One pass: returns after the callbacks it ran. */
+			ev_run(loop, EVRUN_ONCE);
+		} else if (lws_service(w->ctx, 0) < 0) {
+			log_errx("lws_service failed");
+			return -1;
+		}
+		/* What this pass queued, before the loop waits again: one
+		 * send per connection, no POLLOUT round trip. */
+		send_flush_pending(w);
+	}
+	return 0;
 }
 
 int
@@ -419,13 +556,8 @@ worker_main(const struct conf *c, const struct jwtauth *jwt,
 {
 	static struct worker wk;
 	struct worker *w = &wk;
-	struct lws_context_creation_info info;
-	struct lws_protocols protocols[3];
-	lws_retry_bo_t retry;
 	struct ev_loop *loop = NULL;
-	void *foreign[1];
 	char tag[64];
-	uint64_t tx;
 	int rc = 1;
 
 	memset(w, 0, sizeof(*w));
@@ -452,126 +584,19 @@ worker_main(const struct conf *c, const struct jwtauth *jwt,
 	if (worker_signals(w) == -1)
 		return 1;
 	log_info("worker started pid=%d gen=%" PRIu32, (int)w->pid, gen);
-
 	lws_set_log_level(LLL_ERR | LLL_WARN, worker_lws_log);
 
-	tx = (uint64_t)c->max_message_bytes * 2 + 1024;
-	if (tx < CONN_COALESCE_MAX)
-		tx = CONN_COALESCE_MAX; /* a coalesced send is one send() */
-	if (tx > WORKER_TX_PACKET_MAX)
-		tx = WORKER_TX_PACKET_MAX;
-	memset(protocols, 0, sizeof(protocols));
-	protocols[0].name = "wspush";
-	protocols[0].callback = ws_callback;
-	protocols[0].per_session_data_size = sizeof(struct ws_pss);
-	protocols[0].rx_buffer_size = WS_RX_BUFFER_SIZE;
-	protocols[0].tx_packet_size = (size_t)tx;
-	protocols[1].name = WORKER_RAW_PROTOCOL;
-	protocols[1].callback = worker_raw_cb;
-
-	memset(&retry, 0, sizeof(retry));
-	retry.secs_since_valid_ping = (uint16_t)c->ping_interval_s;
-	retry.secs_since_valid_hangup = (uint16_t)c->idle_timeout_s;
-	if (retry.secs_since_valid_hangup <= retry.secs_since_valid_ping) {
-		/* lws asserts hangup > ping. */
-		retry.secs_since_valid_hangup =
-		    (uint16_t)(retry.secs_since_valid_ping + 1);
-	}
-
-	memset(&info, 0, sizeof(info));
-	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
-	info.protocols = protocols;
-	info.user = w;
-	/* Text frames must be UTF-8 (RFC 6455 8.1): lws closes with 1007. */
-	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
-	info.pt_serv_buf_size = 4096;
-	info.fd_limit_per_thread = worker_fd_limit();
-	info.max_http_header_data = WORKER_MAX_HEADER;
-	info.max_http_header_pool = WORKER_HEADER_POOL;
-	info.timeout_secs = c->handshake_timeout_s;
-	/* A socket that never sends its request holds a header table. */
-	info.timeout_secs_ah_idle = c->handshake_timeout_s;
-	info.retry_and_idle_policy = &retry;
-	if (c->event_loop == CONF_LOOP_EPOLL) {
-		/*
-		 * lws' own loop is poll(): every wakeup scans every socket
-		 * of the worker, which dominates targeted (one-user) traffic
-		 * and grows with the connection count. The libev plugin over
-		 * epoll does not scan, and writes rarely wait for POLLOUT
-		 * (conn_flush_pending()), so watchers seldom change. Our own
-		 * loop object (foreign to lws) lets us leave it when done.
-		 */
-		loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
-		if (loop == NULL) {
-			log_warnx("ev_loop_new(epoll) failed: using poll");
-		} else {
-			foreign[0] = loop;
-			info.foreign_loops = foreign;
-			info.options |= LWS_SERVER_OPTION_LIBEV;
+	if (worker_context(w, &loop) == 0 && worker_open(w) == 0) {
+		/* Ready: the master may now count us. */
+		if (write(master_fd, "R", 1) == -1)
+			log_warn("write(ready)");
+		if (worker_sig_term)
+			worker_drain(w);
+		if (worker_run(w, loop) == 0) {
+			rc = 0;
+			log_info("worker exiting");
 		}
 	}
-	w->ctx = lws_create_context(&info);
-	if (w->ctx == NULL && loop != NULL) {
-		/* The evlib plugin (libwebsockets-evlib-ev) is missing. */
-		log_warnx("lws: no libev event loop: using poll");
-		ev_loop_destroy(loop);
-		loop = NULL;
-		info.foreign_loops = NULL;
-		info.options &= ~(uint64_t)LWS_SERVER_OPTION_LIBEV;
-		w->ctx = lws_create_context(&info);
-	}
-	if (w->ctx == NULL) {
-		log_errx("lws_create_context failed");
-		goto out;
-	}
-	w->vh = lws_get_vhost_by_name(w->ctx, "default");
-	if (w->vh == NULL) {
-		log_errx("lws: no default vhost");
-		goto out;
-	}
-
-	w->fan = fanout_new(&worker_fan_ops, w);
-	if (w->fan == NULL) {
-		log_errx("fanout_new: out of memory");
-		goto out;
-	}
-	w->link = link_new(w);
-	if (w->link == NULL || link_adopt(w->link) == -1)
-		goto out;
-
-	w->listen_wsi = worker_adopt_raw(w, listen_fd, WORKER_RAW_LISTEN);
-	if (w->listen_wsi == NULL) {
-		log_errx("cannot adopt the listening socket");
-		goto out;
-	}
-	if (worker_adopt_raw(w, w->sig_pipe[0], WORKER_RAW_SIGNAL) == NULL) {
-		log_errx("cannot adopt the signal pipe");
-		goto out;
-	}
-	lws_sul_schedule(w->ctx, 0, &w->tick_sul, worker_tick,
-	    WORKER_TICK_MS * LWS_US_PER_MS);
-
-	/* Ready: the master may now count us. */
-	if (write(master_fd, "R", 1) == -1)
-		log_warn("write(ready)");
-	if (worker_sig_term)
-		worker_drain(w);
-
-	while (!w->done) {
-		if (loop != NULL) {
-			/* One pass: returns after the callbacks it ran. */
-			ev_run(loop, EVRUN_ONCE);
-		} else if (lws_service(w->ctx, 0) < 0) {
-			log_errx("lws_service failed");
-			goto out;
-		}
-		/* What this pass queued, before the loop waits again: one
-		 * send per connection, no POLLOUT round trip. */
-		conn_flush_pending(w);
-	}
-	rc = 0;
-	log_info("worker exiting");
-out:
 	worker_finish(w);
 	if (loop != NULL)
 		ev_loop_destroy(loop); /* after the context that used it */

@@ -1,8 +1,12 @@
 /*
  * worker.h - one gateway worker process: its lws event loop (created after
- * the fork), the shared listening socket it accepts from, its link to the
- * bridge, its routing state and its connections.
+ * the fork), the shared listening socket it accepts from, its two ends of
+ * the bridge (busrx.h down, uptx.h up), its routing state (fanout.h, wired
+ * by deliver.c), its connections (conn.h, written by send.c) and its
+ * counters (proto/counters.h).
  *
+ * Message path: Redis -> bridge -> bus -> busrx -> deliver -> conn -> send;
+ * worker.c only runs the process: loop, timers, accept, signals, drain.
  * Workers are single-threaded: everything here is touched by the worker's
  * lws loop only, except where a field says otherwise.
  */
@@ -17,12 +21,14 @@
 #include <libwebsockets.h>
 
 #include "conf.h"
+#include "counters.h"
 #include "dlist.h"
 #include "jwtauth.h"
 
+struct busrx;
 struct fanout;
-struct link;
 struct mfig;
+struct uptx;
 
 /* The lws protocol of the raw fds a worker adopts, and what each is (the
  * wsi's opaque user data). */
@@ -33,40 +39,22 @@ enum worker_raw {
 	WORKER_RAW_SIGNAL,     /* read end of the signal self-pipe */
 };
 
-/* Counters sent upstream every second (COUNTERS) under these names. */
-struct worker_counters {
-	/* Loss accounting (issue 6 point 8): at any COUNTERS report,
-	 * bus_targets + replies = frames_out + drop_queue_full +
-	 * drop_slow_closed + drop_too_large + drop_closed + queue_frames. */
-	uint64_t msgs_in;           /* MSG envelopes received from the bus */
-	uint64_t bus_targets;       /* MSGs x their live target connections */
-	uint64_t replies;           /* protocol frames queued (welcome ...) */
-	uint64_t frames_out;        /* frames written to clients */
-	uint64_t bytes_out;         /* their payload bytes */
-	uint64_t drop_queue_full;   /* drop_oldest: frames dropped */
-	uint64_t drop_slow_closed;  /* close: frames lost with the client */
-	uint64_t drop_closed;       /* queued when closed for another cause */
-	uint64_t drop_too_large;    /* over max_message_bytes, per recipient */
-	uint64_t drop_bus_gap;      /* sequence gaps on the bus */
-	uint64_t drop_bad_envelope; /* undecodable bus envelopes */
-	uint64_t drop_up_queue;     /* upstream envelopes lost: queue full */
-	uint64_t queue_hwm;         /* largest connection queue seen, bytes */
-	uint64_t hs_accepted;
-	uint64_t hs_rejected_auth;    /* 401 */
-	uint64_t hs_rejected_origin;  /* 403 */
-	uint64_t hs_rejected_limit;   /* 503: max_connections */
-	uint64_t hs_rejected_path;    /* 404 */
-	uint64_t hs_rejected_version; /* 400: Sec-WebSocket-Version != 13 */
-	uint64_t closed_slow;         /* 1013 */
-	uint64_t closed_abuse;        /* 1008 */
-	uint64_t closed_too_big;      /* 1009 */
-	/* auth.mode = jwt */
-	uint64_t auth_rejected[JWTAUTH_REJECT_COUNT]; /* tokens refused */
-	uint64_t auth_ok;             /* tokens accepted (handshake, auth) */
-	uint64_t auth_user_mismatch;  /* later auth for another sub */
-	uint64_t closed_auth;         /* 4001, every cause */
-	uint64_t closed_auth_timeout; /* no auth within auth.timeout_s */
-	uint64_t closed_auth_expired; /* exp + leeway passed */
+/*
+ * The worker's counters, one per row of proto/counters.h (WORKER_COUNTERS),
+ * by name (w->c.hs_accepted) or by enum worker_counter (w->c.v[WC_...]).
+ * The gauges' slots (connections, users, queue_bytes ...) and the master's
+ * figures stay 0 here: report.c fills them in its copy each second.
+ * Loss accounting (proto/PROTOCOL.md): at any COUNTERS report,
+ * bus_targets + replies = frames_out + drop_queue_full + drop_slow_closed
+ * + drop_too_large + drop_closed + queue_frames.
+ */
+union worker_counters {
+	uint64_t v[WC_COUNT];
+	struct {
+#define WORKER_COUNTER_FIELD(name, kind, family, label, help) uint64_t name;
+		WORKER_COUNTERS(WORKER_COUNTER_FIELD)
+#undef WORKER_COUNTER_FIELD
+	};
 };
 
 struct worker {
@@ -78,17 +66,20 @@ struct worker {
 
 	struct lws_context *ctx;
 	struct lws_vhost *vh;
-	struct link *link;
-	struct fanout *fan;
+	struct busrx *bus;  /* bridge -> worker */
+	struct uptx *up;    /* worker -> bridge */
+	struct fanout *fan; /* who wants which address (deliver_fan_ops) */
+	bool node_known;    /* node: learnt from the bridge (busrx.c) */
+	char node[CONF_NODE_ID_MAX];
 
 	struct dlist conns; /* struct conn.node: every websocket */
 	/* Connections with frames queued during this loop pass (struct
-	 * conn.flush_node); conn_flush_pending() writes them after it. */
+	 * conn.flush_node); send_flush_pending() writes them after it. */
 	struct dlist flush;
 	uint32_t n_conns;
 	uint32_t n_channel_subs; /* channel memberships of all conns */
 	uint64_t next_conn;      /* the <n> of conn ids */
-	struct worker_counters c;
+	union worker_counters c;
 
 	int listen_fd; /* the master's socket; closed by lws with listen_wsi */
 	struct lws *listen_wsi;
@@ -123,5 +114,20 @@ void worker_drain(struct worker *w);
 
 /* Stops accepting new connections; existing ones are served on. */
 void worker_stop_accepting(struct worker *w);
+
+/* The node id learnt from the bridge, or NULL before the first
+ * HEARTBEAT/ACK. */
+static inline const char *
+worker_node(const struct worker *w)
+{
+	return w->node_known ? w->node : NULL;
+}
+
+/* Counts a token refused for why (a JWTAUTH_REJECT_* other than NONE). */
+void worker_count_auth_rejected(struct worker *w, enum jwtauth_reject why);
+
+/* Adopts fd (a raw file descriptor: what says which) into w's lws loop;
+ * lws closes it with the returned wsi. NULL on failure (fd still open). */
+struct lws *worker_adopt_raw(struct worker *w, int fd, enum worker_raw what);
 
 #endif

@@ -18,9 +18,10 @@
 #include "conn.h"
 #include "http.h"
 #include "jwtauth.h"
-#include "link.h"
 #include "log.h"
 #include "rate.h"
+#include "send.h"
+#include "uptx.h"
 #include "worker.h"
 
 /* ?user= may carry a URL-encoded id of up to 256 bytes (each up to %XX). */
@@ -105,7 +106,7 @@ ws_verify(
 		return claims;
 	}
 	if ((unsigned int)*why < JWTAUTH_REJECT_COUNT)
-		w->c.auth_rejected[*why]++;
+		worker_count_auth_rejected(w, *why);
 	return NULL;
 }
 
@@ -140,7 +141,7 @@ ws_confirm_upgrade(struct worker *w, struct lws *wsi)
 		    &w->c.hs_rejected_version, "version");
 	if (w->draining)
 		return ws_reject(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
-		    &w->c.hs_rejected_limit, "draining");
+		    &w->c.hs_rejected_draining, "draining");
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0) {
 		n = lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_ORIGIN);
 		if (n < 0 || !conf_origin_allowed(w->conf, buf))
@@ -280,7 +281,7 @@ ws_auth(struct worker *w, struct conn *c, struct cmsg *m)
 		return;
 	}
 	if (m->ref != NULL)
-		conn_send(c, cmsg_reply_frame("ok", NULL, 0, m->ref));
+		conn_reply(c, cmsg_reply_frame("ok", NULL, 0, m->ref));
 }
 
 static bool
@@ -335,14 +336,13 @@ ws_forward(struct worker *w, struct conn *c, struct cmsg *m)
 		    c, CMSG_E_TOO_LARGE, "data over max_message_bytes", m->ref);
 	} else {
 		if (m->op == CMSG_PUBLISH)
-			link_publish(w->link, m->to_text, m->to_len, c->user,
+			uptx_publish(w->up, m->to_text, m->to_len, c->user,
 			    c->user_len, data, dlen);
 		else
-			link_send(
-			    w->link, c->user, c->user_len, id, data, dlen);
+			uptx_send(w->up, c->user, c->user_len, id, data, dlen);
 		/* Success is silent unless the client asked with a ref. */
 		if (m->ref != NULL)
-			conn_send(c, cmsg_reply_frame("ok", NULL, 0, m->ref));
+			conn_reply(c, cmsg_reply_frame("ok", NULL, 0, m->ref));
 	}
 	free(data);
 }
@@ -386,7 +386,7 @@ ws_message(
 		conn_error(c, CMSG_E_BAD_REQUEST,
 		    "binary frames are not accepted", NULL);
 	} else if (bare_ping) {
-		conn_send(c, frame_new_copy("pong", 4, false));
+		conn_reply(c, frame_new_copy("pong", 4, false));
 	} else if (e != CMSG_OK) {
 		conn_error(c, e, emsg, m.ref);
 	} else {
@@ -414,7 +414,7 @@ ws_message(
 			ws_forward(w, c, &m);
 			break;
 		case CMSG_PING:
-			conn_send(c, cmsg_reply_frame("pong", NULL, 0, m.ref));
+			conn_reply(c, cmsg_reply_frame("pong", NULL, 0, m.ref));
 			break;
 		}
 	}
@@ -551,7 +551,7 @@ ws_established(struct worker *w, struct lws *wsi, struct ws_pss *pss)
 			conn_close(c, 1011, "error");
 	} else if (tok != NULL) {
 		if ((unsigned int)why < JWTAUTH_REJECT_COUNT)
-			w->c.auth_rejected[why]++;
+			worker_count_auth_rejected(w, why);
 		ws_unauthorized(w, c, "unauthorized", "invalid token");
 	} else {
 		lws_sul_schedule(w->ctx, 0, &c->auth_sul, ws_auth_timer,
@@ -591,7 +591,7 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		if (pss->conn == NULL)
 			return 0;
-		return conn_write(pss->conn);
+		return send_writeable(pss->conn);
 
 	case LWS_CALLBACK_CLOSED:
 		if (pss->conn != NULL) {

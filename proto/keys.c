@@ -7,6 +7,9 @@
 
 #include "keys.h"
 
+static int keys_fmt(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 static int
 keys_fmt(char *buf, size_t len, const char *fmt, ...)
 {

@@ -1,7 +1,8 @@
 /*
  * connq_test.c - the per-connection frame ring: FIFO order across growth
- * and wrap-around, byte accounting, the bound check, drops, and that every
- * reference it takes is given back.
+ * and wrap-around, byte accounting, the bound check, drops, the slow-client
+ * policy of connq_offer() (close vs drop_oldest, byte bounds, high-water
+ * mark), and that every reference it takes is given back.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -169,6 +170,111 @@ a_large_ring_is_freed_once_drained(void **state)
 	frame_unref(f);
 }
 
+static void
+offer_queues_what_fits_and_raises_the_hwm(void **state)
+{
+	struct frame *a = mk(40), *b = mk(50);
+	struct connq q;
+	uint64_t hwm = 0;
+	uint32_t dropped = 99;
+
+	connq_init(&q, 100);
+	assert_int_equal(
+	    connq_offer(&q, a, false, &dropped, &hwm), CONNQ_QUEUED);
+	assert_int_equal(dropped, 0);
+	assert_int_equal(hwm, 40);
+	assert_int_equal(
+	    connq_offer(&q, b, false, &dropped, &hwm), CONNQ_QUEUED);
+	assert_int_equal(hwm, 90);
+	assert_int_equal(a->refs, 2);
+	frame_unref(connq_pop(&q));
+	/* The mark stays at the largest queue seen. */
+	assert_int_equal(
+	    connq_offer(&q, a, false, &dropped, &hwm), CONNQ_QUEUED);
+	assert_int_equal(q.bytes, 90);
+	assert_int_equal(hwm, 90);
+	/* A bound reached exactly still fits. */
+	connq_fini(&q);
+	connq_init(&q, 90);
+	hwm = 0;
+	assert_int_equal(
+	    connq_offer(&q, a, false, &dropped, &hwm), CONNQ_QUEUED);
+	assert_int_equal(
+	    connq_offer(&q, b, false, &dropped, &hwm), CONNQ_QUEUED);
+	assert_int_equal(hwm, 90);
+	connq_fini(&q);
+	assert_int_equal(a->refs, 1);
+	assert_int_equal(b->refs, 1);
+	frame_unref(a);
+	frame_unref(b);
+}
+
+static void
+offer_with_close_policy_clears_and_overflows(void **state)
+{
+	struct frame *f = mk(40), *big = mk(30);
+	struct connq q;
+	uint64_t hwm = 0;
+	uint32_t dropped = 0;
+
+	connq_init(&q, 100);
+	assert_int_equal(
+	    connq_offer(&q, f, false, &dropped, &hwm), CONNQ_QUEUED);
+	assert_int_equal(
+	    connq_offer(&q, f, false, &dropped, &hwm), CONNQ_QUEUED);
+	/* 80 + 30 > 100: nothing queued, both old frames and this one lost. */
+	assert_int_equal(
+	    connq_offer(&q, big, false, &dropped, &hwm), CONNQ_OVERFLOW);
+	assert_int_equal(dropped, 3);
+	assert_true(connq_empty(&q));
+	assert_int_equal(q.bytes, 0);
+	assert_int_equal(hwm, 80);
+	assert_int_equal(f->refs, 1);
+	assert_int_equal(big->refs, 1);
+	connq_fini(&q);
+	frame_unref(f);
+	frame_unref(big);
+}
+
+static void
+offer_with_drop_oldest_drops_until_it_fits(void **state)
+{
+	struct frame *fs[4], *big = mk(60), *huge = mk(101);
+	struct connq q;
+	uint64_t hwm = 0;
+	uint32_t dropped = 0;
+	int i;
+
+	connq_init(&q, 100);
+	for (i = 0; i < 4; i++) {
+		fs[i] = mk(25);
+		assert_int_equal(
+		    connq_offer(&q, fs[i], true, &dropped, &hwm), CONNQ_QUEUED);
+	}
+	/* 100 queued; 60 more needs the three oldest gone. */
+	assert_int_equal(
+	    connq_offer(&q, big, true, &dropped, &hwm), CONNQ_QUEUED);
+	assert_int_equal(dropped, 3);
+	assert_int_equal(q.count, 2);
+	assert_ptr_equal(connq_at(&q, 0), fs[3]);
+	assert_ptr_equal(connq_at(&q, 1), big);
+	assert_int_equal(q.bytes, 85);
+	assert_int_equal(hwm, 100);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(fs[i]->refs, 1);
+	/* Larger than the bound on its own: everything goes, it too. */
+	assert_int_equal(
+	    connq_offer(&q, huge, true, &dropped, &hwm), CONNQ_DROPPED);
+	assert_int_equal(dropped, 3);
+	assert_true(connq_empty(&q));
+	assert_int_equal(huge->refs, 1);
+	connq_fini(&q);
+	for (i = 0; i < 4; i++)
+		frame_unref(fs[i]);
+	frame_unref(big);
+	frame_unref(huge);
+}
+
 int
 main(void)
 {
@@ -179,6 +285,9 @@ main(void)
 	    cmocka_unit_test(bytes_are_counted_and_the_bound_is_checked),
 	    cmocka_unit_test(clear_and_fini_release_every_reference),
 	    cmocka_unit_test(a_large_ring_is_freed_once_drained),
+	    cmocka_unit_test(offer_queues_what_fits_and_raises_the_hwm),
+	    cmocka_unit_test(offer_with_close_policy_clears_and_overflows),
+	    cmocka_unit_test(offer_with_drop_oldest_drops_until_it_fits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
