@@ -1,16 +1,15 @@
 /*
- * bridge.h - the bridge core: Redis on one side, the node's workers on the
- * other.
+ * bridge.h - the bridge core: the broker (broker.h; Redis today) on one
+ * side, the node's workers (bus.h) on the other.
  *
- * Redis messages become MSG envelopes on the bus (one per message, numbered
- * by seq within the epoch); the workers' interest decides what the
- * subscriber link subscribes (interest.c) and when ACKs go out; client
- * publishes, inbound sends and connection events are written through the
- * command link (queued, bounded, while it is down); presence and the node
- * hash are kept in Redis; a heartbeat goes to the bus and, as liveness
- * probe of the subscriber link, through Redis to ourselves. Loop thread
- * only. The stats socket (stats.ipc, REP) is to be added on top of
- * bridge_counters() and bridge_worker_each().
+ * Broker messages become MSG envelopes on the bus (one per message,
+ * numbered by seq within the epoch); the workers' interest (interest.c)
+ * decides what the broker subscribes and when ACKs go out; what workers
+ * send up is dispatched by upstream.c; presence (presence.c) is handed to
+ * the broker; the worker registry is workers.c. The core sends the bus
+ * heartbeat, forgets silent workers and reports the broker's state to
+ * systemd. stats.c reads it through bridge_counters(),
+ * bridge_worker_each() and bridge_link_each(). Loop thread only.
  */
 #ifndef WSP_BRIDGE_H
 #define WSP_BRIDGE_H
@@ -19,22 +18,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker.h"
 #include "conf.h"
 #include "loop.h"
 
 /* A worker is forgotten when nothing came from it for this long. */
 #define BRIDGE_WORKER_TIMEOUT_MS 5000
-/* Upstream writes kept while the command link is down. */
-#define BRIDGE_QUEUE_MAX 10000
-#define BRIDGE_QUEUE_BYTES (64u * 1024 * 1024)
 /*
- * Presence keys: <prefix>:presence:<node> and <prefix>:node:<node> get
- * EXPIRE BRIDGE_KEY_TTL_S, refreshed every BRIDGE_KEY_REFRESH_MS, so a dead
+ * The node's description is handed to the broker this often (Redis: the
+ * node hash and the presence keys' TTL of REDIS_PRESENCE_TTL_S, so a dead
  * node's keys vanish within 10 s while a live one survives two lost
- * refreshes.
+ * refreshes).
  */
-#define BRIDGE_KEY_TTL_S 10
-#define BRIDGE_KEY_REFRESH_MS 3000
+#define BRIDGE_NODE_INFO_MS 3000
 /* Graceful stop: how long to wait for pending writes to reach Redis. */
 #define BRIDGE_STOP_FLUSH_MS 2000
 
@@ -53,6 +49,8 @@ enum bridge_drop {
 const char *bridge_drop_str(enum bridge_drop d);
 
 struct bridge_counters {
+	const char *broker; /* "redis", ... */
+	bool broker_up;     /* every broker link up */
 	bool sub_up, cmd_up;
 	uint64_t sub_reconnects, cmd_reconnects;
 	uint64_t connect_failures; /* both links, since the start */
@@ -72,6 +70,18 @@ struct bridge_counters {
 	uint64_t workers, connections, users;
 	uint64_t uptime_s;
 	const char *version;
+	/*
+	 * Outages of the broker (both Redis links up, or not), recorded where
+	 * they happen; the first connection counts only if an attempt failed.
+	 */
+	uint64_t outages;
+	uint64_t last_outage_ms; /* length of the last finished one */
+	uint64_t down_for_ms;    /* the current one so far, 0 while up */
+	/* The broker's last connect or link error ("" if none), e.g.
+	 * "probe: NOAUTH Authentication required." */
+	char last_error[BROKER_ERR_MAX];
+	uint64_t lingering;         /* subscriptions kept in their grace time */
+	uint64_t listener_restarts; /* bus listeners recreated (nng#1518) */
 };
 
 /* One worker's latest COUNTERS envelope, for the stats socket. */
@@ -86,7 +96,7 @@ struct bridge_worker_info {
 struct bridge;
 
 /*
- * Opens the bus and upstream listeners and starts both Redis links. c is
+ * Opens the bus and upstream listeners and starts the broker. c is
  * borrowed for the bridge's life; node is the resolved node id. Returns
  * the bridge, or NULL with a message in err. Free with bridge_free().
  */
@@ -94,9 +104,9 @@ struct bridge *bridge_new(struct loop *loop, const struct conf *c,
     const char *node, uint64_t epoch, char *err, size_t errlen);
 
 /*
- * Begins a graceful stop: deletes the node's presence keys and lets the
- * loop run until every pending write reached Redis or
- * BRIDGE_STOP_FLUSH_MS passed, then calls loop_stop().
+ * Begins a graceful stop: the broker deletes the node's presence and the
+ * loop runs until every pending write reached it or BRIDGE_STOP_FLUSH_MS
+ * passed, then loop_stop() is called.
  */
 void bridge_stop(struct bridge *b);
 
@@ -108,5 +118,8 @@ void bridge_counters(struct bridge *b, struct bridge_counters *out);
 typedef void bridge_worker_fn(void *arg, const struct bridge_worker_info *w);
 /* Calls fn for every known worker. */
 void bridge_worker_each(struct bridge *b, bridge_worker_fn *fn, void *arg);
+
+/* Calls fn for every link of the broker (Redis: "sub", "cmd"). */
+void bridge_link_each(struct bridge *b, broker_link_fn *fn, void *arg);
 
 #endif

@@ -6,7 +6,10 @@
  * (that command is not confirmed yet) and `subscribed` (Redis confirmed it
  * and nothing changed since). Every change marks the address dirty;
  * interest_flush() compares want with requested and sends what differs.
- * An address is freed once nobody wants it and Redis no longer has it.
+ * An address nobody wants while Redis has it waits on the linger list
+ * (oldest release first) until its grace period ends; only then does it
+ * become dirty. An address is freed once nobody wants it and Redis no
+ * longer has it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -32,15 +35,16 @@ struct iaddr {
 	bool subscribed; /* confirmed and in effect */
 	bool dirty;      /* on in->dirty */
 	struct dlist_node dirty_node;
+	bool lingering; /* on in->linger since released_ms */
+	uint64_t released_ms;
+	struct dlist_node linger_node;
 	struct dlist waiters; /* struct iwaiter, oldest first */
 };
 
-struct iworker_key {
-	uint32_t slot, gen;
-};
-
+/* What interest keeps per worker (struct worker.interest_state). */
 struct iworker {
-	struct iworker_key key;
+	struct dlist_node node; /* on in->workers */
+	struct worker *w;
 	struct hmap *addrs; /* address text -> struct iaddr * */
 };
 
@@ -52,8 +56,14 @@ struct interest {
 	interest_ack_fn *ack;
 	void *ack_arg;
 	struct hmap *addrs;   /* text -> struct iaddr * */
-	struct hmap *workers; /* struct iworker_key -> struct iworker * */
-	struct dlist dirty;   /* struct iaddr waiting for a flush */
+	struct dlist workers; /* struct iworker */
+	size_t n_workers;
+	struct dlist dirty;  /* struct iaddr waiting for a flush */
+	struct dlist linger; /* struct iaddr in their grace period */
+	size_t n_lingering;
+	uint64_t grace_ms;
+	interest_clock_fn *clock;
+	void *clock_arg;
 	size_t n_subscribed;
 	size_t n_waiting;
 	size_t n_wanted; /* addresses with want(): kept, not counted */
@@ -71,6 +81,51 @@ mark_dirty(struct interest *in, struct iaddr *a)
 	if (!a->dirty) {
 		a->dirty = true;
 		dlist_insert_tail(&in->dirty, &a->dirty_node);
+	}
+}
+
+static void
+linger_stop(struct interest *in, struct iaddr *a)
+{
+	if (a->lingering) {
+		a->lingering = false;
+		dlist_remove(&a->linger_node);
+		in->n_lingering--;
+	}
+}
+
+/* Nobody wants a any more: unsubscribe it now, or after the grace period
+ * if the broker has (or is getting) it. */
+static void
+linger_start(struct interest *in, struct iaddr *a)
+{
+	if (in->grace_ms == 0 || !a->requested || in->broadcast) {
+		mark_dirty(in, a);
+		return;
+	}
+	a->lingering = true;
+	in->n_lingering++;
+	a->released_ms = in->clock(in->clock_arg);
+	dlist_insert_tail(&in->linger, &a->linger_node);
+}
+
+/* Moves the addresses whose grace period ended to the dirty list. */
+static void
+linger_expire(struct interest *in)
+{
+	struct dlist_node *n;
+	uint64_t now;
+
+	if (dlist_empty(&in->linger))
+		return;
+	now = in->clock(in->clock_arg);
+	while ((n = dlist_first(&in->linger)) != NULL) {
+		struct iaddr *a = DLIST_ENTRY(n, struct iaddr, linger_node);
+
+		if (now - a->released_ms < in->grace_ms)
+			break; /* the rest were released later */
+		linger_stop(in, a);
+		mark_dirty(in, a);
 	}
 }
 
@@ -98,6 +153,7 @@ addr_free_entry(struct interest *in, struct iaddr *a)
 	}
 	set_subscribed(in, a, false);
 	dlist_remove(&a->dirty_node);
+	linger_stop(in, a);
 	hmap_del(in->addrs, a->name, a->len);
 	free(a->name);
 	free(a);
@@ -107,7 +163,7 @@ addr_free_entry(struct interest *in, struct iaddr *a)
 static void
 maybe_free(struct interest *in, struct iaddr *a)
 {
-	if (want(a) || a->requested || a->inflight || a->dirty)
+	if (want(a) || a->requested || a->inflight || a->dirty || a->lingering)
 		return;
 	addr_free_entry(in, a);
 }
@@ -131,6 +187,7 @@ addr_get(struct interest *in, const char *s, size_t len, bool create)
 	a->name[len] = '\0';
 	a->len = len;
 	dlist_node_init(&a->dirty_node);
+	dlist_node_init(&a->linger_node);
 	dlist_init(&a->waiters);
 	if (hmap_put(in->addrs, a->name, len, a) == -1) {
 		free(a->name);
@@ -192,9 +249,10 @@ interest_new(bool broadcast, interest_ack_fn *ack, void *arg)
 	in->ack = ack;
 	in->ack_arg = arg;
 	dlist_init(&in->dirty);
+	dlist_init(&in->linger);
+	dlist_init(&in->workers);
 	in->addrs = hmap_new();
-	in->workers = hmap_new();
-	if (in->addrs == NULL || in->workers == NULL)
+	if (in->addrs == NULL)
 		goto fail;
 	if (!broadcast) {
 		struct iaddr *all = addr_get(in, "all", 3, true);
@@ -211,16 +269,40 @@ fail:
 	return NULL;
 }
 
-static void
-worker_free(struct iworker *w)
+void
+interest_set_grace(struct interest *in, uint64_t grace_ms,
+    interest_clock_fn *clock, void *clock_arg)
 {
-	hmap_free(w->addrs);
-	free(w);
+	in->grace_ms = clock != NULL ? grace_ms : 0;
+	in->clock = clock;
+	in->clock_arg = clock_arg;
+}
+
+uint64_t
+interest_next_due(const struct interest *in)
+{
+	struct dlist_node *n = dlist_first(&in->linger);
+
+	if (n == NULL)
+		return 0;
+	return DLIST_ENTRY(n, struct iaddr, linger_node)->released_ms +
+	       in->grace_ms;
+}
+
+static void
+interest_worker_free(struct interest *in, struct iworker *iw)
+{
+	dlist_remove(&iw->node);
+	in->n_workers--;
+	iw->w->interest_state = NULL;
+	hmap_free(iw->addrs);
+	free(iw);
 }
 
 void
 interest_free(struct interest *in)
 {
+	struct dlist_node *n;
 	struct hmap_iter it;
 	const void *k;
 	size_t klen;
@@ -228,17 +310,13 @@ interest_free(struct interest *in)
 
 	if (in == NULL)
 		return;
-	if (in->workers != NULL) {
-		hmap_iter_init(in->workers, &it);
-		while (hmap_iter_next(&it, &k, &klen, &v))
-			worker_free(v);
-		hmap_free(in->workers);
-	}
+	while ((n = dlist_first(&in->workers)) != NULL)
+		interest_worker_free(in, DLIST_ENTRY(n, struct iworker, node));
 	if (in->addrs != NULL) {
 		hmap_iter_init(in->addrs, &it);
 		while (hmap_iter_next(&it, &k, &klen, &v)) {
 			struct iaddr *a = v;
-			struct dlist_node *n, *tmp;
+			struct dlist_node *tmp;
 
 			DLIST_FOREACH_SAFE(n, tmp, &a->waiters) {
 				free(DLIST_ENTRY(n, struct iwaiter, node));
@@ -251,26 +329,28 @@ interest_free(struct interest *in)
 	free(in);
 }
 
+/* interest's state of worker w, created on demand (NULL: out of memory,
+ * or none and !create). */
 static struct iworker *
-worker_get(struct interest *in, uint32_t slot, uint32_t gen, bool create)
+interest_worker(struct interest *in, struct worker *w, bool create)
 {
-	struct iworker_key key = {slot, gen};
-	struct iworker *w = hmap_get(in->workers, &key, sizeof(key));
+	struct iworker *iw = w->interest_state;
 
-	if (w != NULL || !create)
-		return w;
-	w = calloc(1, sizeof(*w));
-	if (w == NULL)
+	if (iw != NULL || !create)
+		return iw;
+	iw = calloc(1, sizeof(*iw));
+	if (iw == NULL)
 		return NULL;
-	w->key = key;
-	w->addrs = hmap_new();
-	if (w->addrs == NULL ||
-	    hmap_put(in->workers, &w->key, sizeof(w->key), w) == -1) {
-		hmap_free(w->addrs);
-		free(w);
+	iw->w = w;
+	iw->addrs = hmap_new();
+	if (iw->addrs == NULL) {
+		free(iw);
 		return NULL;
 	}
-	return w;
+	dlist_insert_tail(&in->workers, &iw->node);
+	in->n_workers++;
+	w->interest_state = iw;
+	return iw;
 }
 
 /* The worker starts holding a (not held before). */
@@ -283,7 +363,11 @@ hold(struct interest *in, struct iworker *w, struct iaddr *a)
 	if (a->refs == 1) {
 		if (!a->perm)
 			in->n_wanted++;
-		mark_dirty(in, a);
+		if (a->lingering)
+			linger_stop(
+			    in, a); /* still subscribed: nothing to send */
+		else
+			mark_dirty(in, a);
 	}
 	return 0;
 }
@@ -293,19 +377,20 @@ hold(struct interest *in, struct iworker *w, struct iaddr *a)
 static void
 release(struct interest *in, struct iworker *w, struct iaddr *a)
 {
-	drop_waiters(in, a, w->key.slot, w->key.gen);
+	drop_waiters(in, a, w->w->slot, w->w->gen);
 	a->refs--;
 	if (a->refs == 0) {
 		if (!a->perm)
 			in->n_wanted--;
-		mark_dirty(in, a);
+		linger_start(in, a);
 	}
 }
 
 int
-interest_add(struct interest *in, uint32_t slot, uint32_t gen, uint64_t req_id,
+interest_add(struct interest *in, struct worker *wk, uint64_t req_id,
     const char *s, size_t len)
 {
+	uint32_t slot = wk->slot, gen = wk->gen;
 	struct addr parsed;
 	struct iworker *w;
 	struct iaddr *a;
@@ -317,7 +402,7 @@ interest_add(struct interest *in, uint32_t slot, uint32_t gen, uint64_t req_id,
 		in->ack(in->ack_arg, slot, gen, req_id, ACK_FAILED);
 		return 0;
 	}
-	w = worker_get(in, slot, gen, true);
+	w = interest_worker(in, wk, true);
 	if (w == NULL)
 		goto fail;
 	created = hmap_get(in->addrs, s, len) == NULL;
@@ -357,10 +442,9 @@ fail:
 }
 
 void
-interest_del(
-    struct interest *in, uint32_t slot, uint32_t gen, const char *s, size_t len)
+interest_del(struct interest *in, struct worker *wk, const char *s, size_t len)
 {
-	struct iworker *w = worker_get(in, slot, gen, false);
+	struct iworker *w = interest_worker(in, wk, false);
 	struct iaddr *a;
 
 	if (w == NULL || (a = hmap_del(w->addrs, s, len)) == NULL)
@@ -369,9 +453,9 @@ interest_del(
 }
 
 void
-interest_forget(struct interest *in, uint32_t slot, uint32_t gen)
+interest_forget(struct interest *in, struct worker *wk)
 {
-	struct iworker *w = worker_get(in, slot, gen, false);
+	struct iworker *w = interest_worker(in, wk, false);
 	struct hmap_iter it;
 	const void *k;
 	size_t klen;
@@ -382,15 +466,14 @@ interest_forget(struct interest *in, uint32_t slot, uint32_t gen)
 	hmap_iter_init(w->addrs, &it);
 	while (hmap_iter_next(&it, &k, &klen, &v))
 		release(in, w, v);
-	hmap_del(in->workers, &w->key, sizeof(w->key));
-	worker_free(w);
+	interest_worker_free(in, w);
 }
 
 int
-interest_sync(struct interest *in, uint32_t slot, uint32_t gen,
+interest_sync(struct interest *in, struct worker *wk,
     const struct env_str *addrs, size_t n, size_t *n_invalid)
 {
-	struct iworker *w = worker_get(in, slot, gen, true);
+	struct iworker *w = interest_worker(in, wk, true);
 	struct hmap *next = NULL;
 	struct hmap_iter it;
 	const void *k;
@@ -482,6 +565,7 @@ interest_link_down(struct interest *in)
 
 		a->requested = a->inflight = false;
 		set_subscribed(in, a, false);
+		linger_stop(in, a);
 		if (!want(a)) {
 			/* Nobody wants it and Redis forgot it. */
 			hmap_iter_del(&it);
@@ -496,11 +580,29 @@ interest_link_down(struct interest *in)
 bool
 interest_dirty(const struct interest *in)
 {
+	uint64_t due;
+
 	if (!in->link_up)
 		return false;
 	if (in->broadcast)
 		return !in->pat_requested;
-	return !dlist_empty(&in->dirty);
+	if (!dlist_empty(&in->dirty))
+		return true;
+	due = interest_next_due(in);
+	return due != 0 && in->clock(in->clock_arg) >= due;
+}
+
+void
+interest_lost(struct interest *in, const char *s, size_t len)
+{
+	struct iaddr *a = hmap_get(in->addrs, s, len);
+
+	if (a == NULL || in->broadcast)
+		return;
+	a->requested = a->inflight = false;
+	set_subscribed(in, a, false);
+	linger_stop(in, a);
+	mark_dirty(in, a); /* resubscribed if still wanted, else freed */
 }
 
 struct chunk {
@@ -532,6 +634,7 @@ interest_flush(struct interest *in, interest_cmd_fn *fn, void *arg)
 
 	if (!in->link_up)
 		return 0;
+	linger_expire(in);
 	if (in->broadcast) {
 		if (!in->pat_requested) {
 			if (fn(arg, INTEREST_PSUBSCRIBE, NULL, NULL, 0) == 0) {
@@ -560,6 +663,12 @@ interest_flush(struct interest *in, interest_cmd_fn *fn, void *arg)
 
 		if (a->inflight)
 			continue; /* re-marked when the confirmation comes */
+		if (a->lingering) {
+			/* Its grace period decides: linger_expire(). */
+			dlist_remove(n);
+			a->dirty = false;
+			continue;
+		}
 		dlist_remove(n);
 		a->dirty = false;
 		if (want(a) != a->requested) {
@@ -619,7 +728,7 @@ interest_confirmed(
 		set_subscribed(in, a, true);
 		ack_waiters(in, a);
 	}
-	if (want(a) != a->requested)
+	if (want(a) != a->requested && !a->lingering)
 		mark_dirty(in, a); /* changed while in flight */
 	else
 		maybe_free(in, a);
@@ -642,11 +751,17 @@ interest_subscribed(const struct interest *in)
 size_t
 interest_workers(const struct interest *in)
 {
-	return hmap_count(in->workers);
+	return in->n_workers;
 }
 
 size_t
 interest_waiting(const struct interest *in)
 {
 	return in->n_waiting;
+}
+
+size_t
+interest_lingering(const struct interest *in)
+{
+	return in->n_lingering;
 }

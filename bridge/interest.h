@@ -11,7 +11,11 @@
  * through the ack callback as soon as they are due. Names are addresses
  * without the Redis prefix. At most one command per address is in flight:
  * a change that arrives meanwhile waits for Redis' confirmation, so an ACK
- * never answers a stale SUBSCRIBE. Single-threaded (bridge loop).
+ * never answers a stale SUBSCRIBE. An address nobody holds any more stays
+ * subscribed for a grace period (interest_set_grace()) before it is
+ * unsubscribed, so interest that comes and goes again costs the broker
+ * nothing. Per-worker state hangs off struct worker (workers.h).
+ * Single-threaded (bridge loop).
  */
 #ifndef WSP_INTEREST_H
 #define WSP_INTEREST_H
@@ -21,8 +25,18 @@
 #include <stdint.h>
 
 #include "envelope.h"
+#include "workers.h"
 
 #define INTEREST_CHUNK 500
+/*
+ * How long an address stays subscribed after its last holder left. Clients
+ * that toggle a subscription, or reconnect (a page reload, a rolling
+ * reload of the gateway moving every client within seconds), come back
+ * well within this, and each SUBSCRIBE/UNSUBSCRIBE pair avoided is work
+ * the shared broker does for every node. Short enough that a node stops
+ * receiving traffic it no longer wants within seconds.
+ */
+#define INTEREST_GRACE_MS 3000
 
 struct interest;
 
@@ -51,7 +65,22 @@ typedef int interest_cmd_fn(void *arg, enum interest_cmd cmd,
  * interest_free().
  */
 struct interest *interest_new(bool broadcast, interest_ack_fn *ack, void *arg);
+/* Frees the state, including what it keeps per worker. */
 void interest_free(struct interest *in);
+
+/* Monotonic milliseconds. */
+typedef uint64_t interest_clock_fn(void *arg);
+
+/*
+ * Keeps released addresses subscribed for grace_ms (0, the default: none),
+ * measured with clock. Their UNSUBSCRIBE is sent by the first
+ * interest_flush() after that; interest_next_due() tells when.
+ */
+void interest_set_grace(struct interest *in, uint64_t grace_ms,
+    interest_clock_fn *clock, void *clock_arg);
+
+/* Monotonic time of the next grace expiry, or 0 if none is pending. */
+uint64_t interest_next_due(const struct interest *in);
 
 /*
  * INTEREST_ADD of worker (slot, gen). An invalid address is acked with
@@ -60,12 +89,12 @@ void interest_free(struct interest *in);
  * worker per address waits: a re-request replaces the older one. Returns
  * 0, or -1 on allocation failure (then acked ACK_FAILED).
  */
-int interest_add(struct interest *in, uint32_t slot, uint32_t gen,
-    uint64_t req_id, const char *addr, size_t len);
+int interest_add(struct interest *in, struct worker *w, uint64_t req_id,
+    const char *addr, size_t len);
 
 /* INTEREST_DEL: the worker no longer holds addr (unknown: ignored). */
-void interest_del(struct interest *in, uint32_t slot, uint32_t gen,
-    const char *addr, size_t len);
+void interest_del(
+    struct interest *in, struct worker *w, const char *addr, size_t len);
 
 /*
  * INTEREST_SYNC: replaces the worker's whole set by addrs[0..n) (invalid
@@ -73,11 +102,11 @@ void interest_del(struct interest *in, uint32_t slot, uint32_t gen,
  * pending waits of the worker for addresses it still holds are kept.
  * Returns 0, or -1 on allocation failure (the set may be partial).
  */
-int interest_sync(struct interest *in, uint32_t slot, uint32_t gen,
+int interest_sync(struct interest *in, struct worker *w,
     const struct env_str *addrs, size_t n, size_t *n_invalid);
 
-/* Forgets worker (slot, gen): releases every address it holds. */
-void interest_forget(struct interest *in, uint32_t slot, uint32_t gen);
+/* Forgets worker w: releases every address it holds and frees its state. */
+void interest_forget(struct interest *in, struct worker *w);
 
 /* The subscriber link is up: every wanted address is (re)subscribed at
  * the next flush. */
@@ -86,6 +115,12 @@ void interest_link_up(struct interest *in);
 /* The subscriber link is gone: Redis holds nothing any more; waiting ACKs
  * stay queued until the subscriptions are back. */
 void interest_link_down(struct interest *in);
+
+/*
+ * The broker lost the subscription of one address without being asked (a
+ * shard failed over): it is requested again at the next flush.
+ */
+void interest_lost(struct interest *in, const char *addr, size_t len);
 
 /*
  * Hands out the pending commands through fn (only while the link is up).
@@ -112,5 +147,7 @@ size_t interest_subscribed(const struct interest *in);
 size_t interest_workers(const struct interest *in);
 /* ACKs waiting for Redis. */
 size_t interest_waiting(const struct interest *in);
+/* Subscribed addresses nobody holds, in their grace period. */
+size_t interest_lingering(const struct interest *in);
 
 #endif

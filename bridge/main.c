@@ -2,8 +2,9 @@
  * main.c - wspush-bridge: the node's Redis sidecar.
  *
  * Reads the config, picks the node id and epoch, binds the bus and upstream
- * ipc sockets, tells systemd READY=1 and runs the loop until SIGTERM or
- * SIGINT, then flushes pending writes to Redis (bounded) and exits 0.
+ * ipc sockets, tells systemd READY=1 (and feeds its watchdog from the
+ * loop) and runs the loop until SIGTERM or SIGINT, then flushes pending
+ * writes to Redis (bounded) and exits 0.
  * Signals arrive through a signalfd in the loop; they are blocked before
  * nng starts its threads, so no thread ever runs a handler.
  */
@@ -19,7 +20,6 @@
 #include <unistd.h>
 
 #include <nng/nng.h>
-#include <systemd/sd-daemon.h>
 
 #include "bridge.h"
 #include "conf.h"
@@ -27,25 +27,26 @@
 #include "loop.h"
 #include "sanitize.h"
 #include "stats.h"
+#include "systemd.h"
 
 #ifdef WSP_ASAN
 /*
  * LeakSanitizer, sanitizer builds only: nng 1.5.2 loses a bus message that
  * nng_sendmsg() accepted when PUB hands it to a pipe closing at that very
- * moment (a worker exiting or killed). hub_flush() is the only place such a
+ * moment (a worker exiting or killed). bus_flush() is the only place such a
  * message is allocated, and it frees it itself whenever nng refuses it.
- * And a listener recreated after nng bug #1518 (hub.c) keeps its stuck
- * pipes when closed; they hang off the listener lsn_start() created (the
- * stats listener, stats_lsn_start(), has the same bug and cure). These
- * suppressions hide nothing of ours.
+ * And a listener recreated after nng bug #1518 (ipc_listener.c) keeps its
+ * stuck pipes when closed; they hang off the listener that
+ * ipc_listener_start() created (the stats listener, stats_lsn_start(),
+ * has the same bug and cure). These suppressions hide nothing of ours.
  */
 const char *__lsan_default_suppressions(void);
 
 const char *
 __lsan_default_suppressions(void)
 {
-	return "leak:hub_flush\n"
-	       "leak:lsn_start\n"
+	return "leak:bus_flush\n"
+	       "leak:ipc_listener_start\n"
 	       "leak:stats_lsn_start\n";
 }
 #endif
@@ -145,7 +146,7 @@ signal_cb(struct loop *l, int fd, int revents, void *arg)
 		case SIGINT:
 			log_notice("signal=%s: graceful stop",
 			    si.ssi_signo == SIGTERM ? "TERM" : "INT");
-			sd_notify(0, "STOPPING=1");
+			systemd_stopping();
 			bridge_stop(sc->bridge);
 			break;
 		case SIGHUP:
@@ -242,7 +243,9 @@ main(int argc, char **argv)
 	if (sw == NULL)
 		fatalx("out of memory");
 	/* The ipc listeners are bound: workers can attach, Redis or not. */
-	sd_notify(0, "READY=1");
+	systemd_ready();
+	if (systemd_watchdog_start(loop) == -1)
+		fatalx("out of memory");
 	log_notice("ready node=%s pid=%ld", node, (long)getpid());
 
 	if (loop_run(loop) == -1)

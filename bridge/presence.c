@@ -22,18 +22,16 @@ struct puser {
 	struct dlist_node dirty_node;
 };
 
-struct pworker_key {
-	uint32_t slot, gen;
-};
-
+/* What presence keeps per worker (struct worker.presence_state). */
 struct pworker {
-	struct pworker_key key;
+	struct dlist_node node; /* on p->workers */
+	struct worker *w;
 	struct hmap *users; /* user id -> (void *)(uintptr_t)count */
 };
 
 struct presence {
 	struct hmap *users;   /* user id -> struct puser * */
-	struct hmap *workers; /* struct pworker_key -> struct pworker * */
+	struct dlist workers; /* struct pworker */
 	struct dlist dirty;
 	uint64_t conns;
 	size_t online; /* users with total > 0: kept, not counted (stats ask
@@ -54,9 +52,9 @@ presence_new(void)
 	if (p == NULL)
 		return NULL;
 	dlist_init(&p->dirty);
+	dlist_init(&p->workers);
 	p->users = hmap_new();
-	p->workers = hmap_new();
-	if (p->users == NULL || p->workers == NULL) {
+	if (p->users == NULL) {
 		presence_free(p);
 		return NULL;
 	}
@@ -64,7 +62,7 @@ presence_new(void)
 }
 
 static void
-puser_free(struct presence *p, struct puser *u)
+presence_user_free(struct presence *p, struct puser *u)
 {
 	dlist_remove(&u->dirty_node);
 	hmap_del(p->users, u->name, u->len);
@@ -72,9 +70,19 @@ puser_free(struct presence *p, struct puser *u)
 	free(u);
 }
 
+static void
+presence_worker_free(struct pworker *pw)
+{
+	dlist_remove(&pw->node);
+	pw->w->presence_state = NULL;
+	hmap_free(pw->users);
+	free(pw);
+}
+
 void
 presence_free(struct presence *p)
 {
+	struct dlist_node *n;
 	struct hmap_iter it;
 	const void *k;
 	size_t klen;
@@ -82,16 +90,8 @@ presence_free(struct presence *p)
 
 	if (p == NULL)
 		return;
-	if (p->workers != NULL) {
-		hmap_iter_init(p->workers, &it);
-		while (hmap_iter_next(&it, &k, &klen, &v)) {
-			struct pworker *w = v;
-
-			hmap_free(w->users);
-			free(w);
-		}
-		hmap_free(p->workers);
-	}
+	while ((n = dlist_first(&p->workers)) != NULL)
+		presence_worker_free(DLIST_ENTRY(n, struct pworker, node));
 	if (p->users != NULL) {
 		hmap_iter_init(p->users, &it);
 		while (hmap_iter_next(&it, &k, &klen, &v)) {
@@ -105,31 +105,33 @@ presence_free(struct presence *p)
 	free(p);
 }
 
+/* presence's state of worker w, created on demand (NULL: out of memory,
+ * or none and !create). */
 static struct pworker *
-worker_get(struct presence *p, uint32_t slot, uint32_t gen, bool create)
+presence_worker(struct presence *p, struct worker *w, bool create)
 {
-	struct pworker_key key = {slot, gen};
-	struct pworker *w = hmap_get(p->workers, &key, sizeof(key));
+	struct pworker *pw = w->presence_state;
 
-	if (w != NULL || !create)
-		return w;
-	w = calloc(1, sizeof(*w));
-	if (w == NULL)
+	if (pw != NULL || !create)
+		return pw;
+	pw = calloc(1, sizeof(*pw));
+	if (pw == NULL)
 		return NULL;
-	w->key = key;
-	w->users = hmap_new();
-	if (w->users == NULL ||
-	    hmap_put(p->workers, &w->key, sizeof(w->key), w) == -1) {
-		hmap_free(w->users);
-		free(w);
+	pw->w = w;
+	pw->users = hmap_new();
+	if (pw->users == NULL) {
+		free(pw);
 		return NULL;
 	}
-	return w;
+	dlist_insert_tail(&p->workers, &pw->node);
+	w->presence_state = pw;
+	return pw;
 }
 
 /* Adds delta (which never takes the total below 0) to the node total. */
 static int
-node_add(struct presence *p, const char *user, size_t len, int64_t delta)
+presence_node_add(
+    struct presence *p, const char *user, size_t len, int64_t delta)
 {
 	struct puser *u = hmap_get(p->users, user, len);
 
@@ -169,8 +171,8 @@ node_add(struct presence *p, const char *user, size_t len, int64_t delta)
 
 /* Sets the worker's count of user to n, adjusting the node total. */
 static int
-worker_set(struct presence *p, struct pworker *w, const char *user, size_t len,
-    uint64_t n)
+presence_worker_set(struct presence *p, struct pworker *w, const char *user,
+    size_t len, uint64_t n)
 {
 	uint64_t old = PTR_COUNT(hmap_get(w->users, user, len));
 
@@ -181,7 +183,7 @@ worker_set(struct presence *p, struct pworker *w, const char *user, size_t len,
 	} else if (hmap_put(w->users, user, len, COUNT_PTR(n)) == -1) {
 		return -1;
 	}
-	if (node_add(p, user, len, (int64_t)n - (int64_t)old) == -1) {
+	if (presence_node_add(p, user, len, (int64_t)n - (int64_t)old) == -1) {
 		/* Undo, so worker and node tables stay consistent. */
 		if (old == 0)
 			hmap_del(w->users, user, len);
@@ -193,28 +195,29 @@ worker_set(struct presence *p, struct pworker *w, const char *user, size_t len,
 }
 
 int
-presence_event(struct presence *p, uint32_t slot, uint32_t gen,
-    const char *user, size_t len, int delta)
+presence_event(struct presence *p, struct worker *wk, const char *user,
+    size_t len, int delta)
 {
 	struct pworker *w;
 	uint64_t old;
 
 	if (user == NULL || !addr_id_valid(user, len))
 		return 0;
-	w = worker_get(p, slot, gen, delta > 0);
+	w = presence_worker(p, wk, delta > 0);
 	if (w == NULL)
 		return delta > 0 ? -1 : 0;
 	old = PTR_COUNT(hmap_get(w->users, user, len));
 	if (delta < 0 && old == 0)
 		return 0;
-	return worker_set(p, w, user, len, delta > 0 ? old + 1 : old - 1);
+	return presence_worker_set(
+	    p, w, user, len, delta > 0 ? old + 1 : old - 1);
 }
 
 int
-presence_sync(struct presence *p, uint32_t slot, uint32_t gen,
+presence_sync(struct presence *p, struct worker *wk,
     const struct up_counter *users, size_t n)
 {
-	struct pworker *w = worker_get(p, slot, gen, true);
+	struct pworker *w = presence_worker(p, wk, true);
 	struct hmap *listed;
 	struct hmap_iter it;
 	const void *k;
@@ -237,7 +240,8 @@ presence_sync(struct presence *p, uint32_t slot, uint32_t gen,
 	hmap_iter_init(w->users, &it);
 	while (hmap_iter_next(&it, &k, &klen, &v)) {
 		if (hmap_get(listed, k, klen) == NULL) {
-			(void)node_add(p, k, klen, -(int64_t)PTR_COUNT(v));
+			(void)presence_node_add(
+			    p, k, klen, -(int64_t)PTR_COUNT(v));
 			hmap_iter_del(&it);
 		}
 	}
@@ -250,7 +254,7 @@ presence_sync(struct presence *p, uint32_t slot, uint32_t gen,
 		    !addr_id_valid(u->p, u->len))
 			continue;
 		/* Clamped: a bogus count must not overflow the totals. */
-		if (worker_set(p, w, u->p, u->len,
+		if (presence_worker_set(p, w, u->p, u->len,
 			users[i].value > PRESENCE_CONNS_MAX
 			    ? PRESENCE_CONNS_MAX
 			    : users[i].value) == -1)
@@ -260,9 +264,9 @@ presence_sync(struct presence *p, uint32_t slot, uint32_t gen,
 }
 
 void
-presence_forget(struct presence *p, uint32_t slot, uint32_t gen)
+presence_forget(struct presence *p, struct worker *wk)
 {
-	struct pworker *w = worker_get(p, slot, gen, false);
+	struct pworker *w = presence_worker(p, wk, false);
 	struct hmap_iter it;
 	const void *k;
 	size_t klen;
@@ -272,10 +276,8 @@ presence_forget(struct presence *p, uint32_t slot, uint32_t gen)
 		return;
 	hmap_iter_init(w->users, &it);
 	while (hmap_iter_next(&it, &k, &klen, &v))
-		(void)node_add(p, k, klen, -(int64_t)PTR_COUNT(v));
-	hmap_del(p->workers, &w->key, sizeof(w->key));
-	hmap_free(w->users);
-	free(w);
+		(void)presence_node_add(p, k, klen, -(int64_t)PTR_COUNT(v));
+	presence_worker_free(w);
 }
 
 void
@@ -298,7 +300,7 @@ presence_flush(
 	if (done != NULL)
 		done(arg);
 	while ((n = dlist_first(&gone)) != NULL)
-		puser_free(p, DLIST_ENTRY(n, struct puser, dirty_node));
+		presence_user_free(p, DLIST_ENTRY(n, struct puser, dirty_node));
 }
 
 void

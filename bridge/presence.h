@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "envelope.h"
+#include "workers.h"
 
 struct presence;
 
@@ -29,18 +30,18 @@ void presence_free(struct presence *p);
 
 /*
  * A connection of user opened (delta +1) or closed (-1) on worker
- * (slot, gen). Invalid user ids and closes of unknown connections are
+ * w. Invalid user ids and closes of unknown connections are
  * ignored. Returns 0, or -1 on allocation failure.
  */
-int presence_event(struct presence *p, uint32_t slot, uint32_t gen,
-    const char *user, size_t len, int delta);
+int presence_event(struct presence *p, struct worker *w, const char *user,
+    size_t len, int delta);
 
 /* Replaces the worker's table (name = user id, value = connections). */
-int presence_sync(struct presence *p, uint32_t slot, uint32_t gen,
+int presence_sync(struct presence *p, struct worker *w,
     const struct up_counter *users, size_t n);
 
 /* Removes every connection of the worker. */
-void presence_forget(struct presence *p, uint32_t slot, uint32_t gen);
+void presence_forget(struct presence *p, struct worker *w);
 
 /* The end of a presence_flush() batch; emitted strings are still valid. */
 typedef void presence_done_fn(void *arg);

@@ -13,6 +13,23 @@
 
 #include "interest.h"
 
+/* The registry's worker (slot, gen): the module keeps its state there. */
+static struct worker *
+W(uint32_t slot, uint32_t gen)
+{
+	static struct worker ws[32];
+	static size_t n;
+
+	for (size_t i = 0; i < n; i++) {
+		if (ws[i].slot == slot && ws[i].gen == gen)
+			return &ws[i];
+	}
+	assert_true(n < 32);
+	ws[n].slot = slot;
+	ws[n].gen = gen;
+	return &ws[n++];
+}
+
 #define MAX_REC 64
 
 struct rec_ack {
@@ -96,7 +113,7 @@ teardown(void **state)
 static void
 add(struct interest *in, uint32_t slot, uint64_t req, const char *a)
 {
-	assert_int_equal(interest_add(in, slot, 1, req, a, strlen(a)), 0);
+	assert_int_equal(interest_add(in, W(slot, 1), req, a, strlen(a)), 0);
 }
 
 static void
@@ -211,7 +228,7 @@ a_repeated_add_is_acked_again(void **state)
 	assert_int_equal(R.n_acks, 2);
 	assert_int_equal(R.acks[1].req, 2);
 	/* Still one reference: one DEL releases it. */
-	interest_del(in, 1, 1, "user:a", 6);
+	interest_del(in, W(1, 1), "user:a", 6);
 	R.n_cmds = 0;
 	assert_int_equal(interest_flush(in, cmd_cb, &R), 1);
 	assert_int_equal(R.cmds[0].cmd, INTEREST_UNSUBSCRIBE);
@@ -244,9 +261,9 @@ shared_addresses_are_subscribed_once_and_released_by_the_last(void **state)
 	assert_int_equal(R.cmds[0].n, 1);
 	confirm(in, INTEREST_SUBSCRIBE, "channel:c");
 	assert_int_equal(R.n_acks, 2);
-	interest_del(in, 1, 1, "channel:c", 9);
+	interest_del(in, W(1, 1), "channel:c", 9);
 	assert_int_equal(interest_flush(in, cmd_cb, &R), 0);
-	interest_del(in, 2, 1, "channel:c", 9);
+	interest_del(in, W(2, 1), "channel:c", 9);
 	assert_int_equal(interest_flush(in, cmd_cb, &R), 1);
 	assert_int_equal(R.cmds[1].cmd, INTEREST_UNSUBSCRIBE);
 	assert_string_equal(R.cmds[1].first, "channel:c");
@@ -262,7 +279,7 @@ an_add_and_del_in_one_iteration_send_nothing(void **state)
 
 	bring_up(in);
 	add(in, 1, 1, "user:q");
-	interest_del(in, 1, 1, "user:q", 6);
+	interest_del(in, W(1, 1), "user:q", 6);
 	assert_int_equal(interest_flush(in, cmd_cb, &R), 0);
 	assert_int_equal(interest_addresses(in), 1);
 	assert_int_equal(interest_waiting(in), 0);
@@ -277,7 +294,7 @@ a_resubscribe_waits_for_the_unsubscribe_in_flight(void **state)
 	add(in, 1, 1, "user:x");
 	interest_flush(in, cmd_cb, &R);
 	confirm(in, INTEREST_SUBSCRIBE, "user:x");
-	interest_del(in, 1, 1, "user:x", 6);
+	interest_del(in, W(1, 1), "user:x", 6);
 	interest_flush(in, cmd_cb, &R); /* UNSUBSCRIBE in flight */
 	add(in, 1, 2, "user:x");
 	assert_int_equal(R.n_acks, 1);
@@ -299,7 +316,7 @@ a_del_while_pending_drops_the_wait(void **state)
 	bring_up(in);
 	add(in, 1, 1, "user:x");
 	interest_flush(in, cmd_cb, &R);
-	interest_del(in, 1, 1, "user:x", 6);
+	interest_del(in, W(1, 1), "user:x", 6);
 	assert_int_equal(interest_waiting(in), 0);
 	confirm(in, INTEREST_SUBSCRIBE, "user:x");
 	assert_int_equal(R.n_acks, 0);
@@ -365,7 +382,7 @@ forgetting_a_worker_releases_its_addresses(void **state)
 	add(in, 2, 1, "user:b");
 	interest_flush(in, cmd_cb, &R);
 	assert_int_equal(interest_workers(in), 2);
-	interest_forget(in, 1, 1);
+	interest_forget(in, W(1, 1));
 	assert_int_equal(interest_workers(in), 1);
 	assert_int_equal(interest_waiting(in), 1);
 	confirm(in, INTEREST_SUBSCRIBE, "user:a");
@@ -376,7 +393,7 @@ forgetting_a_worker_releases_its_addresses(void **state)
 	assert_int_equal(interest_flush(in, cmd_cb, &R), 1);
 	assert_int_equal(R.cmds[0].cmd, INTEREST_UNSUBSCRIBE);
 	assert_string_equal(R.cmds[0].first, "user:a");
-	interest_forget(in, 9, 9); /* unknown: no-op */
+	interest_forget(in, W(9, 9)); /* unknown: no-op */
 }
 
 static void
@@ -389,13 +406,13 @@ a_sync_replaces_the_set_without_acks(void **state)
 	size_t invalid = 99;
 
 	bring_up(in);
-	assert_int_equal(interest_sync(in, 1, 1, set1, 2, &invalid), 0);
+	assert_int_equal(interest_sync(in, W(1, 1), set1, 2, &invalid), 0);
 	assert_int_equal(invalid, 0);
 	interest_flush(in, cmd_cb, &R);
 	assert_int_equal(R.cmds[0].n, 2);
 	confirm(in, INTEREST_SUBSCRIBE, "user:a");
 	confirm(in, INTEREST_SUBSCRIBE, "channel:b");
-	assert_int_equal(interest_sync(in, 1, 1, set2, 4, &invalid), 0);
+	assert_int_equal(interest_sync(in, W(1, 1), set2, 4, &invalid), 0);
 	assert_int_equal(invalid, 2);
 	assert_int_equal(interest_addresses(in), 3); /* all, b, c */
 	R.n_cmds = 0;
@@ -456,10 +473,182 @@ broadcast_acks_once_the_pattern_is_confirmed(void **state)
 	assert_int_equal(interest_flush(in, cmd_cb, &R), 1);
 	interest_confirmed(in, INTEREST_PSUBSCRIBE, NULL, 0);
 	assert_int_equal(R.n_acks, 4);
-	interest_forget(in, 2, 1);
-	interest_forget(in, 1, 1);
+	interest_forget(in, W(2, 1));
+	interest_forget(in, W(1, 1));
 	interest_flush(in, cmd_cb, &R);
 	assert_int_equal(interest_addresses(in), 0);
+}
+
+/* ---- the grace period of released addresses ---- */
+
+static uint64_t fake_now;
+
+static uint64_t
+fake_clock(void *arg)
+{
+	return fake_now;
+}
+
+static int
+setup_grace(void **state)
+{
+	int rc = setup(state);
+
+	fake_now = 1000;
+	if (rc == 0)
+		interest_set_grace(*state, 3000, fake_clock, NULL);
+	return rc;
+}
+
+/* Subscribes addr for worker slot and confirms it. */
+static void
+subscribed(struct interest *in, uint32_t slot, uint64_t req, const char *a)
+{
+	add(in, slot, req, a);
+	interest_flush(in, cmd_cb, &R);
+	confirm(in, INTEREST_SUBSCRIBE, a);
+	R.n_cmds = 0;
+}
+
+static void
+a_released_address_stays_subscribed_for_the_grace_period(void **state)
+{
+	struct interest *in = *state;
+
+	bring_up(in);
+	subscribed(in, 1, 1, "channel:c");
+	interest_del(in, W(1, 1), "channel:c", 9);
+	assert_false(interest_dirty(in));
+	assert_int_equal(interest_flush(in, cmd_cb, &R), 0);
+	assert_int_equal(interest_lingering(in), 1);
+	assert_int_equal(interest_subscribed(in), 2);
+	assert_int_equal(interest_addresses(in), 1); /* only "all" wanted */
+	assert_int_equal(interest_next_due(in), 4000);
+
+	fake_now = 3999;
+	assert_false(interest_dirty(in));
+	assert_int_equal(interest_flush(in, cmd_cb, &R), 0);
+	fake_now = 4000;
+	assert_true(interest_dirty(in));
+	assert_int_equal(interest_flush(in, cmd_cb, &R), 1);
+	assert_int_equal(R.cmds[0].cmd, INTEREST_UNSUBSCRIBE);
+	assert_string_equal(R.cmds[0].first, "channel:c");
+	assert_int_equal(interest_lingering(in), 0);
+	confirm(in, INTEREST_UNSUBSCRIBE, "channel:c");
+	assert_int_equal(interest_subscribed(in), 1);
+	assert_int_equal(interest_next_due(in), 0);
+}
+
+static void
+a_resubscribe_within_the_grace_period_is_acked_at_once(void **state)
+{
+	struct interest *in = *state;
+
+	bring_up(in);
+	subscribed(in, 1, 1, "channel:c");
+	R.n_acks = 0;
+	/* A client toggling: nothing of it reaches the broker. */
+	for (uint64_t i = 0; i < 10; i++) {
+		interest_del(in, W(1, 1), "channel:c", 9);
+		fake_now += 200;
+		add(in, 2, 10 + i, "channel:c");
+		assert_int_equal(R.n_acks, 2 * i + 1);
+		assert_int_equal(R.acks[2 * i].req, 10 + i);
+		assert_int_equal(R.acks[2 * i].status, ACK_OK);
+		interest_del(in, W(2, 1), "channel:c", 9);
+		add(in, 1, 100 + i, "channel:c");
+		assert_int_equal(R.n_acks, 2 * i + 2);
+		assert_int_equal(interest_flush(in, cmd_cb, &R), 0);
+	}
+	assert_int_equal(R.n_cmds, 0);
+	assert_int_equal(interest_lingering(in), 0);
+	fake_now += 10000;
+	assert_int_equal(interest_flush(in, cmd_cb, &R), 0);
+	assert_int_equal(interest_subscribed(in), 2);
+}
+
+static void
+a_release_while_the_subscribe_is_in_flight_lingers_too(void **state)
+{
+	struct interest *in = *state;
+
+	bring_up(in);
+	add(in, 1, 1, "user:u");
+	interest_flush(in, cmd_cb, &R);
+	interest_del(in, W(1, 1), "user:u", 6);
+	confirm(in, INTEREST_SUBSCRIBE, "user:u");
+	/* Confirmed, nobody wants it: the grace period still applies. */
+	R.n_cmds = 0;
+	assert_int_equal(interest_flush(in, cmd_cb, &R), 0);
+	assert_int_equal(interest_lingering(in), 1);
+	add(in, 2, 2, "user:u");
+	assert_int_equal(R.n_acks, 1); /* the first was dropped with its DEL */
+	assert_int_equal(R.acks[0].req, 2);
+	interest_del(in, W(2, 1), "user:u", 6);
+	fake_now += 3000;
+	assert_int_equal(interest_flush(in, cmd_cb, &R), 1);
+	assert_int_equal(R.cmds[0].cmd, INTEREST_UNSUBSCRIBE);
+}
+
+static void
+expired_addresses_are_unsubscribed_in_one_batch(void **state)
+{
+	struct interest *in = *state;
+	char a[32];
+
+	bring_up(in);
+	for (int i = 0; i < 20; i++) {
+		snprintf(a, sizeof(a), "user:%d", i);
+		add(in, 1, (uint64_t)i, a);
+	}
+	interest_flush(in, cmd_cb, &R);
+	for (int i = 0; i < 20; i++) {
+		snprintf(a, sizeof(a), "user:%d", i);
+		confirm(in, INTEREST_SUBSCRIBE, a);
+	}
+	R.n_cmds = 0;
+	for (int i = 0; i < 20; i++) {
+		snprintf(a, sizeof(a), "user:%d", i);
+		interest_del(in, W(1, 1), a, strlen(a));
+		fake_now += 10; /* released over 200 ms */
+	}
+	fake_now += 3000;
+	assert_int_equal(interest_flush(in, cmd_cb, &R), 1);
+	assert_int_equal(R.cmds[0].n, 20);
+}
+
+static void
+a_lost_link_ends_the_grace_period(void **state)
+{
+	struct interest *in = *state;
+
+	bring_up(in);
+	subscribed(in, 1, 1, "channel:c");
+	interest_del(in, W(1, 1), "channel:c", 9);
+	assert_int_equal(interest_lingering(in), 1);
+	interest_link_down(in);
+	assert_int_equal(interest_lingering(in), 0);
+	interest_link_up(in);
+	fake_now += 5000;
+	interest_flush(in, cmd_cb, &R);
+	/* Only "all" is subscribed again; channel:c is gone. */
+	assert_int_equal(R.n_cmds, 1);
+	assert_int_equal(R.cmds[0].n, 1);
+	assert_string_equal(R.cmds[0].first, "all");
+}
+
+static void
+a_single_lost_subscription_is_requested_again(void **state)
+{
+	struct interest *in = *state;
+
+	bring_up(in);
+	subscribed(in, 1, 1, "channel:c");
+	interest_lost(in, "channel:c", 9);
+	assert_int_equal(interest_subscribed(in), 1);
+	assert_int_equal(interest_flush(in, cmd_cb, &R), 1);
+	assert_int_equal(R.cmds[0].cmd, INTEREST_SUBSCRIBE);
+	assert_string_equal(R.cmds[0].first, "channel:c");
 }
 
 int
@@ -504,6 +693,22 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 		broadcast_acks_once_the_pattern_is_confirmed, setup_broadcast,
 		teardown),
+	    cmocka_unit_test_setup_teardown(
+		a_released_address_stays_subscribed_for_the_grace_period,
+		setup_grace, teardown),
+	    cmocka_unit_test_setup_teardown(
+		a_resubscribe_within_the_grace_period_is_acked_at_once,
+		setup_grace, teardown),
+	    cmocka_unit_test_setup_teardown(
+		a_release_while_the_subscribe_is_in_flight_lingers_too,
+		setup_grace, teardown),
+	    cmocka_unit_test_setup_teardown(
+		expired_addresses_are_unsubscribed_in_one_batch, setup_grace,
+		teardown),
+	    cmocka_unit_test_setup_teardown(
+		a_lost_link_ends_the_grace_period, setup_grace, teardown),
+	    cmocka_unit_test_setup_teardown(
+		a_single_lost_subscription_is_requested_again, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

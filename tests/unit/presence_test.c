@@ -14,6 +14,23 @@
 
 #include "presence.h"
 
+/* The registry's worker (slot, gen): the module keeps its state there. */
+static struct worker *
+W(uint32_t slot, uint32_t gen)
+{
+	static struct worker ws[32];
+	static size_t n;
+
+	for (size_t i = 0; i < n; i++) {
+		if (ws[i].slot == slot && ws[i].gen == gen)
+			return &ws[i];
+	}
+	assert_true(n < 32);
+	ws[n].slot = slot;
+	ws[n].gen = gen;
+	return &ws[n++];
+}
+
 struct seen {
 	char users[16][32];
 	uint64_t conns[16];
@@ -70,10 +87,10 @@ events_change_the_node_totals(void **state)
 {
 	struct presence *p = *state;
 
-	assert_int_equal(presence_event(p, 1, 1, "alice", 5, 1), 0);
-	assert_int_equal(presence_event(p, 1, 1, "alice", 5, 1), 0);
-	assert_int_equal(presence_event(p, 2, 1, "alice", 5, 1), 0);
-	assert_int_equal(presence_event(p, 2, 1, "bob", 3, 1), 0);
+	assert_int_equal(presence_event(p, W(1, 1), "alice", 5, 1), 0);
+	assert_int_equal(presence_event(p, W(1, 1), "alice", 5, 1), 0);
+	assert_int_equal(presence_event(p, W(2, 1), "alice", 5, 1), 0);
+	assert_int_equal(presence_event(p, W(2, 1), "bob", 3, 1), 0);
 	assert_int_equal(presence_connections(p), 4);
 	assert_int_equal(presence_users(p), 2);
 	presence_flush(p, emit, done, &S);
@@ -91,9 +108,9 @@ a_user_at_zero_is_emitted_once_then_forgotten(void **state)
 {
 	struct presence *p = *state;
 
-	presence_event(p, 1, 1, "bob", 3, 1);
+	presence_event(p, W(1, 1), "bob", 3, 1);
 	presence_flush(p, emit, NULL, &S);
-	presence_event(p, 1, 1, "bob", 3, -1);
+	presence_event(p, W(1, 1), "bob", 3, -1);
 	S.n = 0;
 	presence_flush(p, emit, NULL, &S);
 	assert_int_equal(S.n, 1);
@@ -110,10 +127,10 @@ bad_input_is_ignored(void **state)
 {
 	struct presence *p = *state;
 
-	assert_int_equal(presence_event(p, 1, 1, "has space", 9, 1), 0);
-	assert_int_equal(presence_event(p, 1, 1, NULL, 0, 1), 0);
-	assert_int_equal(presence_event(p, 1, 1, "ghost", 5, -1), 0);
-	assert_int_equal(presence_event(p, 7, 7, "ghost", 5, -1), 0);
+	assert_int_equal(presence_event(p, W(1, 1), "has space", 9, 1), 0);
+	assert_int_equal(presence_event(p, W(1, 1), NULL, 0, 1), 0);
+	assert_int_equal(presence_event(p, W(1, 1), "ghost", 5, -1), 0);
+	assert_int_equal(presence_event(p, W(7, 7), "ghost", 5, -1), 0);
 	assert_int_equal(presence_connections(p), 0);
 	presence_flush(p, emit, NULL, &S);
 	assert_int_equal(S.n, 0);
@@ -126,10 +143,10 @@ a_sync_replaces_the_workers_table(void **state)
 	struct up_counter t[] = {
 	    {{"carol", 5}, 2}, {{"dave", 4}, 0}, {{"bad id", 6}, 3}};
 
-	presence_event(p, 1, 1, "alice", 5, 1);
-	presence_event(p, 2, 1, "alice", 5, 1);
+	presence_event(p, W(1, 1), "alice", 5, 1);
+	presence_event(p, W(2, 1), "alice", 5, 1);
 	presence_flush(p, emit, NULL, &S);
-	assert_int_equal(presence_sync(p, 1, 1, t, 3), 0);
+	assert_int_equal(presence_sync(p, W(1, 1), t, 3), 0);
 	S.n = 0;
 	presence_flush(p, emit, NULL, &S);
 	assert_int_equal(seen("alice"), 1);
@@ -143,12 +160,12 @@ forgetting_a_worker_removes_its_connections(void **state)
 {
 	struct presence *p = *state;
 
-	presence_event(p, 1, 1, "alice", 5, 1);
-	presence_event(p, 1, 2, "alice", 5, 1);
-	presence_event(p, 1, 1, "bob", 3, 1);
+	presence_event(p, W(1, 1), "alice", 5, 1);
+	presence_event(p, W(1, 2), "alice", 5, 1);
+	presence_event(p, W(1, 1), "bob", 3, 1);
 	presence_flush(p, emit, NULL, &S);
-	presence_forget(p, 1, 1);
-	presence_forget(p, 9, 9);
+	presence_forget(p, W(1, 1));
+	presence_forget(p, W(9, 9));
 	S.n = 0;
 	presence_flush(p, emit, NULL, &S);
 	assert_int_equal(seen("alice"), 1);
@@ -182,21 +199,23 @@ the_user_count_follows_a_random_walk(void **state)
 
 		snprintf(name, sizeof(name), "u%d", u);
 		if (op < 55) {
-			presence_event(p, slot + 1, 1, name, strlen(name), 1);
+			presence_event(
+			    p, W(slot + 1, 1), name, strlen(name), 1);
 			model[slot][u]++;
 		} else if (op < 97) {
 			/* A close of an unknown connection is ignored. */
-			presence_event(p, slot + 1, 1, name, strlen(name), -1);
+			presence_event(
+			    p, W(slot + 1, 1), name, strlen(name), -1);
 			if (model[slot][u] > 0)
 				model[slot][u]--;
 		} else if (op < 99) {
 			struct up_counter c = {{name, strlen(name)}, 2};
 
-			presence_sync(p, slot + 1, 1, &c, 1);
+			presence_sync(p, W(slot + 1, 1), &c, 1);
 			memset(model[slot], 0, sizeof(model[slot]));
 			model[slot][u] = 2;
 		} else {
-			presence_forget(p, slot + 1, 1);
+			presence_forget(p, W(slot + 1, 1));
 			memset(model[slot], 0, sizeof(model[slot]));
 		}
 		if (step % 7 == 0) {
