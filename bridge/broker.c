@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "broker.h"
+#include "cluster_broker.h"
 #include "redis_broker.h"
 
 static const char *const broker_drop_names[BROKER_DROP_COUNT] = {
@@ -25,6 +26,8 @@ broker_new(const struct broker_env *env, const struct broker_events *ev,
     char *err, size_t errlen)
 {
 	/* The only kind so far; [broker] kind selects here once it exists. */
+	if (env->conf->redis_cluster)
+		return cluster_broker_new(env, ev, err, errlen);
 	return redis_broker_new(env, ev, err, errlen);
 }
 

@@ -860,7 +860,10 @@ resp_conn_start(struct resp_conn *rc)
 {
 	if (rc->state != RC_IDLE || rc->freeing)
 		return;
-	rc_enter(rc);
-	rc_connect(rc);
-	rc_leave(rc);
+	/* Through a timer: a connect that fails at once must not call the
+	 * owner back from inside this call. */
+	rc->state = RC_WAITING;
+	rc->retry_timer = loop_timer_add(rc->loop, 0, 0, retry_cb, rc);
+	if (rc->retry_timer == 0)
+		rc->state = RC_IDLE;
 }

@@ -87,7 +87,8 @@ struct resp_conn_stats {
  */
 struct resp_conn *resp_conn_new(struct loop *l, const struct resp_conn_opts *o);
 
-/* Starts connecting now; afterwards the link reconnects by itself. */
+/* Starts connecting on the next loop pass (never calls back from
+ * here); afterwards the link reconnects by itself. */
 void resp_conn_start(struct resp_conn *rc);
 
 /*
