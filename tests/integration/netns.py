@@ -199,6 +199,22 @@ class Publisher:
         return self.publish(f"{wsp.PREFIX}:{addr}", payload)
 
 
+class ClusterPublisher:
+    """Publisher for a Redis Cluster in the Redis namespace: SPUBLISH on
+    the master owning the channel (redis_cluster.RedisCluster.spublish,
+    run inside the namespace)."""
+
+    def __init__(self, bed, rc):
+        self.bed = bed
+        self.rc = rc
+
+    def publish(self, channel, payload):
+        return self.bed.redis_ns.run(self.rc.spublish, channel, payload)
+
+    def to(self, addr, payload):
+        return self.publish(f"{wsp.PREFIX}:{addr}", payload)
+
+
 class NsNode(wsp.Node):
     """A wsp.Node whose bridge and gateway run in namespace ns, listening on
     the node's address; readiness is checked from inside ns."""
@@ -208,7 +224,7 @@ class NsNode(wsp.Node):
         self.index = i
         self.ns = bed.ns(f"n{i}")
         self.addr = node_addr(i)
-        redis = _RedisRef(f"redis://{REDIS_ADDR}:{REDIS_PORT}")
+        redis = _RedisRef(bed.redis_url)
         over = wsp.merge({
             "gateway": {"listen": f"0.0.0.0:{GATEWAY_PORT}"},
             "bridge": {"metrics_listen": f"127.0.0.1:{METRICS_PORT}"},
@@ -320,6 +336,8 @@ class TestBed:
         self.nodes = []
         self.loop = None
         self.redis = None
+        self.redis_url = f"redis://{REDIS_ADDR}:{REDIS_PORT}"
+        self.cluster = None
         self.nginx = None
         self.n = nodes
         self.url = f"ws://{LB_CLIENT_ADDR}/ws"
@@ -389,7 +407,24 @@ class TestBed:
             check=self.redis.check_running)
         return self.pub
 
+    def start_redis_cluster(self, masters=3):
+        """A Redis Cluster (redis_cluster.py) in the Redis namespace: its
+        servers are forked from a thread inside the namespace, so they
+        live there; every later call on it runs there too. Nodes are
+        then configured with cluster = on."""
+        from redis_cluster import RedisCluster
+
+        def start():
+            return RedisCluster(self.h, masters=masters,
+                                host=REDIS_ADDR).start()
+        self.cluster = self.redis_ns.run(start, timeout=120)
+        self.redis_url = f"redis://{REDIS_ADDR}:{self.cluster.nodes[0].port}"
+        self.pub = ClusterPublisher(self, self.cluster)
+        return self.pub
+
     def start_nodes(self, workers=1, conf=None):
+        if self.cluster is not None:
+            conf = wsp.merge({"redis": {"cluster": "on"}}, conf)
         for i in range(1, self.n + 1):
             node = NsNode(self, i, workers=workers, conf=conf)
             self.nodes.append(node)
@@ -480,6 +515,12 @@ class TestBed:
         for p in (self.nginx, self.redis):
             if p is not None:
                 p.stop()
+        # Before the threads end: a child started from a thread gets
+        # SIGTERM when that thread exits (PR_SET_PDEATHSIG).
+        if self.cluster is not None:
+            for n in self.cluster.nodes:
+                if n.proc is not None:
+                    n.proc.stop()
         for t in self.threads:
             t.close()
         for name in reversed(self.names):

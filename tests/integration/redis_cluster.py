@@ -44,6 +44,7 @@ class ClusterNode:
         argv = list(self.rc.argv_prefix) + [
             "redis-server", "--port", self.port, "--bind", self.host,
             "--cluster-enabled", "yes", "--cluster-port", self.bus_port,
+            "--protected-mode", "no",
             "--cluster-config-file", "nodes.conf",
             "--cluster-node-timeout", self.rc.node_timeout_ms,
             "--save", "", "--appendonly", "no", "--dir", self.dir,

@@ -177,3 +177,40 @@ def test_broadcast_routing_with_cluster_on_is_refused(h):
     err = _bridge_refuses(h, "bcast", {"redis": {"cluster": "on"},
                                        "broker": {"routing": "broadcast"}})
     assert "broker.routing" in err and "redis.cluster" in err, err
+
+
+def test_upstream_writes_go_to_the_owning_shards(h):
+    """Client publishes become SPUBLISH on the target's shard; `send` and
+    connect events land in streams on whichever master owns their key;
+    the presence hash lives on its own shard."""
+    rc = RedisCluster(h, masters=3).start()
+    node = cluster_node(h, rc, workers=1,
+                        conf={"gateway": {"client_publish": "all"}})
+    users = spread_users(rc, wsp.uid("up") + "-", per_master=1)
+    sender, *targets = [u for us in users.values() for u in us]
+    cs = node.connect(sender)
+    cts = node.connect_many(targets)
+    for i, t in enumerate(targets):
+        cs.send_json({"op": "publish", "to": f"user:{t}", "data": {"i": i},
+                      "ref": i})
+    for i, (t, ct) in enumerate(zip(targets, cts)):
+        assert wsp.norm(ct.recv_json()) == {"op": "msg", "to": f"user:{t}",
+                                            "from": sender, "data": {"i": i}}
+    cs.send_json({"op": "send", "data": {"cart": 1}, "ref": 9})
+
+    def entries(key, **match):
+        r = rc.node(rc.owner(key)).client()
+        return [f for _id, f in r.xrange(key, "-", "+")
+                if all(f.get(k) == v for k, v in match.items())]
+    inbound = f"{wsp.PREFIX}:inbound"
+    (e,) = wsp.wait_until(lambda: entries(inbound, conn=cs.conn), 10,
+                          f"the send in {inbound} on its shard")
+    assert e["user"] == sender and json.loads(e["data"]) == {"cart": 1}
+    events = f"{wsp.PREFIX}:events"
+    wsp.wait_until(lambda: entries(events, conn=cs.conn, type="connect"),
+                   10, f"the connect event in {events} on its shard")
+    pres = f"{wsp.PREFIX}:presence:{node.id}"
+    r = rc.node(rc.owner(pres)).client()
+    wsp.wait_until(lambda: r.hget(pres, sender) == "1", 15,
+                   f"{sender} in {pres} on its shard")
+    assert bridge_stats(node)["redis"]["state"] == "up"
