@@ -128,6 +128,10 @@ def test_failover_resumes_deliveries_without_reconnects(h):
         assert c.is_open()
     st = node.stats()["bridge"]["redis"]
     assert st["state"] == "up", st
+    # Only the dead master's links failed: no other link was re-made
+    # (the promoted replica's links are first connections).
+    assert st["connect_failures"] > 0, st
+    assert (st["sub_reconnects"], st["cmd_reconnects"]) == (0, 0), st
 
 
 def test_a_migrated_slot_is_resubscribed_on_its_new_owner(h):
