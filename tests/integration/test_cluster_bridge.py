@@ -218,3 +218,9 @@ def test_upstream_writes_go_to_the_owning_shards(h):
     wsp.wait_until(lambda: r.hget(pres, sender) == "1", 15,
                    f"{sender} in {pres} on its shard")
     assert bridge_stats(node)["redis"]["state"] == "up"
+
+
+def test_cluster_on_with_a_unix_socket_url_is_refused(h):
+    err = _bridge_refuses(h, "unix", {"redis": {
+        "url": "unix:///run/redis/redis.sock", "cluster": "on"}})
+    assert "redis.cluster = on needs a redis:// URL" in err, err
