@@ -119,6 +119,7 @@ static const struct broker_ops cluster_broker_ops;
 static void cb_discover(struct cluster_broker *cb);
 static int cb_write_send(struct cluster_broker *cb, struct cb_write *w);
 static void cb_addr_send(struct cluster_broker *cb, struct cb_addr *a);
+static void cb_discover_later(struct cluster_broker *cb);
 
 static struct cluster_broker *
 cb_of(struct broker *b)
@@ -470,7 +471,7 @@ sub_reply_cb(struct resp_conn *rc, const redisReply *r, void *arg)
 		/* The slot is migrating: subscribe again once the map says
 		 * where it ended up. */
 		a->state = CA_WANT;
-		cb_discover(cb);
+		cb_discover_later(cb);
 		return;
 	case CLUSTER_REDIRECT_NONE:
 		break;
@@ -478,16 +479,20 @@ sub_reply_cb(struct resp_conn *rc, const redisReply *r, void *arg)
 	if (r->len >= 8 && (memcmp(r->str, "TRYAGAIN", 8) == 0 ||
 			       memcmp(r->str, "CLUSTERD", 8) == 0)) {
 		a->state = CA_WANT;
-		cb_discover(cb);
+		cb_discover_later(cb);
 		return;
 	}
+	/* Refused (NOPERM: an ACL without the channel, ...). Reporting it
+	 * lost would make the core ask again at once, a loop at network
+	 * speed: it stays wanted and is retried with the next map, a few
+	 * times a second at most, and logged. */
 	if (log_limit_pass(
 		&cb->err_log, loop_now(cb->loop), CB_ERR_LOG_MS, &suppressed))
-		log_warnx("redis-cluster: %s: SSUBSCRIBE %.*s: %.*s", s->name,
-		    (int)a->chan_len, a->chan,
+		log_warnx("redis-cluster: %s: SSUBSCRIBE %.*s: %.*s; retrying",
+		    s->name, (int)a->chan_len, a->chan,
 		    (int)(r->len > 200 ? 200 : r->len), r->str);
-	addr_detach(cb, a);
-	addr_report(cb, a);
+	a->state = CA_WANT;
+	cb_discover_later(cb);
 }
 
 /* Sends a's SSUBSCRIBE if its shard's subscriber link is up; else it

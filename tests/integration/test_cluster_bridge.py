@@ -224,3 +224,40 @@ def test_cluster_on_with_a_unix_socket_url_is_refused(h):
     err = _bridge_refuses(h, "unix", {"redis": {
         "url": "unix:///run/redis/redis.sock", "cluster": "on"}})
     assert "redis.cluster = on needs a redis:// URL" in err, err
+
+
+def test_acl_user_and_a_refused_channel_do_not_spin(h):
+    """The links authenticate as an ACL user on every master; a channel
+    the user may not subscribe (NOPERM) is retried a few times a second,
+    not at network speed, and the others work."""
+    rc = RedisCluster(h, masters=3).start()
+    for n in rc.nodes:
+        n.client().execute_command(
+            "ACL", "SETUSER", "wsp", "on", ">pw", "~*", "resetchannels",
+            f"&{wsp.PREFIX}:user:ok-*", f"&{wsp.PREFIX}:all",
+            f"&{wsp.PREFIX}:user:readyprobe", "+@all")
+    seed = rc.nodes[0]
+    node = wsp.Node(h, "a", _Url(f"redis://wsp:pw@127.0.0.1:{seed.port}"),
+                    workers=1, conf=CLUSTER_CONF).start()
+    ok = wsp.uid("ok")
+    c = node.connect(ok)
+    rc.spublish(f"{wsp.PREFIX}:user:{ok}", json.dumps({"ok": 1}))
+    assert sfence(rc, [c])[0] == [msg(f"user:{ok}", {"ok": 1})]
+
+    bad = wsp.uid("bad")
+    owner = rc.node(rc.owner(f"{wsp.PREFIX}:user:{bad}")).client()
+
+    def ssubscribe_calls():
+        # An ACL refusal counts as rejected, not as a call.
+        st = owner.info("commandstats").get("cmdstat_ssubscribe", {})
+        return sum(st.get(k, 0) for k in ("calls", "rejected_calls",
+                                           "failed_calls"))
+    before = ssubscribe_calls()
+    b = node.connect(bad, welcome=False)
+    frames = b.collect(quiet=2, timeout=2)
+    assert [f for f in frames if f.get("op") == "welcome"] == [], frames
+    calls = ssubscribe_calls() - before
+    assert 1 <= calls <= 20, f"{calls} SSUBSCRIBE in 2 s for a refused channel"
+    # The refused one blocks nothing else.
+    rc.spublish(f"{wsp.PREFIX}:user:{ok}", json.dumps({"ok": 2}))
+    assert sfence(rc, [c])[0] == [msg(f"user:{ok}", {"ok": 2})]
