@@ -261,3 +261,39 @@ def test_acl_user_and_a_refused_channel_do_not_spin(h):
     # The refused one blocks nothing else.
     rc.spublish(f"{wsp.PREFIX}:user:{ok}", json.dumps({"ok": 2}))
     assert sfence(rc, [c])[0] == [msg(f"user:{ok}", {"ok": 2})]
+
+
+def test_writes_follow_ask_during_a_slot_migration(h):
+    """The inbound stream's slot is half-way migrated (MIGRATING on the
+    old master, IMPORTING on the new one, the key already moved): the
+    XADD the bridge sends to the old master gets ASK, and goes to the new
+    one with ASKING, not to the floor."""
+    rc = RedisCluster(h, masters=3).start()
+    node = cluster_node(h, rc, workers=1)
+    key = f"{wsp.PREFIX}:inbound"
+    slot = rc.keyslot(key)
+    src = rc.owner(key)
+    dst = [m for m in rc.masters() if m != src][0]
+    s, d = rc.node(src).client(), rc.node(dst).client()
+    s.xadd(key, {"seed": "1"})
+    d.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING",
+                      rc.node_id(src))
+    s.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING",
+                      rc.node_id(dst))
+    s.execute_command("MIGRATE", "127.0.0.1", dst, "", 0, 5000, "KEYS", key)
+    c = node.connect(wsp.uid("ask"))
+    c.send_json({"op": "send", "data": {"asked": 1}, "ref": 1})
+    c.send_json({"op": "ping", "ref": 2})
+    c.until(lambda f: f.get("op") == "pong")
+    for n in rc.live():
+        n.client().execute_command("CLUSTER", "SETSLOT", slot, "NODE",
+                                   rc.node_id(dst))
+    rc.wait_ok()
+
+    def ours():
+        return [f for _id, f in d.xrange(key, "-", "+")
+                if f.get("conn") == c.conn]
+    (e,) = wsp.wait_until(ours, 10, f"the send in {key} on the new master")
+    assert json.loads(e["data"]) == {"asked": 1}
+    drops = node.stats()["bridge"]["drops"]
+    assert (drops["redis_error"], drops["redis_down"]) == (0, 0), drops
