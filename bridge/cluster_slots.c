@@ -63,6 +63,9 @@ cluster_map_fini(struct cluster_map *m)
 	cluster_map_init(m);
 }
 
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 static void
 seterr(char *err, size_t errlen, const char *fmt, ...)
 {

@@ -33,6 +33,9 @@ struct seen {
 	struct loop *loop;
 };
 
+static void logf_(struct seen *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 static void
 logf_(struct seen *s, const char *fmt, ...)
 {
