@@ -1225,9 +1225,6 @@ conf_check_broker(struct conf_ctx *x)
 	if (c->broker_kind == CONF_BROKER_AMQP)
 		conf_fail_key(x, x->lines[kind], &conf_keys[kind],
 		    "\"amqp\" is not implemented by this build yet");
-	else if (c->redis_cluster)
-		conf_fail_key(x, x->lines[cluster], &conf_keys[cluster],
-		    "\"on\" is not implemented by this build yet");
 	else if (c->history_size > 0)
 		conf_fail_key(x, x->lines[size], &conf_keys[size],
 		    "history is not implemented by this build yet");

@@ -1,4 +1,5 @@
-"""Three wspush nodes on separate network stacks behind nginx (netns.py):
+"""Three wspush nodes on separate network stacks behind nginx (netns.py),
+with one Redis or a three-master Redis Cluster (cluster = on, SPUBLISH):
 300 clients through the balancer get user, channel and `all` messages
 exactly once; a node whose cable is pulled loses its clients, which come
 back through nginx on the other nodes; the node, reconnected, takes new
@@ -57,8 +58,12 @@ def recover_missed(bed, clients, missed):
     return None
 
 
-def test_three_nodes_behind_nginx(bed):
-    pub = bed.start_redis()
+@pytest.mark.parametrize("redis_kind", ["single", "cluster"])
+def test_three_nodes_behind_nginx(bed, redis_kind):
+    if redis_kind == "single":
+        pub = bed.start_redis()
+    else:
+        pub = bed.start_redis_cluster(masters=3)
     bed.start_nodes(workers=1, conf=NODE_CONF)
     bed.start_nginx(connections=2 * CLIENTS)
 
