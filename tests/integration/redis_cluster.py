@@ -19,6 +19,7 @@ import queue
 import subprocess
 import threading
 import time
+import uuid
 
 import redis as redislib
 
@@ -404,3 +405,53 @@ class Probe(wsp.Proc):
         if rc != 0:
             raise wsp.HarnessError(f"{self.name} quit with "
                                    f"{wsp.describe_rc(rc)}\n" + self.logs())
+
+
+# --------------------------------------------------------------------------
+# Fences for sharded pub/sub
+
+
+def shard_fence(publish, clients, addrs_of, timeout=20):
+    """wsp.fence() for a Redis Cluster. Order holds per channel only (each
+    shard reaches the bridge over its own link), so one marker on `all`
+    proves nothing about the other shards. This publishes a unique marker
+    on every address some client has (publish(addr, payload)), and returns
+    per client the frames received before all of its addresses' markers,
+    markers removed. Anything published to those addresses before the
+    markers arrived by then or never will."""
+    token = uuid.uuid4().hex
+    want = {}
+    for c in clients:
+        want[c] = set(addrs_of(c))
+    for addr in sorted(set().union(*want.values())):
+        publish(addr, json.dumps({"shard_fence": token, "addr": addr}))
+
+    def marker(f):
+        return (isinstance(f, dict) and f.get("op") == "msg"
+                and isinstance(f.get("data"), dict)
+                and f["data"].get("shard_fence") == token)
+    out = []
+    deadline = time.monotonic() + wsp.T(timeout)
+    for c in clients:
+        left, frames = set(want[c]), []
+        while left:
+            rest = deadline - time.monotonic()
+            if rest <= 0:
+                raise wsp.HarnessError(f"{c.label}: markers of {sorted(left)}"
+                    f" not seen; got before them: {frames[:20]!r}")
+            f = c.decode(c.recv(rest / wsp.MULT))
+            if marker(f):
+                left.discard(f["data"]["addr"])
+            else:
+                frames.append(wsp.norm(f))
+        out.append(frames)
+    return out
+
+
+def by_address(frames):
+    """{to: [frame, ...]}: the order that sharded pub/sub promises."""
+    out = {}
+    for f in frames:
+        out.setdefault(f.get("to") if isinstance(f, dict) else None,
+                       []).append(f)
+    return out

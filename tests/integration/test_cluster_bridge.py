@@ -12,7 +12,7 @@ import subprocess
 import uuid
 
 import wsp
-from redis_cluster import RedisCluster
+from redis_cluster import RedisCluster, by_address, shard_fence
 
 CLUSTER_CONF = {"redis": {"cluster": "on"}}
 
@@ -29,16 +29,13 @@ def cluster_node(h, rc, name="a", workers=2, conf=None):
     return node.start()
 
 
-def sfence(rc, clients, timeout=10):
-    """wsp.fence with SPUBLISH: a marker on the `all` channel's shard."""
-    token = uuid.uuid4().hex
-    rc.spublish(f"{wsp.PREFIX}:all", json.dumps({"fence": token}))
-
-    def is_fence(d):
-        return (isinstance(d, dict) and d.get("op") == "msg"
-                and d.get("to") == "all" and d.get("data") == {"fence": token})
-    return [[wsp.norm(f) for f in c.until(is_fence, timeout)]
-            for c in clients]
+def sfence(rc, clients, addrs_of=None, timeout=20):
+    """shard_fence() over each client's addresses (default: its user)."""
+    if addrs_of is None:
+        def addrs_of(c):
+            return [f"user:{c.welcome['user']}"]
+    return shard_fence(lambda a, p: rc.spublish(f"{wsp.PREFIX}:{a}", p),
+                       clients, addrs_of, timeout)
 
 
 def msg(to, data):
@@ -76,13 +73,17 @@ def test_three_shards_deliver_exactly_once_in_order(h):
             rc.spublish(f"{wsp.PREFIX}:user:{u}", json.dumps({"n": k}))
         for ch in all_chans:
             rc.spublish(f"{wsp.PREFIX}:channel:{ch}", json.dumps({"c": k}))
-    for i, (c, frames) in enumerate(zip(clients, sfence(rc, clients))):
-        ch = all_chans[i % len(all_chans)]
-        want = []
-        for k in range(20):
-            want.append(msg(f"user:{all_users[i]}", {"n": k}))
-            want.append(msg(f"channel:{ch}", {"c": k}))
-        assert frames == want, c.label
+    chan_of = {c: all_chans[i % len(all_chans)] for i, c in enumerate(clients)}
+    fenced = sfence(rc, clients, lambda c: [f"user:{c.welcome['user']}",
+                                            f"channel:{chan_of[c]}"])
+    for i, (c, frames) in enumerate(zip(clients, fenced)):
+        # Order holds per address: each shard has its own link.
+        assert by_address(frames) == {
+            f"user:{all_users[i]}": [msg(f"user:{all_users[i]}", {"n": k})
+                                     for k in range(20)],
+            f"channel:{chan_of[c]}": [msg(f"channel:{chan_of[c]}", {"c": k})
+                                      for k in range(20)],
+        }, c.label
     # Every master carried some of it: one subscriber link each.
     for port in rc.masters():
         shard = rc.node(port).client()
