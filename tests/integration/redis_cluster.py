@@ -16,6 +16,7 @@ fed commands on stdin; its JSON lines are read back here.
 import json
 import os
 import queue
+import socket
 import subprocess
 import threading
 import time
@@ -26,13 +27,29 @@ import redis as redislib
 import wsp
 
 
+def free_ports(n):
+    """n distinct loopback TCP ports that were free a moment ago. Bound
+    together, so they differ from each other: wsp.free_port() twice may
+    give the same port twice, and a cluster needs 2 ports per server."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(s)
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 class ClusterNode:
-    def __init__(self, rc, index, host):
+    def __init__(self, rc, index, host, port, bus_port):
         self.rc = rc
         self.index = index
         self.host = host
-        self.port = wsp.free_port()
-        self.bus_port = wsp.free_port()
+        self.port = port
+        self.bus_port = bus_port
         self.dir = os.path.join(rc.dir, f"node-{self.port}")
         os.makedirs(self.dir, exist_ok=True)
         self.proc = None
@@ -81,8 +98,10 @@ class RedisCluster:
         self.node_timeout_ms = node_timeout_ms
         self.dir = os.path.join(h.dir, "redis-cluster")
         os.makedirs(self.dir, exist_ok=True)
-        self.nodes = [ClusterNode(self, i, host)
-                      for i in range(masters * (1 + replicas))]
+        count = masters * (1 + replicas)
+        ports = free_ports(2 * count)
+        self.nodes = [ClusterNode(self, i, host, ports[2 * i],
+                                  ports[2 * i + 1]) for i in range(count)]
         self.replicas = replicas
         self.masters_wanted = masters
 
