@@ -1,15 +1,14 @@
 /*
  * stats.h - the bridge's windows on the node: the stats socket
  * (ipc://<runtime_dir>/stats.ipc, nng REP, JSON request/reply, see
- * proto/PROTOCOL.md) and the HTTP server on [bridge] metrics_listen with
- * /metrics (Prometheus text format) and /healthz.
+ * proto/PROTOCOL.md) and, through metrics_http.h, /metrics (Prometheus
+ * text format) and /healthz on [bridge] metrics_listen.
  *
  * The REP socket is watched by the bridge loop through its RECVFD and
- * answered there, from bridge_counters() and bridge_worker_each(). The HTTP
- * server is nng's own (its handlers run on nng threads): they never touch
- * the bridge; they copy a snapshot (metrics text and health verdict) that
- * the loop renders every STATS_SNAPSHOT_MS under a mutex. Loop thread only,
- * except the HTTP handlers.
+ * answered there, from a stats view of the bridge (stats_view.h). The
+ * HTTP handlers never touch the bridge: they serve a snapshot (metrics
+ * text and health verdict) that the loop renders every STATS_SNAPSHOT_MS.
+ * Loop thread only.
  */
 #ifndef WSP_STATS_H
 #define WSP_STATS_H
@@ -23,11 +22,6 @@
 
 /* How often the HTTP snapshot is rendered. */
 #define STATS_SNAPSHOT_MS 200
-/* A worker counts as attached if heard from within this long. */
-#define STATS_ATTACHED_MS 3000
-/* Listener self-check (nng bug #1518, stats.c): period and timeout. */
-#define STATS_CHECK_MS 2000
-#define STATS_CHECK_TIMEOUT_MS 1000
 /* Largest stats request accepted. */
 #define STATS_REQ_MAX 4096
 

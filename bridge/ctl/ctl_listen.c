@@ -22,12 +22,14 @@
 
 #include <libwebsockets.h>
 
-/* The largest message reassembled from fragments. */
-#define LISTEN_MSG_MAX (64u * 1024 * 1024)
-#define LISTEN_SEND_MAX 64
+#include "ctl_common.h"
 
-struct listener {
-	const char *sends[LISTEN_SEND_MAX];
+/* The largest message reassembled from fragments. */
+#define CTL_LISTEN_MSG_MAX (64u * 1024 * 1024)
+#define CTL_LISTEN_SEND_MAX 64
+
+struct ctl_listener {
+	const char *sends[CTL_LISTEN_SEND_MAX];
 	int n_sends, sent;
 	const char *token; /* Authorization: Bearer, or NULL */
 	long count;        /* stop after this many; 0: no limit */
@@ -45,28 +47,17 @@ struct listener {
  * when nothing arrives. It runs before lws polls again, so the poll must
  * be cancelled for lws_service() to return. */
 static void
-on_timeout(lws_sorted_usec_list_t *sul)
+ctl_listen_timeout_cb(lws_sorted_usec_list_t *sul)
 {
-	struct listener *ls =
-	    lws_container_of(sul, struct listener, timeout_sul);
+	struct ctl_listener *ls =
+	    lws_container_of(sul, struct ctl_listener, timeout_sul);
 
 	ls->timed_out = true;
 	lws_cancel_service(ls->ctx);
 }
 
 static void
-listen_usage(void)
-{
-	fprintf(stderr,
-	    "usage: wspushctl listen URL [--send TEXT]... [--count N] "
-	    "[--timeout S]\n"
-	    "                        [--origin ORIGIN] [--token TOKEN]\n"
-	    "  URL is ws://HOST:PORT/PATH?QUERY (wss:// for TLS)\n");
-	exit(2);
-}
-
-static void
-print_msg(struct listener *ls)
+ctl_listen_print(struct ctl_listener *ls)
 {
 	if (!ls->binary) {
 		fwrite(ls->msg, 1, ls->len, stdout);
@@ -87,15 +78,16 @@ print_msg(struct listener *ls)
 
 /* Appends one fragment; prints the message once it is complete. */
 static int
-on_receive(struct lws *wsi, struct listener *ls, const void *in, size_t len)
+ctl_listen_receive(
+    struct lws *wsi, struct ctl_listener *ls, const void *in, size_t len)
 {
 	if (lws_is_first_fragment(wsi)) {
 		ls->len = 0;
 		ls->binary = lws_frame_is_binary(wsi);
 	}
-	if (ls->len + len > LISTEN_MSG_MAX) {
-		fprintf(stderr, "wspushctl: listen: message over %u bytes\n",
-		    LISTEN_MSG_MAX);
+	if (ls->len + len > CTL_LISTEN_MSG_MAX) {
+		fprintf(stderr, CTL_PROG ": listen: message over %u bytes\n",
+		    CTL_LISTEN_MSG_MAX);
 		ls->failed = ls->done = true;
 		return -1;
 	}
@@ -106,7 +98,7 @@ on_receive(struct lws *wsi, struct listener *ls, const void *in, size_t len)
 		while (cap < ls->len + len)
 			cap *= 2;
 		if ((p = realloc(ls->msg, cap)) == NULL) {
-			fprintf(stderr, "wspushctl: listen: out of memory\n");
+			fprintf(stderr, CTL_PROG ": listen: out of memory\n");
 			ls->failed = ls->done = true;
 			return -1;
 		}
@@ -117,7 +109,7 @@ on_receive(struct lws *wsi, struct listener *ls, const void *in, size_t len)
 	ls->len += len;
 	if (!lws_is_final_fragment(wsi))
 		return 0;
-	print_msg(ls);
+	ctl_listen_print(ls);
 	if (ls->count > 0 && ++ls->got >= ls->count) {
 		ls->done = true;
 		return -1; /* close: we have what we came for */
@@ -126,7 +118,7 @@ on_receive(struct lws *wsi, struct listener *ls, const void *in, size_t len)
 }
 
 static int
-on_writeable(struct lws *wsi, struct listener *ls)
+ctl_listen_writeable(struct lws *wsi, struct ctl_listener *ls)
 {
 	const char *s = ls->sends[ls->sent];
 	size_t n = strlen(s);
@@ -146,10 +138,10 @@ on_writeable(struct lws *wsi, struct listener *ls)
 }
 
 static int
-listen_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+ctl_listen_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     void *in, size_t len)
 {
-	struct listener *ls = lws_context_user(lws_get_context(wsi));
+	struct ctl_listener *ls = lws_context_user(lws_get_context(wsi));
 	unsigned char **p, *end;
 
 	(void)user;
@@ -175,10 +167,10 @@ listen_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
 		if (status != 0)
 			fprintf(stderr,
-			    "wspushctl: listen: refused: HTTP %u (%s)\n",
+			    CTL_PROG ": listen: refused: HTTP %u (%s)\n",
 			    status, in ? (const char *)in : "");
 		else
-			fprintf(stderr, "wspushctl: listen: %s\n",
+			fprintf(stderr, CTL_PROG ": listen: %s\n",
 			    in ? (const char *)in : "connection failed");
 		ls->failed = ls->done = true;
 		break;
@@ -189,19 +181,19 @@ listen_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		break;
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
 		if (ls->sent < ls->n_sends)
-			return on_writeable(wsi, ls);
+			return ctl_listen_writeable(wsi, ls);
 		break;
 	case LWS_CALLBACK_CLIENT_RECEIVE:
-		return on_receive(wsi, ls, in, len);
+		return ctl_listen_receive(wsi, ls, in, len);
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: {
 		const unsigned char *b = in;
 
 		if (len >= 2)
-			fprintf(stderr, "wspushctl: listen: closed: %u %.*s\n",
+			fprintf(stderr, CTL_PROG ": listen: closed: %u %.*s\n",
 			    (unsigned)(b[0] << 8 | b[1]), (int)(len - 2),
 			    (const char *)b + 2);
 		else
-			fprintf(stderr, "wspushctl: listen: closed\n");
+			fprintf(stderr, CTL_PROG ": listen: closed\n");
 		break;
 	}
 	case LWS_CALLBACK_CLIENT_CLOSED:
@@ -215,8 +207,25 @@ listen_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	return 0;
 }
 
-int
-ctl_listen(int argc, char **argv)
+const char ctl_listen_usage[] =
+    "listen URL [--send TEXT]... [--count N] [--timeout S] [--origin O]\n"
+    "                 [--token T]\n"
+    "                 connect to ws://HOST:PORT/PATH?QUERY as a client, "
+    "send the\n"
+    "                 --send messages, print every message that arrives\n";
+
+struct ctl_listen_args {
+	const char *url, *origin;
+	double timeout_s;
+	/* What lws is given to connect, kept for the connection's life. */
+	char *parsed; /* a copy of url, cut up by lws_parse_uri() */
+	char path[4096];
+};
+
+/* Returns 0, or an exit status after printing why. */
+static int
+ctl_listen_parse(
+    int argc, char **argv, struct ctl_listen_args *a, struct ctl_listener *ls)
 {
 	static const struct option opts[] = {
 	    {"send", required_argument, NULL, 's'},
@@ -226,110 +235,141 @@ ctl_listen(int argc, char **argv)
 	    {"token", required_argument, NULL, 'k'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct lws_protocols protocols[] = {
-	    {"wspushctl-listen", listen_cb, 0, 0, 0, NULL, 0},
-	    {NULL, NULL, 0, 0, 0, NULL, 0},
-	};
-	struct listener ls = {0};
-	struct lws_context_creation_info info;
-	struct lws_client_connect_info ci;
-	struct lws_context *ctx;
-	const char *scheme, *host, *path, *origin = NULL;
-	char *url, pathbuf[4096];
-	double timeout_s = 0;
-	int port, o;
+	char *end;
+	int o;
 
+	memset(a, 0, sizeof(*a));
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
 		case 's':
-			if (ls.n_sends == LISTEN_SEND_MAX)
-				listen_usage();
-			ls.sends[ls.n_sends++] = optarg;
+			if (ls->n_sends == CTL_LISTEN_SEND_MAX)
+				return ctl_common_usage(ctl_listen_usage);
+			ls->sends[ls->n_sends++] = optarg;
 			break;
 		case 'n':
-			ls.count = strtol(optarg, NULL, 10);
-			if (ls.count <= 0)
-				listen_usage();
+			ls->count = strtol(optarg, &end, 10);
+			if (*end != '\0' || ls->count <= 0)
+				return ctl_common_usage(ctl_listen_usage);
 			break;
 		case 't':
-			timeout_s = strtod(optarg, NULL);
-			if (!(timeout_s > 0))
-				listen_usage();
+			a->timeout_s = strtod(optarg, &end);
+			if (*end != '\0' || !(a->timeout_s > 0))
+				return ctl_common_usage(ctl_listen_usage);
 			break;
 		case 'o':
-			origin = optarg;
+			a->origin = optarg;
 			break;
 		case 'k':
-			ls.token = optarg;
+			ls->token = optarg;
 			break;
 		default:
-			listen_usage();
+			return ctl_common_usage(ctl_listen_usage);
 		}
 	}
 	if (optind != argc - 1)
-		listen_usage();
+		return ctl_common_usage(ctl_listen_usage);
+	a->url = argv[optind];
+	return 0;
+}
+
+/*
+ * Creates the lws context and starts the connection to a->url. Returns the
+ * context, or NULL with *rc set after printing why.
+ */
+static struct lws_context *
+ctl_listen_connect(struct ctl_listen_args *a, struct ctl_listener *ls,
+    const struct lws_protocols *protocols, int *rc)
+{
+	struct lws_context_creation_info info;
+	struct lws_client_connect_info ci;
+	struct lws_context *ctx;
+	const char *scheme, *host, *path;
+	int port;
+
 	/* lws_parse_uri() cuts its argument up in place. */
-	if ((url = strdup(argv[optind])) == NULL)
-		return 1;
-	if (lws_parse_uri(url, &scheme, &host, &port, &path) != 0 ||
+	if ((a->parsed = strdup(a->url)) == NULL) {
+		*rc = CTL_EXIT_FAIL;
+		return NULL;
+	}
+	if (lws_parse_uri(a->parsed, &scheme, &host, &port, &path) != 0 ||
 	    (strcmp(scheme, "ws") != 0 && strcmp(scheme, "wss") != 0) ||
 	    host[0] == '\0') {
-		fprintf(stderr, "wspushctl: listen: bad URL \"%s\"\n",
-		    argv[optind]);
-		free(url);
-		return 2;
+		fprintf(stderr, CTL_PROG ": listen: bad URL \"%s\"\n", a->url);
+		*rc = CTL_EXIT_USAGE;
+		return NULL;
 	}
 	/* It also drops the path's leading '/'. */
-	snprintf(pathbuf, sizeof(pathbuf), "/%s", path);
+	snprintf(a->path, sizeof(a->path), "/%s", path);
 
 	lws_set_log_level(LLL_ERR, NULL);
 	memset(&info, 0, sizeof(info));
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.protocols = protocols;
-	info.user = &ls;
+	info.user = ls;
 	info.gid = -1;
 	info.uid = -1;
 	if (strcmp(scheme, "wss") == 0)
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	if ((ctx = lws_create_context(&info)) == NULL) {
 		fprintf(
-		    stderr, "wspushctl: listen: lws_create_context failed\n");
-		free(url);
-		return 1;
+		    stderr, CTL_PROG ": listen: lws_create_context failed\n");
+		*rc = CTL_EXIT_FAIL;
+		return NULL;
 	}
 	memset(&ci, 0, sizeof(ci));
 	ci.context = ctx;
 	ci.address = host;
 	ci.port = port;
-	ci.path = pathbuf;
+	ci.path = a->path;
 	ci.host = host;
-	ci.origin = origin;
+	ci.origin = a->origin;
 	ci.protocol = NULL; /* wspush speaks no subprotocol */
 	ci.local_protocol_name = protocols[0].name;
 	if (strcmp(scheme, "wss") == 0)
 		ci.ssl_connection = LCCSCF_USE_SSL;
 	if (lws_client_connect_via_info(&ci) == NULL) {
-		fprintf(stderr, "wspushctl: listen: cannot connect to %s:%d\n",
+		fprintf(stderr, CTL_PROG ": listen: cannot connect to %s:%d\n",
 		    host, port);
-		ls.failed = true;
-		ls.done = true;
+		ls->failed = true;
+		ls->done = true;
+	}
+	return ctx;
+}
+
+int
+ctl_listen(int argc, char **argv)
+{
+	struct lws_protocols protocols[] = {
+	    {"wspushctl-listen", ctl_listen_cb, 0, 0, 0, NULL, 0},
+	    {NULL, NULL, 0, 0, 0, NULL, 0},
+	};
+	struct ctl_listener ls = {0};
+	struct ctl_listen_args a;
+	struct lws_context *ctx;
+	int rc;
+
+	if ((rc = ctl_listen_parse(argc, argv, &a, &ls)) != 0)
+		return rc;
+	if ((ctx = ctl_listen_connect(&a, &ls, protocols, &rc)) == NULL) {
+		free(a.parsed);
+		return rc;
 	}
 	ls.ctx = ctx;
-	if (timeout_s > 0)
-		lws_sul_schedule(ctx, 0, &ls.timeout_sul, on_timeout,
-		    (lws_usec_t)(timeout_s * LWS_US_PER_SEC));
+	if (a.timeout_s > 0)
+		lws_sul_schedule(ctx, 0, &ls.timeout_sul, ctl_listen_timeout_cb,
+		    (lws_usec_t)(a.timeout_s * LWS_US_PER_SEC));
 	while (!ls.done && !ls.timed_out)
 		if (lws_service(ctx, 0) < 0)
 			break;
 	if (ls.timed_out && !ls.done && ls.count > 0) {
 		fprintf(stderr,
-		    "wspushctl: listen: %ld of %ld messages within %g s\n",
-		    ls.got, ls.count, timeout_s);
+		    CTL_PROG ": listen: %ld of %ld messages within %g s\n",
+		    ls.got, ls.count, a.timeout_s);
 		ls.failed = true;
 	}
 	lws_context_destroy(ctx);
+	free(a.parsed);
 	free(ls.msg);
-	free(url);
-	return ls.failed ? 1 : 0;
+	return ls.failed ? CTL_EXIT_FAIL : CTL_EXIT_OK;
 }

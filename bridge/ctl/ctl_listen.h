@@ -5,7 +5,10 @@
 #ifndef WSP_CTL_LISTEN_H
 #define WSP_CTL_LISTEN_H
 
-/* argv[0] is "listen". Returns the exit status. */
+/* The command's usage lines (also part of wspushctl's help). */
+extern const char ctl_listen_usage[];
+
+/* argv[0] is "listen". Returns the exit status (ctl_common.h). */
 int ctl_listen(int argc, char **argv);
 
 #endif

@@ -1,0 +1,51 @@
+/*
+ * health.c - the /healthz verdict from a stats view (see health.h).
+ */
+#include <stdio.h>
+
+#include "health.h"
+
+uint16_t
+health_verdict(const struct stats_view *v, char *body, size_t len)
+{
+	const struct bridge_counters *bc = &v->bc;
+	size_t stale = 0, deaf = 0;
+
+	for (size_t i = 0; i < v->n_workers; i++) {
+		uint64_t hears = 1;
+
+		if (stats_view_silent_ms(v, &v->workers[i]) >
+		    STATS_VIEW_ATTACHED_MS)
+			stale++;
+		/* The worker reaches us upstream but misses our heartbeats
+		 * on the bus (its own view of the bus). */
+		else if (stats_view_counter(&v->workers[i],
+			     worker_counter_info[WC_bus_attached].name,
+			     &hears) &&
+			 hears == 0)
+			deaf++;
+	}
+	if (!bc->sub_up)
+		snprintf(body, len, "redis subscriber link down%s%s\n",
+		    bc->last_error[0] != '\0' ? ": " : "", bc->last_error);
+	else if (bc->subscriptions == 0)
+		snprintf(body, len, "redis subscription not confirmed\n");
+	else if (!bc->cmd_up)
+		snprintf(body, len, "redis command link down%s%s\n",
+		    bc->last_error[0] != '\0' ? ": " : "", bc->last_error);
+	else if (stale > 0)
+		snprintf(body, len,
+		    "%zu of %zu workers not heard from within %d ms\n", stale,
+		    v->n_workers, STATS_VIEW_ATTACHED_MS);
+	else if (deaf > 0)
+		snprintf(body, len,
+		    "%zu of %zu workers do not receive the bus\n", deaf,
+		    v->n_workers);
+	else {
+		snprintf(body, len,
+		    "ok: redis subscribed, %zu workers attached\n",
+		    v->n_workers);
+		return 200;
+	}
+	return 503;
+}
