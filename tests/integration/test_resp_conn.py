@@ -162,3 +162,20 @@ def test_a_protocol_error_drops_the_link(h):
         p.quit()
     finally:
         s.close()
+
+
+def test_a_large_message_between_small_ones(h, redis):
+    """A 2 MiB payload spans many reads; the ones around it stay whole and
+    in order."""
+    p = up_probe(h, redis, pubsub=True)
+    assert p.reply(p.cmd("SSUBSCRIBE", "big")) == ["ssubscribe", "big", 1]
+    r = redis.client()
+    big = "x" * (2 << 20)
+    r.execute_command("SPUBLISH", "big", "before")
+    r.execute_command("SPUBLISH", "big", big)
+    r.execute_command("SPUBLISH", "big", "after")
+    got = [p.push(lambda x: x[0] == "smessage", timeout=20)
+           for _ in range(3)]
+    assert [g[2][:6] for g in got] == ["before", "x" * 6, "after"]
+    assert len(got[1][2]) == len(big)
+    p.quit()
