@@ -540,8 +540,8 @@ bridge_new(struct loop *loop, const struct conf *c, const char *node,
 	    bridge_open_bus(b, err, errlen) == -1 ||
 	    bridge_open_broker(b, err, errlen) == -1)
 		goto fail;
-	d = (struct upstream_deps){
-	    loop, b->workers, b->interest, b->presence, b->broker, epoch};
+	d = (struct upstream_deps){loop, b->workers, b->interest, b->presence,
+	    b->broker, epoch, b->bus, c};
 	if ((b->upstream = upstream_new(&d)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;

@@ -130,6 +130,19 @@ broker_link_each(struct broker *b, broker_link_fn *fn, void *arg)
 	b->ops->link_each(b, fn, arg);
 }
 
+int
+broker_range(struct broker *b, const char *addr, size_t addr_len,
+    const char *since, size_t since_len, uint32_t limit, broker_range_fn *fn,
+    void *arg)
+{
+	if (b->ops->range == NULL) {
+		fn(arg, NULL, RANGE_UNAVAILABLE);
+		return 0;
+	}
+	return b->ops->range(
+	    b, addr, addr_len, since, since_len, limit, fn, arg);
+}
+
 void
 broker_outage_note(
     struct broker_outage *o, bool up, bool failed_before, uint64_t now_ms)

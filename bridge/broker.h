@@ -67,6 +67,15 @@
  *   cluster). events.state() is called on every change of
  *   status().up.
  *
+ * - History (Redis only; NULL op elsewhere: "not available"). With
+ *   [history] size > 0 the broker stores what publish() sends (Redis: FCALL
+ *   wspush_publish, see history.h) and range() reads an address's stored
+ *   messages for a recovery or a history read: answered exactly once
+ *   through fn, with the entries (status RANGE_OK) or without them and the
+ *   failure's status, possibly from inside the call; never after free().
+ *   status() reports the history state ("off", "loading", "ready",
+ *   "unavailable" with the reason).
+ *
  * - Life: new (implementation-specific constructor, e.g. redis_broker_new)
  *   -> start() -> ... -> stop() (graceful: remove the node's presence,
  *   flush queued writes; the core polls drained() for a bounded time) ->
@@ -80,6 +89,7 @@
 #include <stdint.h>
 
 #include "conf.h"
+#include "history.h"
 #include "loop.h"
 
 /* Op results (0 = OK). */
@@ -158,7 +168,11 @@ struct broker_status {
 	uint64_t writes;                 /* upstream commands sent */
 	uint64_t queued;                 /* upstream writes waiting */
 	uint64_t drops[BROKER_DROP_COUNT];
-	uint64_t messages; /* messages delivered to the core */
+	uint64_t messages;   /* messages delivered to the core */
+	const char *history; /* "off", "loading", "ready", "unavailable" */
+	char history_error[HISTORY_ERR_MAX]; /* why unavailable, "" if not */
+	uint64_t history_load_failures;
+	uint64_t history_reads; /* range() calls answered from the broker */
 };
 
 /* The callbacks a broker calls (arg is events.arg). */
@@ -181,6 +195,11 @@ struct broker_events {
 };
 
 typedef void broker_link_fn(void *arg, const struct broker_link_info *li);
+
+/* The answer to one range(): h (borrowed for the call) when st is
+ * RANGE_OK, else NULL. */
+typedef void broker_range_fn(
+    void *arg, const struct history_range *h, enum range_status st);
 
 struct broker_ops {
 	const char *kind;
@@ -211,6 +230,12 @@ struct broker_ops {
 
 	void (*status)(struct broker *b, struct broker_status *st);
 	void (*link_each)(struct broker *b, broker_link_fn *fn, void *arg);
+
+	/* The stored messages of addr after since (NULL: the newest limit);
+	 * since and limit already checked (history_request()). */
+	int (*range)(struct broker *b, const char *addr, size_t addr_len,
+	    const char *since, size_t since_len, uint32_t limit,
+	    broker_range_fn *fn, void *arg);
 };
 
 /* Every broker object starts with this (implementations embed it first). */
@@ -251,6 +276,10 @@ int broker_presence_set(
 int broker_node_info(struct broker *b, const struct broker_node_info *ni);
 void broker_status(struct broker *b, struct broker_status *st);
 void broker_link_each(struct broker *b, broker_link_fn *fn, void *arg);
+/* Answers RANGE_UNAVAILABLE at once for a broker without history. */
+int broker_range(struct broker *b, const char *addr, size_t addr_len,
+    const char *since, size_t since_len, uint32_t limit, broker_range_fn *fn,
+    void *arg);
 
 const char *broker_drop_str(enum broker_drop d);
 

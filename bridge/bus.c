@@ -359,6 +359,14 @@ bus_send_heartbeat(struct bus *b, const struct bus_heartbeat *hb)
 	return bus_appended(b, before, bus_encode_heartbeat(&b->batch, hb));
 }
 
+int
+bus_send_range(struct bus *b, const struct bus_range *r)
+{
+	size_t before = b->batch.size;
+
+	return bus_appended(b, before, bus_encode_range(&b->batch, r));
+}
+
 void
 bus_stats(const struct bus *b, struct bus_stats *out)
 {

@@ -71,6 +71,7 @@ void bus_close(struct bus *b);
 int bus_send_msg(struct bus *b, const struct bus_msg *m);
 int bus_send_ack(struct bus *b, const struct bus_ack *a);
 int bus_send_heartbeat(struct bus *b, const struct bus_heartbeat *hb);
+int bus_send_range(struct bus *b, const struct bus_range *r);
 
 /* Sends the pending batch now (also done by the loop hook). */
 void bus_flush(struct bus *b);

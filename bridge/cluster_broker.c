@@ -1280,6 +1280,8 @@ cluster_broker_status(struct broker *b, struct broker_status *st)
 
 	memset(st, 0, sizeof(*st));
 	st->kind = "redis-cluster";
+	/* conf.c refuses [history] with redis.cluster = on for now. */
+	st->history = "off";
 	st->sub_up = st->cmd_up = cb->mapped;
 	st->connect_failures = link_failures(cb->seed);
 	for (struct cb_shard *s = cb->shards; s != NULL; s = s->next) {

@@ -45,6 +45,9 @@ struct redis_broker {
 	uint64_t sub_resets, messages;
 	uint64_t drops[BROKER_DROP_COUNT];
 	struct log_limit err_log;
+	struct history hist;
+	uint64_t history_reads;
+	bool freeing; /* range answers are not called back any more */
 };
 
 static const struct broker_ops redis_broker_ops;
@@ -269,11 +272,62 @@ redis_broker_sub_down_cb(void *arg, struct redis_link *rl)
 
 /* ---- command side ---- */
 
+/* ---- history: the function library, per command-link connection ---- */
+
+static void
+redis_broker_history_config_cb(void *arg, const redisReply *r)
+{
+	struct redis_broker *rb = arg;
+	char line[512];
+
+	if (r != NULL && !rb->freeing &&
+	    history_on_config(&rb->hist, r, line, sizeof(line)) != NULL)
+		log_warnx("%s", line);
+}
+
+static void
+redis_broker_history_load_cb(void *arg, const redisReply *r)
+{
+	struct redis_broker *rb = arg;
+	char line[512];
+	const char *msg;
+
+	if (rb->freeing)
+		return;
+	msg = history_on_load(&rb->hist, r, line, sizeof(line));
+	if (msg == NULL)
+		return;
+	if (rb->hist.state == HISTORY_READY)
+		log_info("%s", msg);
+	else
+		log_errx("%s", msg);
+}
+
+/* Sent first on every connection: a restarted Redis without persistence
+ * has no functions. Pipelined ahead of the queued writes, so queued
+ * FCALLs find the library. */
+static void
+redis_broker_history_load(struct redis_broker *rb)
+{
+	struct history_argv check, load;
+
+	if (rb->hist.state == HISTORY_OFF)
+		return;
+	history_connected(&rb->hist, &check, &load);
+	if (redis_link_command(rb->cmd, redis_broker_history_config_cb, rb,
+		check.argc, check.argv, check.lens) != 0 ||
+	    redis_link_command(rb->cmd, redis_broker_history_load_cb, rb,
+		load.argc, load.argv, load.lens) != 0)
+		log_warnx("history: could not send FUNCTION LOAD; retried at "
+			  "the next connection");
+}
+
 static void
 redis_broker_cmd_up_cb(void *arg, struct redis_link *rl)
 {
 	struct redis_broker *rb = arg;
 
+	redis_broker_history_load(rb);
 	/* DEL, then (unless stopping) everything the core knows. */
 	redis_presence_delete(rb->presence);
 	if (!rb->stopping)
@@ -286,7 +340,10 @@ redis_broker_cmd_up_cb(void *arg, struct redis_link *rl)
 static void
 redis_broker_cmd_down_cb(void *arg, struct redis_link *rl)
 {
-	redis_broker_state(arg);
+	struct redis_broker *rb = arg;
+
+	history_lost(&rb->hist);
+	redis_broker_state(rb);
 }
 
 static void
@@ -325,11 +382,104 @@ redis_broker_publish(struct broker *b, const char *addr, size_t addr_len,
 	    keys_channel(chan, sizeof(chan), rb->conf->prefix, addr, addr_len);
 	const char *argv[3] = {"PUBLISH", chan, data};
 	size_t lens[3] = {7, 0, data_len};
+	struct history_argv fa;
 
 	if (n == -1)
 		return BROKER_ENOMEM;
 	lens[1] = (size_t)n;
+	/* With history, through the function (it unwraps the envelope the
+	 * core made, stores it and publishes it with its id); a Redis that
+	 * refused the library gets plain PUBLISH: delivery goes on. */
+	if (rb->hist.state == HISTORY_READY ||
+	    rb->hist.state == HISTORY_LOADING) {
+		history_publish_argv(
+		    &fa, chan, (size_t)n, data, data_len, NULL, 0, false);
+		return redis_broker_write(rb, fa.argc, fa.argv, fa.lens);
+	}
 	return redis_broker_write(rb, 3, argv, lens);
+}
+
+/* One range() in flight: what parsing its reply needs. */
+struct redis_broker_range {
+	struct redis_broker *rb;
+	broker_range_fn *fn;
+	void *arg;
+	uint32_t limit;
+	size_t since_len;
+	bool has_since;
+	char since[ENV_SID_MAX + 1];
+};
+
+static void
+redis_broker_range_cb(void *arg, const redisReply *r)
+{
+	struct redis_broker_range *q = arg;
+	struct redis_broker *rb = q->rb;
+	struct history_range h;
+	char why[200];
+	uint64_t suppressed;
+	int rc;
+
+	if (rb->freeing) {
+		free(q);
+		return;
+	}
+	rc = history_range_parse(r, q->has_since ? q->since : NULL,
+	    q->since_len, q->limit, &h, why, sizeof(why));
+	if (rc == HISTORY_RANGE_OK) {
+		rb->history_reads++;
+		q->fn(q->arg, &h, RANGE_OK);
+		history_range_free(&h);
+	} else {
+		if (rc != HISTORY_RANGE_LOST &&
+		    log_limit_pass(&rb->err_log, loop_now(rb->loop),
+			REDIS_BROKER_ERR_LOG_MS, &suppressed))
+			log_warnx("history: range read failed: %s", why);
+		q->fn(q->arg, NULL, RANGE_FAILED);
+	}
+	free(q);
+}
+
+static int
+redis_broker_range(struct broker *b, const char *addr, size_t addr_len,
+    const char *since, size_t since_len, uint32_t limit, broker_range_fn *fn,
+    void *arg)
+{
+	struct redis_broker *rb = redis_broker_of(b);
+	enum range_status st = history_range_status(&rb->hist);
+	struct redis_broker_range *q;
+	struct history_argv a;
+	char key[KEYS_MAX];
+	int n;
+
+	if (st != RANGE_OK) {
+		fn(arg, NULL, st);
+		return 0;
+	}
+	n = keys_channel(key, sizeof(key), rb->conf->prefix, addr, addr_len);
+	q = calloc(1, sizeof(*q));
+	if (n == -1 || q == NULL || since_len > ENV_SID_MAX ||
+	    history_range_argv(&a, key, (size_t)n, since, since_len, limit) !=
+		0) {
+		free(q);
+		fn(arg, NULL,
+		    n == -1 || q == NULL ? RANGE_FAILED : RANGE_BAD_REQUEST);
+		return 0;
+	}
+	*q = (struct redis_broker_range){.rb = rb,
+	    .fn = fn,
+	    .arg = arg,
+	    .limit = limit,
+	    .since_len = since_len,
+	    .has_since = since != NULL};
+	if (since != NULL)
+		memcpy(q->since, since, since_len);
+	if (redis_link_command(rb->cmd, redis_broker_range_cb, q, a.argc,
+		a.argv, a.lens) != 0) {
+		free(q);
+		fn(arg, NULL, RANGE_FAILED);
+	}
+	return 0;
 }
 
 /* One field of a stream entry (value with its length: may be binary). */
@@ -507,6 +657,7 @@ redis_broker_free(struct broker *b)
 {
 	struct redis_broker *rb = redis_broker_of(b);
 
+	rb->freeing = true;
 	loop_hook_del(rb->loop, redis_broker_hook, rb);
 	if (rb->hb_timer != 0)
 		loop_timer_del(rb->loop, rb->hb_timer);
@@ -519,6 +670,7 @@ redis_broker_free(struct broker *b)
 	redis_link_free(rb->cmd);
 	redis_queue_free(rb->queue);
 	redis_presence_free(rb->presence);
+	history_fini(&rb->hist);
 	free(rb);
 }
 
@@ -551,6 +703,11 @@ redis_broker_status(struct broker *b, struct broker_status *st)
 	st->queued = redis_queue_len(rb->queue);
 	memcpy(st->drops, rb->drops, sizeof(st->drops));
 	st->messages = rb->messages;
+	st->history = history_state_str(rb->hist.state);
+	snprintf(
+	    st->history_error, sizeof(st->history_error), "%s", rb->hist.err);
+	st->history_load_failures = rb->hist.load_failures;
+	st->history_reads = rb->history_reads;
 }
 
 static void
@@ -581,6 +738,7 @@ static const struct broker_ops redis_broker_ops = {
     .node_info = redis_broker_node_info,
     .status = redis_broker_status,
     .link_each = redis_broker_link_each,
+    .range = redis_broker_range,
 };
 
 /* Every name built once; -1 if one does not fit. */
@@ -626,6 +784,11 @@ redis_broker_new(const struct broker_env *env, const struct broker_events *ev,
 	snprintf(rb->node, sizeof(rb->node), "%s", env->node);
 	if (redis_broker_names(rb, env->conf) == -1) {
 		snprintf(err, errlen, "redis.prefix or node id too long");
+		free(rb);
+		return NULL;
+	}
+	if (history_init(&rb->hist, env->conf) == -1) {
+		snprintf(err, errlen, "out of memory (history library)");
 		free(rb);
 		return NULL;
 	}

@@ -579,6 +579,42 @@ redis_link_write(
 	return 0;
 }
 
+struct redis_link_call {
+	struct redis_link *rl;
+	redis_link_reply_fn *fn;
+	void *arg;
+};
+
+static void
+redis_link_command_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+	struct redis_link_call *call = privdata;
+
+	(void)ac;
+	if (r != NULL && call->rl->outstanding > 0)
+		call->rl->outstanding--;
+	call->fn(call->arg, r);
+	free(call);
+}
+
+int
+redis_link_command(struct redis_link *rl, redis_link_reply_fn *fn, void *arg,
+    int argc, const char **argv, const size_t *lens)
+{
+	struct redis_link_call *call;
+
+	if (!redis_link_is_up(rl) || (call = malloc(sizeof(*call))) == NULL)
+		return -1;
+	*call = (struct redis_link_call){rl, fn, arg};
+	if (redisAsyncCommandArgv(rl->ac, redis_link_command_cb, call, argc,
+		argv, lens) != REDIS_OK) {
+		free(call);
+		return -1;
+	}
+	rl->outstanding++;
+	return 0;
+}
+
 int
 redis_link_write_formatted(struct redis_link *rl, const char *cmd, size_t len)
 {

@@ -105,6 +105,17 @@ int redis_link_subscribe(
 int redis_link_write(
     struct redis_link *rl, int argc, const char **argv, const size_t *lens);
 
+/*
+ * A command whose reply the caller reads: fn(arg, reply) once, with the
+ * reply (borrowed for the call), or with NULL when the link died or is
+ * being freed before it came. Counted in redis_link_outstanding(). Returns
+ * 0, or -1 (fn is then never called) if the link is not up or hiredis
+ * refused it. The argv strings are copied.
+ */
+typedef void redis_link_reply_fn(void *arg, const redisReply *reply);
+int redis_link_command(struct redis_link *rl, redis_link_reply_fn *fn,
+    void *arg, int argc, const char **argv, const size_t *lens);
+
 /* Same with a command already in RESP form (redisFormatCommandArgv). */
 int redis_link_write_formatted(
     struct redis_link *rl, const char *cmd, size_t len);

@@ -7,14 +7,29 @@
 
 #include "addr.h"
 #include "clock.h"
+#include "history.h"
+#include "keys.h"
 #include "log.h"
 #include "upstream.h"
 #include "wspenv.h"
+
+/* Reads in flight at most; more are answered RANGE_FAILED at once. */
+#define UPSTREAM_RANGES_MAX 10000
+
+/* One history read in flight: where its answer goes. */
+struct upstream_range {
+	struct upstream_range *next, *prev;
+	struct upstream *u;
+	struct bus_range head;
+	char to[ENV_ADDR_MAX];
+};
 
 struct upstream {
 	struct upstream_deps d;
 	msgpack_sbuffer out; /* wspenv encoding scratch */
 	struct upstream_stats st;
+	struct upstream_range ranges; /* list head */
+	size_t n_ranges;
 };
 
 struct upstream *
@@ -26,6 +41,7 @@ upstream_new(const struct upstream_deps *d)
 		return NULL;
 	u->d = *d;
 	msgpack_sbuffer_init(&u->out);
+	u->ranges.next = u->ranges.prev = &u->ranges;
 	return u;
 }
 
@@ -34,6 +50,13 @@ upstream_free(struct upstream *u)
 {
 	if (u == NULL)
 		return;
+	while (u->ranges.next != &u->ranges) {
+		struct upstream_range *q = u->ranges.next;
+
+		q->next->prev = q->prev;
+		q->prev->next = q->next;
+		free(q);
+	}
 	msgpack_sbuffer_destroy(&u->out);
 	free(u);
 }
@@ -123,6 +146,89 @@ upstream_sync(struct upstream *u, struct worker *w, const struct up_sync *s)
 	    s->epoch == u->d.epoch);
 }
 
+/* ---- history reads: UP_RANGE_REQ in, BUS_RANGE chunks out ---- */
+
+static int
+upstream_range_chunk(void *arg, const struct bus_range *chunk)
+{
+	struct upstream *u = arg;
+
+	if (bus_send_range(u->d.bus, chunk) != 0) {
+		u->st.encode++;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+upstream_range_answer(struct upstream *u, const struct bus_range *head,
+    const struct history_range *h, enum range_status st)
+{
+	if (st == RANGE_BAD_REQUEST)
+		u->st.range_bad++;
+	else if (st != RANGE_OK)
+		u->st.range_failed++;
+	else {
+		u->st.range_entries += h->n;
+		u->st.ranges_recovered += h->recovered;
+	}
+	(void)history_range_emit(head, st == RANGE_OK ? h : NULL, st,
+	    HISTORY_CHUNK_BYTES, upstream_range_chunk, u);
+}
+
+static void
+upstream_range_done(
+    void *arg, const struct history_range *h, enum range_status st)
+{
+	struct upstream_range *q = arg;
+	struct upstream *u = q->u;
+
+	q->next->prev = q->prev;
+	q->prev->next = q->next;
+	u->n_ranges--;
+	upstream_range_answer(u, &q->head, h, st);
+	free(q);
+}
+
+static void
+upstream_range(struct upstream *u, const struct up_env *env)
+{
+	const struct up_range *r = &env->u.range;
+	struct bus_range head = {.epoch = u->d.epoch,
+	    .slot = env->w.slot,
+	    .gen = env->w.gen,
+	    .req_id = r->req_id,
+	    .to = r->addr};
+	struct upstream_range *q;
+	char key[KEYS_MAX];
+	uint32_t limit;
+	enum range_status st;
+
+	u->st.range_requests++;
+	st = history_request(r, u->d.conf->prefix,
+	    u->d.conf->history_max_recover, key, sizeof(key), &limit);
+	if (st == RANGE_OK && u->n_ranges >= UPSTREAM_RANGES_MAX)
+		st = RANGE_FAILED;
+	if (st == RANGE_OK && (q = calloc(1, sizeof(*q))) == NULL)
+		st = RANGE_FAILED;
+	if (st != RANGE_OK) {
+		upstream_range_answer(u, &head, NULL, st);
+		return;
+	}
+	q->u = u;
+	q->head = head;
+	memcpy(q->to, r->addr.p, r->addr.len);
+	q->head.to = (struct env_str){q->to, r->addr.len};
+	q->next = &u->ranges;
+	q->prev = u->ranges.prev;
+	q->prev->next = q;
+	u->ranges.prev = q;
+	u->n_ranges++;
+	/* May answer from inside the call (history off, unavailable). */
+	(void)broker_range(u->d.broker, r->addr.p, r->addr.len, r->since.p,
+	    r->since.len, limit, upstream_range_done, q);
+}
+
 void
 upstream_dispatch(
     struct upstream *u, uint32_t pipe_id, const struct up_env *env)
@@ -134,6 +240,10 @@ upstream_dispatch(
 	if (w == NULL) {
 		log_errx("out of memory: upstream envelope dropped");
 		u->st.bad_upstream++;
+		return;
+	}
+	if (env->kind == UP_RANGE_REQ) {
+		upstream_range(u, env);
 		return;
 	}
 	switch (env->kind) {

@@ -4,7 +4,9 @@
  * and events to the broker, counters and BYE to the worker registry.
  *
  * The modules are borrowed; upstream keeps no state of its own but its
- * counters and an encoding buffer. Loop thread only.
+ * counters, an encoding buffer and the history reads in flight (their
+ * answers go back on the bus as BUS_RANGE chunks). Loop thread only;
+ * upstream_free() after the broker's free (no answer comes later).
  */
 #ifndef WSP_UPSTREAM_H
 #define WSP_UPSTREAM_H
@@ -12,6 +14,7 @@
 #include <stdint.h>
 
 #include "broker.h"
+#include "bus.h"
 #include "envelope.h"
 #include "interest.h"
 #include "loop.h"
@@ -24,7 +27,9 @@ struct upstream_deps {
 	struct interest *interest;
 	struct presence *presence;
 	struct broker *broker;
-	uint64_t epoch; /* this bridge's, to log whether a SYNC matches */
+	uint64_t epoch;  /* this bridge's, to log whether a SYNC matches */
+	struct bus *bus; /* history answers (BUS_RANGE) */
+	const struct conf *conf; /* [history] max_recover, redis.prefix */
 };
 
 struct upstream_stats {
@@ -32,6 +37,11 @@ struct upstream_stats {
 	uint64_t bad_upstream; /* undecodable, or dropped for lack of memory */
 	uint64_t bad_address;  /* publish to an invalid address */
 	uint64_t encode;       /* publish that could not be encoded */
+	uint64_t range_requests;   /* history reads asked by workers */
+	uint64_t range_bad;        /* answered RANGE_BAD_REQUEST */
+	uint64_t range_failed;     /* answered RANGE_FAILED / UNAVAILABLE */
+	uint64_t ranges_recovered; /* answered with recovered true */
+	uint64_t range_entries;    /* stored messages sent to workers */
 };
 
 struct upstream;

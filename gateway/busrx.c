@@ -5,6 +5,7 @@
  * everything below runs in the worker loop.
  */
 #include "busrx.h"
+#include "recover.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -257,6 +258,10 @@ busrx_ack(struct busrx *b, const struct bus_ack *a)
 static void
 busrx_envelope(struct busrx *b, const struct bus_env *env)
 {
+	if (env->kind == BUS_RANGE) {
+		recover_range(b->w, &env->u.range);
+		return;
+	}
 	switch (env->kind) {
 	case BUS_MSG:
 		busrx_msg(b, &env->u.msg);

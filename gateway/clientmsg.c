@@ -4,6 +4,8 @@
  * comes here.
  */
 #include "clientmsg.h"
+#include "envelope.h"
+#include "payload.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +36,7 @@ static const struct {
     {"publish", CMSG_PUBLISH},
     {"send", CMSG_SEND},
     {"ping", CMSG_PING},
+    {"history", CMSG_HISTORY},
 };
 
 const char *
@@ -79,6 +82,17 @@ cmsg_parse_fields(struct cmsg *m, const char **msg)
 			*msg = "token must be a string";
 			return CMSG_E_BAD_REQUEST;
 		}
+		if (json_object_get(m->root, "since") != NULL) {
+			struct env_sid sid;
+
+			if (cmsg_get_string(
+				m->root, "since", &m->since, &m->since_len) ||
+			    env_sid_parse(m->since, m->since_len, &sid) != 0) {
+				m->since = NULL;
+				*msg = "since must be a message id";
+				return CMSG_E_BAD_REQUEST;
+			}
+		}
 		break;
 	case CMSG_SUBSCRIBE:
 	case CMSG_UNSUBSCRIBE:
@@ -90,6 +104,18 @@ cmsg_parse_fields(struct cmsg *m, const char **msg)
 		if (!addr_id_valid(m->channel, m->channel_len)) {
 			*msg = "invalid channel name";
 			return CMSG_E_INVALID_CHANNEL;
+		}
+		if (m->op == CMSG_SUBSCRIBE &&
+		    json_object_get(m->root, "since") != NULL) {
+			struct env_sid sid;
+
+			if (cmsg_get_string(
+				m->root, "since", &m->since, &m->since_len) ||
+			    env_sid_parse(m->since, m->since_len, &sid) != 0) {
+				m->since = NULL;
+				*msg = "since must be a message id";
+				return CMSG_E_BAD_REQUEST;
+			}
 		}
 		break;
 	case CMSG_PUBLISH:
@@ -111,6 +137,25 @@ cmsg_parse_fields(struct cmsg *m, const char **msg)
 		break;
 	case CMSG_PING:
 		break;
+	case CMSG_HISTORY: {
+		json_t *l = json_object_get(m->root, "limit");
+
+		if (cmsg_get_string(m->root, "to", &m->to_text, &m->to_len) ||
+		    addr_parse(m->to_text, m->to_len, &m->to) == -1) {
+			*msg = "to must be user:<id>, channel:<name> or all";
+			return CMSG_E_BAD_REQUEST;
+		}
+		m->limit = CMSG_HISTORY_LIMIT;
+		if (l != NULL) {
+			if (!json_is_integer(l) || json_integer_value(l) < 1 ||
+			    json_integer_value(l) > UINT32_MAX) {
+				*msg = "limit must be a positive integer";
+				return CMSG_E_BAD_REQUEST;
+			}
+			m->limit = (uint32_t)json_integer_value(l);
+		}
+		break;
+	}
 	}
 	*msg = NULL;
 	return CMSG_OK;
@@ -252,8 +297,88 @@ cmsg_reply_frame(
 }
 
 struct frame *
-cmsg_welcome_frame(
-    const char *user, const char *node, uint32_t worker, const char *conn)
+cmsg_subscribed_frame(
+    const char *channel, size_t channel_len, const json_t *ref, int recovered)
+{
+	json_t *o = json_object();
+
+	if (o == NULL)
+		return NULL;
+	if (json_object_set_new(o, "op", json_string("subscribed")) == -1 ||
+	    json_object_set_new(
+		o, "channel", json_stringn(channel, channel_len)) == -1 ||
+	    cmsg_add_ref(o, ref) == -1 ||
+	    (recovered >= 0 && json_object_set_new(o, "recovered",
+				   json_boolean(recovered)) == -1)) {
+		json_decref(o);
+		return NULL;
+	}
+	return cmsg_frame_from_json(o);
+}
+
+json_t *
+cmsg_history_entry(const struct bus_range_entry *x)
+{
+	json_t *o = json_object(), *d = NULL;
+	const char *key = "data";
+
+	if (o == NULL)
+		return NULL;
+	switch (x->cls) {
+	case PAYLOAD_JSON:
+		d = json_loadb(x->data.p, x->data.len, JSON_DECODE_ANY, NULL);
+		break;
+	case PAYLOAD_TEXT:
+		d = json_stringn(x->data.p, x->data.len);
+		break;
+	case PAYLOAD_BINARY: {
+		char *b = malloc(base64_len(x->data.len) + 1);
+
+		if (b != NULL) {
+			d = json_stringn(
+			    b, base64_encode(b, x->data.p, x->data.len));
+			free(b);
+		}
+		key = "data_b64";
+		break;
+	}
+	}
+	if (d == NULL ||
+	    json_object_set_new(o, "id", json_stringn(x->id.p, x->id.len)) ==
+		-1 ||
+	    json_object_set_new(o, key, d) == -1 ||
+	    (x->from.p != NULL &&
+		json_object_set_new(
+		    o, "from", json_stringn(x->from.p, x->from.len)) == -1)) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+struct frame *
+cmsg_history_frame(
+    const char *to, size_t to_len, const json_t *ref, json_t *messages)
+{
+	json_t *o = json_object();
+
+	if (o == NULL) {
+		json_decref(messages);
+		return NULL;
+	}
+	if (json_object_set_new(o, "op", json_string("history")) == -1 ||
+	    json_object_set_new(o, "to", json_stringn(to, to_len)) == -1 ||
+	    cmsg_add_ref(o, ref) == -1 ||
+	    json_object_set_new(o, "messages", messages) == -1) {
+		json_decref(o);
+		return NULL;
+	}
+	return cmsg_frame_from_json(o);
+}
+
+struct frame *
+cmsg_welcome_recovered_frame(const char *user, const char *node,
+    uint32_t worker, const char *conn, int recovered)
 {
 	json_t *o = json_object();
 
@@ -263,9 +388,18 @@ cmsg_welcome_frame(
 	    json_object_set_new(o, "user", json_string(user)) == -1 ||
 	    json_object_set_new(o, "node", json_string(node)) == -1 ||
 	    json_object_set_new(o, "worker", json_integer(worker)) == -1 ||
-	    json_object_set_new(o, "conn", json_string(conn)) == -1) {
+	    json_object_set_new(o, "conn", json_string(conn)) == -1 ||
+	    (recovered >= 0 && json_object_set_new(o, "recovered",
+				   json_boolean(recovered)) == -1)) {
 		json_decref(o);
 		return NULL;
 	}
 	return cmsg_frame_from_json(o);
+}
+
+struct frame *
+cmsg_welcome_frame(
+    const char *user, const char *node, uint32_t worker, const char *conn)
+{
+	return cmsg_welcome_recovered_frame(user, node, worker, conn, -1);
 }

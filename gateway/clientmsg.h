@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "addr.h"
+#include "envelope.h"
 #include "frame.h"
 
 enum cmsg_op {
@@ -26,6 +27,7 @@ enum cmsg_op {
 	CMSG_PUBLISH,
 	CMSG_SEND,
 	CMSG_PING,
+	CMSG_HISTORY,
 };
 
 /* Error codes of the `error` reply; cmsg_err_str() gives the wire name. */
@@ -59,7 +61,15 @@ struct cmsg {
 	/* auth: the token */
 	const char *token;
 	size_t token_len;
+	/* subscribe, auth: "since" (a message id, or "0"), or NULL */
+	const char *since;
+	size_t since_len;
+	/* history: "limit" (CMSG_HISTORY_LIMIT when absent); the address is
+	 * in to / to_text */
+	uint32_t limit;
 };
+
+#define CMSG_HISTORY_LIMIT 50
 
 /*
  * Parses one text frame. Returns CMSG_OK and fills *m, or an error code
@@ -91,8 +101,22 @@ struct frame *cmsg_error_frame(
 /* {"op":<op>,"channel":<channel>,"ref":...}; channel may be NULL. */
 struct frame *cmsg_reply_frame(
     const char *op, const char *channel, size_t channel_len, const json_t *ref);
+/* {"op":"subscribed","channel":...,"ref":...,"recovered":bool}; recovered
+ * < 0 leaves it out. */
+struct frame *cmsg_subscribed_frame(
+    const char *channel, size_t channel_len, const json_t *ref, int recovered);
+/* {"id":..,"data"|"data_b64":..,"from"?:..}: one stored message of a
+ * `history` reply (classified by the bridge as for a msg frame). NULL on
+ * allocation failure or a JSON payload that does not parse. */
+json_t *cmsg_history_entry(const struct bus_range_entry *x);
+/* {"op":"history","to":..,"ref":..,"messages":[...]}; takes messages. */
+struct frame *cmsg_history_frame(
+    const char *to, size_t to_len, const json_t *ref, json_t *messages);
 /* {"op":"welcome","user":...,"node":...,"worker":N,"conn":...} */
 struct frame *cmsg_welcome_frame(
     const char *user, const char *node, uint32_t worker, const char *conn);
+/* The same with "recovered" (recovered < 0 leaves it out). */
+struct frame *cmsg_welcome_recovered_frame(const char *user, const char *node,
+    uint32_t worker, const char *conn, int recovered);
 
 #endif

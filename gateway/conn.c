@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "fanout.h"
 #include "log.h"
+#include "recover.h"
 #include "uptx.h"
 #include "worker.h"
 
@@ -169,9 +170,13 @@ conn_replies_drain(struct conn *c)
 			return;
 		conn_reply_now(c, r->f); /* NULL: logged as dropped */
 		r->f = NULL;
-		/* A channel's messages start with its `subscribed`. */
-		if (r->m != NULL)
+		/* A channel's messages start with its `subscribed`; after a
+		 * recovery, with the replayed ones. */
+		if (r->m != NULL) {
 			fanout_set_live(r->m);
+			if (r->m->udata != NULL)
+				recover_flush(c->w, r->m->udata);
+		}
 		conn_reply_free(c, r);
 	}
 }
@@ -231,6 +236,28 @@ conn_reply(struct conn *c, struct frame *f)
 		log_warnx("conn=%s: reply dropped: out of memory", c->id);
 }
 
+struct conn_reply *
+conn_reply_later(struct conn *c, const json_t *ref)
+{
+	if (conn_reply_append(c, NULL, NULL, ref) == -1)
+		return NULL;
+	return DLIST_ENTRY(c->replies.head.prev, struct conn_reply, node);
+}
+
+const json_t *
+conn_reply_ref(const struct conn_reply *r)
+{
+	return r->ref;
+}
+
+void
+conn_reply_fill(struct conn *c, struct conn_reply *r, struct frame *f)
+{
+	r->f = f;
+	r->answered = true;
+	conn_replies_drain(c);
+}
+
 void
 conn_error(
     struct conn *c, enum cmsg_err code, const char *msg, const json_t *ref)
@@ -270,6 +297,24 @@ conn_replies_answer(
 
 		if (r->m != m)
 			continue;
+		/* Recovering: answered when the range is (conn_recovered()),
+		 * unless the subscription goes or failed first. */
+		if (!r->answered && !failed && !detach && m->udata != NULL) {
+			struct recover *rc = m->udata;
+
+			if (rc->phase == RECOVER_WAITING)
+				recover_start(c->w, rc, clock_mono_ms());
+			if (rc->phase == RECOVER_READING)
+				continue;
+			if (rc->phase == RECOVER_ANSWERED) {
+				r->f = cmsg_subscribed_frame(
+				    m->entry->addr + CHANNEL_PREFIX_LEN,
+				    m->entry->addrlen - CHANNEL_PREFIX_LEN,
+				    r->ref, rc->recovered);
+				r->answered = true;
+				continue;
+			}
+		}
 		if (!r->answered) {
 			r->f = failed
 				   ? cmsg_error_frame(CMSG_E_UNAVAILABLE,
@@ -321,11 +366,19 @@ conn_release(struct conn *c)
 	struct worker *w = c->w;
 	struct dlist_node *n, *tmp;
 
+	recover_conn_gone(w, c); /* its history reads: before the replies */
 	DLIST_FOREACH_SAFE(n, tmp, &c->replies)
 		conn_reply_free(c, DLIST_ENTRY(n, struct conn_reply, node));
-	DLIST_FOREACH_SAFE(n, tmp, &c->members)
-		fanout_leave(
-		    w->fan, DLIST_ENTRY(n, struct fan_member, by_owner));
+	DLIST_FOREACH_SAFE(n, tmp, &c->members) {
+		struct fan_member *m =
+		    DLIST_ENTRY(n, struct fan_member, by_owner);
+
+		if (m->udata != NULL) {
+			recover_free(w, m->udata);
+			m->udata = NULL;
+		}
+		fanout_leave(w->fan, m);
+	}
 	c->m_user = c->m_all = NULL;
 	w->n_channel_subs -= c->n_channels;
 	c->n_channels = 0;
@@ -339,9 +392,20 @@ conn_try_welcome(struct conn *c)
 	struct dlist_node *n;
 	const char *id, *node;
 
+	struct recover *rc;
+	int recovered = -1;
+
 	if (c->welcomed || c->m_user == NULL || c->m_all == NULL ||
 	    !c->m_user->ready || !c->m_all->ready)
 		return;
+	rc = c->m_user->udata;
+	if (rc != NULL) {
+		if (rc->phase == RECOVER_WAITING)
+			recover_start(w, rc, clock_mono_ms());
+		if (rc->phase == RECOVER_READING)
+			return; /* welcomed with the answer */
+		recovered = rc->recovered;
+	}
 	id = conn_id(c);
 	if (id == NULL) {
 		/* Unreachable in practice: an ACK carries the node id. */
@@ -358,10 +422,13 @@ conn_try_welcome(struct conn *c)
 	if (node == NULL)
 		node = w->conf->node_id;
 	/* Not a reply: it goes first, ahead of any waiting reply. */
-	conn_reply_now(c, cmsg_welcome_frame(c->user, node, w->slot, id));
+	conn_reply_now(c, cmsg_welcome_recovered_frame(
+			      c->user, node, w->slot, id, recovered));
 	c->welcomed = true;
 	fanout_set_live(c->m_user);
 	fanout_set_live(c->m_all);
+	if (rc != NULL)
+		recover_flush(w, rc); /* the missed ones, then live */
 	uptx_event(w->up, "connect", c->user, c->user_len, id, NULL);
 	c->connect_sent = true;
 	log_debug("conn=%s user=%s: welcome", id, c->user);
@@ -390,6 +457,30 @@ conn_member_ready(struct fan_member *m)
 }
 
 void
+conn_recovered(struct fan_member *m, int recovered)
+{
+	struct conn *c = m->owner;
+
+	(void)recovered; /* in the recover struct */
+	if (m->tag == CONN_M_USER) {
+		conn_try_welcome(c);
+	} else if (m->tag == CONN_M_CHANNEL && c->welcomed) {
+		conn_replies_answer(c, m, false, false);
+		conn_replies_drain(c);
+	}
+}
+
+/* Ends m's recovery (m is going). */
+static void
+conn_recover_end(struct conn *c, struct fan_member *m)
+{
+	if (m->udata != NULL) {
+		recover_free(c->w, m->udata);
+		m->udata = NULL;
+	}
+}
+
+void
 conn_member_failed(struct fan_member *m)
 {
 	struct conn *c = m->owner;
@@ -406,6 +497,7 @@ conn_member_failed(struct fan_member *m)
 	conn_replies_answer(c, m, true, true);
 	c->n_channels--;
 	w->n_channel_subs--;
+	conn_recover_end(c, m);
 	fanout_leave(w->fan, m);
 	conn_replies_drain(c);
 }
@@ -436,7 +528,8 @@ conn_new(struct worker *w, struct lws *wsi)
 }
 
 int
-conn_attach(struct conn *c, const char *user, size_t len)
+conn_attach(struct conn *c, const char *user, size_t len, const char *since,
+    size_t since_len)
 {
 	struct worker *w = c->w;
 	char addr[ADDR_MAX + 1];
@@ -459,6 +552,12 @@ conn_attach(struct conn *c, const char *user, size_t len)
 	if (c->m_user == NULL)
 		return -1;
 	c->m_user->tag = CONN_M_USER;
+	/* The user's own address recovers from since (history on); the
+	 * welcome then waits for the answer. */
+	if (since != NULL && w->conf->history_size > 0 &&
+	    (c->m_user->udata = recover_new(c->m_user, since, since_len)) ==
+		NULL)
+		return -1;
 	c->m_all = fanout_join(w->fan, "all", 3, c, &c->members, now);
 	if (c->m_all == NULL)
 		return -1;
@@ -523,7 +622,8 @@ conn_channel_addr(char *buf, const char *name, size_t len)
 }
 
 void
-conn_subscribe(struct conn *c, const char *name, size_t len, const json_t *ref)
+conn_subscribe(struct conn *c, const char *name, size_t len, const char *since,
+    size_t since_len, const json_t *ref)
 {
 	struct worker *w = c->w;
 	struct fan_member *m;
@@ -558,6 +658,11 @@ conn_subscribe(struct conn *c, const char *name, size_t len, const json_t *ref)
 		c->n_channels++;
 		w->n_channel_subs++;
 	}
+	/* A recovery from since (history on); a second subscribe of a
+	 * channel still being subscribed keeps the first one's. */
+	if (since != NULL && w->conf->history_size > 0 && m->udata == NULL &&
+	    !m->live)
+		m->udata = recover_new(m, since, since_len);
 	/* Answered once the channel is active, in its turn. */
 	if (conn_reply_append(c, NULL, m, ref) == -1)
 		return;
@@ -588,6 +693,7 @@ conn_unsubscribe(
 	/* A `subscribe` still waiting is answered first: it completed and
 	 * this request undoes it. */
 	conn_replies_answer(c, m, false, true);
+	conn_recover_end(c, m);
 	fanout_leave(w->fan, m);
 	c->n_channels--;
 	w->n_channel_subs--;

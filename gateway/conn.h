@@ -110,7 +110,8 @@ struct conn *conn_new(struct worker *w, struct lws *wsi);
  * "all" and welcomes at once if both are active. Once per connection.
  * Returns 0, or -1 on allocation failure (the caller closes).
  */
-int conn_attach(struct conn *c, const char *user, size_t len);
+int conn_attach(struct conn *c, const char *user, size_t len, const char *since,
+    size_t since_len);
 
 /* The websocket is gone: leaves every membership, sends the disconnect
  * event if the connect event was sent, drops the queue. NULL is ok. */
@@ -130,6 +131,14 @@ void conn_deliver(struct conn *c, struct frame *f);
  * after an allocation failure: nothing is sent.
  */
 void conn_reply(struct conn *c, struct frame *f);
+
+/* A reply whose frame comes later (conn_reply_fill()), kept in request
+ * order; NULL when c is closing or out of memory (c is then closed). */
+struct conn_reply *conn_reply_later(struct conn *c, const json_t *ref);
+/* The ref a later reply echoes (borrowed), or NULL. */
+const json_t *conn_reply_ref(const struct conn_reply *r);
+/* Gives r its frame (its reference is taken; NULL: lost to memory). */
+void conn_reply_fill(struct conn *c, struct conn_reply *r, struct frame *f);
 
 /* Replies {"op":"error",...} (conn_reply()). */
 void conn_error(
@@ -155,8 +164,9 @@ void conn_release(struct conn *c);
 
 /* subscribe / unsubscribe of one channel name (validated). ref borrowed.
  * Each is answered once, in request order (see above). */
-void conn_subscribe(
-    struct conn *c, const char *name, size_t len, const json_t *ref);
+/* since (NULL: none) asks for a recovery (history on). */
+void conn_subscribe(struct conn *c, const char *name, size_t len,
+    const char *since, size_t since_len, const json_t *ref);
 void conn_unsubscribe(
     struct conn *c, const char *name, size_t len, const json_t *ref);
 
@@ -170,6 +180,9 @@ const char *conn_id(struct conn *c);
 
 /* fanout_ops callbacks (see fanout.h, deliver.c). */
 void conn_member_ready(struct fan_member *m);
+/* The recovery of m has its answer (recover.c): its `subscribed` can be
+ * given, with recovered (0 or 1). */
+void conn_recovered(struct fan_member *m, int recovered);
 void conn_member_failed(struct fan_member *m);
 
 #endif

@@ -7,8 +7,15 @@
 #include "conn.h"
 #include "frame.h"
 #include "log.h"
+#include "recover.h"
 #include "uptx.h"
 #include "worker.h"
+
+/* What the fan-out hands each membership: the frame and the message id. */
+struct deliver_item {
+	struct frame *f;
+	const struct env_str *id;
+};
 
 void
 deliver_msg(struct worker *w, const struct bus_msg *m)
@@ -32,7 +39,9 @@ deliver_msg(struct worker *w, const struct bus_msg *m)
 		w->c.drop_queue_full += e->live; /* DROP: no memory */
 		return;
 	}
-	fanout_deliver(w->fan, e, f);
+	struct deliver_item item = {f, &m->id};
+
+	fanout_deliver(w->fan, e, &item);
 	frame_unref(f);
 }
 
@@ -69,8 +78,12 @@ deliver_failed(void *arg, struct fan_member *m)
 static void
 deliver_one(void *arg, struct fan_member *m, void *msg)
 {
-	(void)arg;
-	conn_deliver(m->owner, msg);
+	struct deliver_item *it = msg;
+
+	/* A membership recovering history holds its live frames. */
+	if (m->udata != NULL && recover_live(arg, m->udata, it->f, it->id))
+		return;
+	conn_deliver(m->owner, it->f);
 }
 
 const struct fanout_ops deliver_fan_ops = {

@@ -320,6 +320,20 @@ uptx_interest(struct uptx *u, enum up_kind kind, uint64_t req_id,
 }
 
 void
+uptx_range(struct uptx *u, uint64_t req_id, const char *addr, size_t addr_len,
+    const char *since, size_t since_len, uint32_t limit)
+{
+	struct up_range r = {req_id, uptx_estr(addr, addr_len),
+	    uptx_estr(since, since_len), limit};
+
+	if (up_encode_range(&u->sb, &u->me, &r) == -1) {
+		uptx_count_drop(u, 1, "range request not encodable");
+		return;
+	}
+	uptx_submit(u);
+}
+
+void
 uptx_publish(struct uptx *u, const char *to, size_t to_len, const char *from,
     size_t from_len, const char *data, size_t data_len)
 {

@@ -55,6 +55,9 @@ void uptx_redial(struct uptx *u, uint64_t now_ms);
 /* Upstream envelopes; each is queued if it cannot be sent now. */
 void uptx_interest(struct uptx *u, enum up_kind kind, uint64_t req_id,
     const char *addr, size_t len);
+/* A history read (RANGE_REQ) for one connection's recovery. */
+void uptx_range(struct uptx *u, uint64_t req_id, const char *addr,
+    size_t addr_len, const char *since, size_t since_len, uint32_t limit);
 void uptx_publish(struct uptx *u, const char *to, size_t to_len,
     const char *from, size_t from_len, const char *data, size_t data_len);
 void uptx_send(struct uptx *u, const char *user, size_t user_len,

@@ -6,6 +6,7 @@
  * COUNTERS, heartbeat to the master), and drains on SIGTERM.
  */
 #include "worker.h"
+#include "recover.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -269,6 +270,7 @@ worker_tick(lws_sorted_usec_list_t *sul)
 	uint64_t now = clock_mono_ms();
 
 	busrx_tick(w->bus, now);
+	recover_tick(w, now);
 	report_send(w, now);
 	/* Requests re-sent for want of an ACK while the bridge is up and
 	 * hears Redis: it does not hear us. */
@@ -571,6 +573,8 @@ worker_main(const struct conf *c, const struct jwtauth *jwt,
 	w->master_fd = master_fd;
 	w->sig_pipe[0] = w->sig_pipe[1] = -1;
 	dlist_init(&w->conns);
+	dlist_init(&w->recovering);
+	dlist_init(&w->history_reads);
 	dlist_init(&w->flush);
 
 	snprintf(tag, sizeof(tag), "wspush-gateway[w%" PRIu32 "]", slot);

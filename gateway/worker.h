@@ -77,8 +77,11 @@ struct worker {
 	 * conn.flush_node); send_flush_pending() writes them after it. */
 	struct dlist flush;
 	uint32_t n_conns;
-	uint32_t n_channel_subs; /* channel memberships of all conns */
-	uint64_t next_conn;      /* the <n> of conn ids */
+	uint32_t n_channel_subs;    /* channel memberships of all conns */
+	uint64_t next_conn;         /* the <n> of conn ids */
+	struct dlist recovering;    /* struct recover.node: RANGE_REQ sent */
+	struct dlist history_reads; /* recover.c: `history` reads */
+	uint64_t next_range_req;
 	union worker_counters c;
 
 	int listen_fd; /* the master's socket; closed by lws with listen_wsi */

@@ -5,6 +5,7 @@
  * closes go through conn.c, which queues them in order with messages.
  */
 #include "ws.h"
+#include "envelope.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "jwtauth.h"
 #include "log.h"
 #include "rate.h"
+#include "recover.h"
 #include "send.h"
 #include "uptx.h"
 #include "worker.h"
@@ -49,6 +51,24 @@ ws_user(struct lws *wsi, char *buf, size_t size)
 		return -1;
 	len = strlen(v);
 	if (!addr_id_valid(v, len))
+		return -1;
+	memmove(buf, v, len + 1);
+	return (int)len;
+}
+
+/* The ?since= of the request if it is a message id: its length; 0 when
+ * absent, -1 when it is not an id. */
+static int
+ws_since(struct lws *wsi, char *buf, size_t size)
+{
+	const char *v = lws_get_urlarg_by_name(wsi, "since=", buf, (int)size);
+	struct env_sid sid;
+	size_t len;
+
+	if (v == NULL)
+		return 0;
+	len = strlen(v);
+	if (env_sid_parse(v, len, &sid) != 0)
 		return -1;
 	memmove(buf, v, len + 1);
 	return (int)len;
@@ -274,14 +294,51 @@ ws_auth(struct worker *w, struct conn *c, struct cmsg *m)
 		return;
 	}
 	ws_set_claims(w, c, claims);
-	if (!c->attached &&
-	    conn_attach(c, c->claims->user, c->claims->user_len) == -1) {
+	if (!c->attached && conn_attach(c, c->claims->user, c->claims->user_len,
+				m->since, m->since_len) == -1) {
 		log_warnx("conn=%s: conn_attach: out of memory", c->id);
 		conn_close(c, 1011, "error");
 		return;
 	}
 	if (m->ref != NULL)
 		conn_reply(c, cmsg_reply_frame("ok", NULL, 0, m->ref));
+}
+
+/* A user reads the history of what it may subscribe to: its own user
+ * address, all, and channels (the subs claim in jwt mode). */
+static void
+ws_history(struct worker *w, struct conn *c, const struct cmsg *m)
+{
+	bool ok;
+
+	if (w->conf->history_size == 0) {
+		conn_error(c, CMSG_E_UNAVAILABLE, "history is off", m->ref);
+		return;
+	}
+	switch (m->to.kind) {
+	case ADDR_USER:
+		ok = m->to.idlen == c->user_len &&
+		     memcmp(m->to.id, c->user, c->user_len) == 0;
+		break;
+	case ADDR_CHANNEL:
+		ok = w->conf->auth_mode != CONF_AUTH_JWT ||
+		     jwtauth_claims_may_subscribe(
+			 c->claims, m->to.id, m->to.idlen);
+		break;
+	default:
+		ok = true;
+		break;
+	}
+	if (!ok) {
+		conn_error(c, CMSG_E_FORBIDDEN,
+		    "this connection may not read that history", m->ref);
+		return;
+	}
+	recover_history(w, c, m->to_text, m->to_len,
+	    m->limit < w->conf->history_max_recover
+		? m->limit
+		: w->conf->history_max_recover,
+	    m->ref);
 }
 
 static bool
@@ -403,8 +460,8 @@ ws_message(
 				    "this channel",
 				    m.ref);
 			else
-				conn_subscribe(
-				    c, m.channel, m.channel_len, m.ref);
+				conn_subscribe(c, m.channel, m.channel_len,
+				    m.since, m.since_len, m.ref);
 			break;
 		case CMSG_UNSUBSCRIBE:
 			conn_unsubscribe(c, m.channel, m.channel_len, m.ref);
@@ -415,6 +472,9 @@ ws_message(
 			break;
 		case CMSG_PING:
 			conn_reply(c, cmsg_reply_frame("pong", NULL, 0, m.ref));
+			break;
+		case CMSG_HISTORY:
+			ws_history(w, c, &m);
 			break;
 		}
 	}
@@ -510,13 +570,13 @@ ws_closed(struct worker *w, struct conn *c)
 static int
 ws_established(struct worker *w, struct lws *wsi, struct ws_pss *pss)
 {
-	char ubuf[WS_URLARG_MAX];
+	char ubuf[WS_URLARG_MAX], sbuf[ENV_SID_MAX + 8];
 	struct jwtauth_claims *claims = NULL;
 	enum jwtauth_reject why = JWTAUTH_REJECT_NONE;
 	const char *tok = NULL;
 	size_t tlen = 0;
 	struct conn *c;
-	int n = -1;
+	int n = -1, slen;
 
 	if (w->conf->auth_mode == CONF_AUTH_NONE) {
 		n = ws_user(wsi, ubuf, sizeof(ubuf));
@@ -542,12 +602,16 @@ ws_established(struct worker *w, struct lws *wsi, struct ws_pss *pss)
 		conn_close(c, 1001, "shutdown");
 		return 0;
 	}
+	slen = ws_since(wsi, sbuf, sizeof(sbuf));
 	if (n >= 0) {
-		if (conn_attach(c, ubuf, (size_t)n) == -1)
+		if (conn_attach(c, ubuf, (size_t)n, slen > 0 ? sbuf : NULL,
+			slen > 0 ? (size_t)slen : 0) == -1)
 			conn_close(c, 1011, "error");
 	} else if (claims != NULL) {
 		ws_set_claims(w, c, claims);
-		if (conn_attach(c, claims->user, claims->user_len) == -1)
+		if (conn_attach(c, claims->user, claims->user_len,
+			slen > 0 ? sbuf : NULL,
+			slen > 0 ? (size_t)slen : 0) == -1)
 			conn_close(c, 1011, "error");
 	} else if (tok != NULL) {
 		if ((unsigned int)why < JWTAUTH_REJECT_COUNT)
@@ -557,6 +621,9 @@ ws_established(struct worker *w, struct lws *wsi, struct ws_pss *pss)
 		lws_sul_schedule(w->ctx, 0, &c->auth_sul, ws_auth_timer,
 		    (lws_usec_t)w->conf->auth_timeout_s * LWS_US_PER_SEC);
 	}
+	if (slen < 0 && (n >= 0 || claims != NULL))
+		conn_error(c, CMSG_E_BAD_REQUEST,
+		    "since must be a message id (ignored)", NULL);
 	return 0;
 }
 

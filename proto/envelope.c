@@ -190,6 +190,69 @@ bus_encode_ack(msgpack_sbuffer *out, const struct bus_ack *a)
 	return enc_end(&e);
 }
 
+static bool
+sid_ok(const struct env_str *id)
+{
+	struct env_sid sid;
+
+	return id->p != NULL && env_sid_parse(id->p, id->len, &sid) == 0;
+}
+
+int
+bus_encode_range(msgpack_sbuffer *out, const struct bus_range *r)
+{
+	struct enc e;
+
+	if ((unsigned)r->status > RANGE_BAD_REQUEST || r->n > ENV_ARRAY_MAX ||
+	    (r->entries == NULL && r->n != 0))
+		return -1;
+	for (uint32_t i = 0; i < r->n; i++)
+		if ((unsigned)r->entries[i].cls > PAYLOAD_BINARY ||
+		    !sid_ok(&r->entries[i].id))
+			return -1;
+	enc_init(&e, out);
+	enc_head(&e, 12, BUS_RANGE);
+	enc_u64(&e, r->epoch);
+	enc_u64(&e, r->slot);
+	enc_u64(&e, r->gen);
+	enc_u64(&e, r->req_id);
+	enc_u64(&e, (unsigned)r->status);
+	enc_u64(&e, r->chunk);
+	enc_bool(&e, r->last);
+	enc_bool(&e, r->recovered);
+	enc_str(&e, &r->to, ENV_ADDR_MAX, false);
+	enc_array(&e, r->n);
+	for (uint32_t i = 0; i < r->n && e.rc == 0; i++) {
+		const struct bus_range_entry *x = &r->entries[i];
+
+		enc_array(&e, 5);
+		enc_str(&e, &x->id, ENV_SID_MAX, false);
+		enc_u64(&e, (unsigned)x->cls);
+		enc_data(&e, &x->data);
+		enc_str(&e, &x->from, ENV_ID_MAX, true);
+		enc_u64(&e, x->ts);
+	}
+	return enc_end(&e);
+}
+
+uint32_t
+bus_range_chunk(const struct bus_range_entry *e, uint32_t n, size_t max_bytes)
+{
+	size_t total = 64; /* the envelope's head */
+	uint32_t i;
+
+	for (i = 0; i < n; i++) {
+		/* array, id, cls, data and from headers, ts: < 40 bytes */
+		size_t one =
+		    (size_t)e[i].id.len + e[i].data.len + e[i].from.len + 40;
+
+		if (i > 0 && total + one > max_bytes)
+			break;
+		total += one;
+	}
+	return i;
+}
+
 int
 up_encode_interest(msgpack_sbuffer *out, const struct up_worker *w,
     enum up_kind kind, const struct up_interest *i)
@@ -290,6 +353,21 @@ up_encode_bye(msgpack_sbuffer *out, const struct up_worker *w)
 
 	enc_init(&e, out);
 	enc_worker(&e, 5, UP_BYE, w);
+	return enc_end(&e);
+}
+
+int
+up_encode_range(
+    msgpack_sbuffer *out, const struct up_worker *w, const struct up_range *r)
+{
+	struct enc e;
+
+	enc_init(&e, out);
+	enc_worker(&e, 9, UP_RANGE_REQ, w);
+	enc_u64(&e, r->req_id);
+	enc_str(&e, &r->addr, ENV_ADDR_MAX, false);
+	enc_str(&e, &r->since, ENV_ID_MAX, true);
+	enc_u64(&e, r->limit);
 	return enc_end(&e);
 }
 
@@ -659,13 +737,53 @@ dec_addrs(struct env_reader *r, const msgpack_object *o, struct up_sync *s,
 	return true;
 }
 
+/* The entries of a RANGE, in the reader's zone. */
+static bool
+dec_range_entries(struct env_reader *r, const msgpack_object *o,
+    struct bus_range *g, bool *nomem)
+{
+	struct bus_range_entry *a = NULL;
+	uint32_t size;
+
+	if (o->type != MSGPACK_OBJECT_ARRAY ||
+	    o->via.array.size > ENV_ARRAY_MAX)
+		return false;
+	size = o->via.array.size;
+	if (size != 0) {
+		a = msgpack_zone_malloc(&r->zone, size * sizeof(*a));
+		if (a == NULL) {
+			*nomem = true;
+			return false;
+		}
+	}
+	for (uint32_t i = 0; i < size; i++) {
+		const msgpack_object *x = &o->via.array.ptr[i];
+		const msgpack_object *f;
+		uint64_t cls;
+
+		if (x->type != MSGPACK_OBJECT_ARRAY || x->via.array.size < 5)
+			return false;
+		f = x->via.array.ptr;
+		if (!dec_str(&f[0], ENV_SID_MAX, &a[i].id) ||
+		    !sid_ok(&a[i].id) || !dec_u64(&f[1], &cls) ||
+		    cls > PAYLOAD_BINARY || !dec_data(&f[2], &a[i].data) ||
+		    !dec_ostr(&f[3], ENV_ID_MAX, &a[i].from) ||
+		    !dec_ou64(&f[4], &a[i].ts))
+			return false;
+		a[i].cls = (enum payload_class)cls;
+	}
+	g->n = size;
+	g->entries = a;
+	return true;
+}
+
 int
 bus_reader_next(struct env_reader *r, struct bus_env *out)
 {
 	const msgpack_object *f;
 	uint32_t n;
 	uint64_t kind, v;
-	bool ok;
+	bool ok, nomem = false;
 	int rc;
 
 	rc = reader_open(r, &f, &n, &kind);
@@ -707,11 +825,26 @@ bus_reader_next(struct env_reader *r, struct bus_env *out)
 			a->status = (enum ack_status)v;
 		break;
 	}
+	case BUS_RANGE: {
+		struct bus_range *g = &out->u.range;
+
+		ok = n >= 12 && dec_u64(&f[2], &g->epoch) &&
+		     dec_u32(&f[3], &g->slot) && dec_u32(&f[4], &g->gen) &&
+		     dec_u64(&f[5], &g->req_id) && dec_u64(&f[6], &v) &&
+		     v <= RANGE_BAD_REQUEST && dec_u32(&f[7], &g->chunk) &&
+		     dec_bool(&f[8], &g->last) &&
+		     dec_bool(&f[9], &g->recovered) &&
+		     dec_str(&f[10], ENV_ADDR_MAX, &g->to) &&
+		     dec_range_entries(r, &f[11], g, &nomem);
+		if (ok)
+			g->status = (enum range_status)v;
+		break;
+	}
 	default:
 		return ENV_KIND_UNKNOWN;
 	}
 	if (!ok)
-		return reader_stop(r, ENV_MALFORMED);
+		return reader_stop(r, nomem ? ENV_NOMEM : ENV_MALFORMED);
 	out->kind = (enum bus_kind)kind;
 	return ENV_OK;
 }
@@ -728,7 +861,7 @@ up_reader_next(struct env_reader *r, struct up_env *out)
 	rc = reader_open(r, &f, &n, &kind);
 	if (rc != ENV_OK)
 		return rc;
-	if (kind < UP_INTEREST_ADD || kind > UP_BYE)
+	if (kind < UP_INTEREST_ADD || kind > UP_RANGE_REQ)
 		return ENV_KIND_UNKNOWN;
 	if (n < 5 || !dec_u32(&f[2], &out->w.slot) ||
 	    !dec_u32(&f[3], &out->w.gen) || !dec_u32(&f[4], &out->w.pid))
@@ -783,6 +916,15 @@ up_reader_next(struct env_reader *r, struct up_env *out)
 		ok = n >= 1 && dec_counters(r, &f[0], &out->u.counters.n,
 				   &out->u.counters.items, &nomem);
 		break;
+	case UP_RANGE_REQ: {
+		struct up_range *g = &out->u.range;
+
+		ok = n >= 4 && dec_u64(&f[0], &g->req_id) &&
+		     dec_str(&f[1], ENV_ADDR_MAX, &g->addr) &&
+		     dec_ostr(&f[2], ENV_ID_MAX, &g->since) &&
+		     dec_u32(&f[3], &g->limit);
+		break;
+	}
 	default: /* UP_BYE */
 		ok = true;
 		break;
@@ -791,6 +933,57 @@ up_reader_next(struct env_reader *r, struct up_env *out)
 		return reader_stop(r, nomem ? ENV_NOMEM : ENV_MALFORMED);
 	out->kind = (enum up_kind)kind;
 	return ENV_OK;
+}
+
+/* ---- stream ids ---- */
+
+static int
+sid_part(const char *s, size_t len, uint64_t *v)
+{
+	uint64_t n = 0;
+
+	if (len == 0 || len > 20)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		unsigned d = (unsigned char)s[i] - '0';
+
+		if (d > 9 || n > (UINT64_MAX - d) / 10)
+			return -1;
+		n = n * 10 + d;
+	}
+	*v = n;
+	return 0;
+}
+
+int
+env_sid_parse(const char *s, size_t len, struct env_sid *out)
+{
+	const char *dash;
+	struct env_sid id = {0, 0};
+
+	if (s == NULL || len > ENV_SID_MAX)
+		return -1;
+	dash = memchr(s, '-', len);
+	if (dash == NULL) {
+		if (sid_part(s, len, &id.ms) != 0)
+			return -1;
+	} else if (sid_part(s, (size_t)(dash - s), &id.ms) != 0 ||
+		   sid_part(dash + 1, len - (size_t)(dash - s) - 1, &id.seq) !=
+		       0) {
+		return -1;
+	}
+	*out = id;
+	return 0;
+}
+
+int
+env_sid_cmp(const struct env_sid *a, const struct env_sid *b)
+{
+	if (a->ms != b->ms)
+		return a->ms < b->ms ? -1 : 1;
+	if (a->seq != b->seq)
+		return a->seq < b->seq ? -1 : 1;
+	return 0;
 }
 
 /* ---- names ---- */
@@ -820,6 +1013,8 @@ env_strerror(int err)
 const char *
 bus_kind_str(enum bus_kind k)
 {
+	if (k == BUS_RANGE)
+		return "BUS_RANGE";
 	switch (k) {
 		CASE(BUS_MSG);
 		CASE(BUS_HEARTBEAT);
@@ -831,6 +1026,8 @@ bus_kind_str(enum bus_kind k)
 const char *
 up_kind_str(enum up_kind k)
 {
+	if (k == UP_RANGE_REQ)
+		return "UP_RANGE_REQ";
 	switch (k) {
 		CASE(UP_INTEREST_ADD);
 		CASE(UP_INTEREST_DEL);
@@ -853,4 +1050,16 @@ payload_class_str(enum payload_class c)
 		CASE(PAYLOAD_BINARY);
 	}
 	return "PAYLOAD_UNKNOWN";
+}
+
+const char *
+range_status_str(enum range_status s)
+{
+	switch (s) {
+		CASE(RANGE_OK);
+		CASE(RANGE_FAILED);
+		CASE(RANGE_UNAVAILABLE);
+		CASE(RANGE_BAD_REQUEST);
+	}
+	return "RANGE_UNKNOWN";
 }

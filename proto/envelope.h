@@ -48,6 +48,24 @@ struct env_str {
 	uint32_t len;
 };
 
+/*
+ * A Redis stream id, the message id of history: "<ms>-<seq>", or "<ms>"
+ * alone (seq 0), each part 1..20 decimal digits within 64 bits. "0" is
+ * the id before every message. Ids travel as strings (two 64-bit numbers
+ * do not fit a JSON number); this is how the bridge checks a client's
+ * `since` and how a worker orders replayed and live messages.
+ */
+struct env_sid {
+	uint64_t ms, seq;
+};
+
+#define ENV_SID_MAX 41 /* 20 + 1 + 20 */
+
+/* Returns 0 and fills *out, or -1 if s[0..len) is not a stream id. */
+int env_sid_parse(const char *s, size_t len, struct env_sid *out);
+/* <0, 0, >0 as a is before, equal to, after b. */
+int env_sid_cmp(const struct env_sid *a, const struct env_sid *b);
+
 /* How the bridge classified a payload, once, for every worker. */
 enum payload_class {
 	PAYLOAD_JSON = 0,   /* a JSON object or array: embedded as is */
@@ -62,6 +80,10 @@ enum bus_kind {
 	BUS_HEARTBEAT = 2,
 	BUS_ACK = 3,
 };
+/* History's answer (below). Not an enumerator yet: the worker's bus code
+ * switches over bus_kind without a default, so the enumerator comes
+ * together with its case when recovery is wired in. */
+#define BUS_RANGE ((enum bus_kind)4)
 
 /* One message for the address `to` ("user:42", "channel:news", "all"). */
 struct bus_msg {
@@ -98,12 +120,52 @@ struct bus_ack {
 	struct env_str node;
 };
 
+enum range_status {
+	RANGE_OK = 0,          /* entries follow (possibly none) */
+	RANGE_FAILED = 1,      /* Redis refused or the link is down: retry */
+	RANGE_UNAVAILABLE = 2, /* no history here (off, broker without it,
+				  or the function library not loaded) */
+	RANGE_BAD_REQUEST = 3, /* the address or since is not valid */
+};
+
+/* One stored message of a history range. */
+struct bus_range_entry {
+	struct env_str id; /* the stream id, "<ms>-<seq>" */
+	enum payload_class cls;
+	struct env_str data;
+	struct env_str from; /* optional */
+	uint64_t ts;         /* ms, 0 if unknown (the id's time part) */
+};
+
+/*
+ * Addressed to one worker, like ACK: one chunk of the answer to its
+ * UP_RANGE_REQ req_id. A range is sent as chunks 0, 1, ... of bounded size
+ * (bus_range_chunk()), the one with `last` set closing it; every chunk
+ * repeats status, recovered and to. A worker that sees a chunk out of
+ * order, or no last chunk in time, treats the request as failed. RANGE
+ * does not consume a MSG seq (other workers would count a gap).
+ */
+struct bus_range {
+	uint64_t epoch;
+	uint32_t slot, gen; /* the worker the answer is for */
+	uint64_t req_id;
+	enum range_status status;
+	uint32_t chunk; /* 0, 1, ... */
+	bool last;      /* no chunk follows */
+	bool recovered; /* nothing after since can be missing (see up_range) */
+	struct env_str to;
+	uint32_t n;
+	const struct bus_range_entry *entries; /* decode: in the reader's
+						  zone */
+};
+
 struct bus_env {
 	enum bus_kind kind;
 	union {
 		struct bus_msg msg;
 		struct bus_heartbeat hb;
 		struct bus_ack ack;
+		struct bus_range range;
 	} u;
 };
 
@@ -117,6 +179,15 @@ struct bus_env {
 int bus_encode_msg(msgpack_sbuffer *out, const struct bus_msg *m);
 int bus_encode_heartbeat(msgpack_sbuffer *out, const struct bus_heartbeat *h);
 int bus_encode_ack(msgpack_sbuffer *out, const struct bus_ack *a);
+int bus_encode_range(msgpack_sbuffer *out, const struct bus_range *r);
+
+/*
+ * How many of the n entries from e on go into one RANGE chunk of at most
+ * max_bytes (an estimate including msgpack overhead): at least 1 when n >
+ * 0, so an entry bigger than max_bytes travels alone.
+ */
+uint32_t bus_range_chunk(
+    const struct bus_range_entry *e, uint32_t n, size_t max_bytes);
 
 /* ---- upstream: worker -> bridge ---- */
 
@@ -130,6 +201,9 @@ enum up_kind {
 	UP_COUNTERS = 7,      /* periodic worker counters for stats */
 	UP_BYE = 8,           /* the worker is leaving; drop its interest */
 };
+/* Read history, answered by BUS_RANGE; an enumerator once the bridge's
+ * upstream switch has its case (as BUS_RANGE). */
+#define UP_RANGE_REQ ((enum up_kind)9)
 
 /* The sender of every upstream envelope. gen is unique per fork on a node,
  * so a restarted worker in the same slot is never taken for the old one. */
@@ -179,6 +253,19 @@ struct up_event {
 	struct env_str reason; /* optional (nil), e.g. for connect */
 };
 
+/*
+ * A history read for one of the worker's connections. since: a stream id,
+ * or "0" (everything kept), for a recovery; absent (p NULL) for the newest
+ * `limit` messages (the client's history op). The bridge caps limit at
+ * history.max_recover.
+ */
+struct up_range {
+	uint64_t req_id; /* unique per worker while outstanding */
+	struct env_str addr;
+	struct env_str since; /* optional */
+	uint32_t limit;       /* >= 1 */
+};
+
 struct up_counters {
 	uint32_t n;
 	const struct up_counter *items; /* allocated in the reader's zone */
@@ -194,6 +281,7 @@ struct up_env {
 		struct up_send send;
 		struct up_event event;
 		struct up_counters counters;
+		struct up_range range;
 	} u;
 };
 
@@ -210,6 +298,8 @@ int up_encode_event(
 int up_encode_counters(msgpack_sbuffer *out, const struct up_worker *w,
     const struct up_counters *c);
 int up_encode_bye(msgpack_sbuffer *out, const struct up_worker *w);
+int up_encode_range(
+    msgpack_sbuffer *out, const struct up_worker *w, const struct up_range *r);
 
 /* ---- decoding: a reader walks the envelopes of one nng message ---- */
 
@@ -266,5 +356,6 @@ int env_scan(const void *buf, size_t len, size_t off, size_t *end);
 const char *bus_kind_str(enum bus_kind k);
 const char *up_kind_str(enum up_kind k);
 const char *payload_class_str(enum payload_class c);
+const char *range_status_str(enum range_status s);
 
 #endif

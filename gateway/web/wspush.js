@@ -24,6 +24,17 @@
  * 4001/4003, which need a new token (event "auth_required", then
  * refreshToken()). Every subscribed channel is subscribed again after a
  * reconnect. See README.md ("JavaScript client") for every option.
+ *
+ * History (servers with [history] size > 0): the client remembers the last
+ * message id per channel and for the user's own address, and after a
+ * reconnect asks for what it missed: "since" on each resubscribe, on the
+ * first "auth" frame (token mode) or ?since= in the URL (user mode). The
+ * server answers with "recovered": true (nothing is missing) or false
+ * (some messages are gone: reload your state); either way the client emits
+ * "recovery" {to, since, recovered}. Messages are never delivered twice:
+ * one whose id is not after the last one of its address is dropped and
+ * counted in client.duplicates. c.history("user:42", {limit}) reads what
+ * is stored. Old servers ignore "since" and send no "recovered".
  */
 (function (root, factory) {
 	"use strict";
@@ -67,12 +78,17 @@
 		WebSocket: null,      /* constructor; default globalThis.WebSocket */
 		random: null,         /* () => [0,1); default Math.random */
 		timers: null,         /* { setTimeout, clearTimeout, now } for tests */
+		/* History: ask for missed messages after a reconnect ("since"). */
+		recover: true,
+		/* Last ids to start from, e.g. kept in localStorage across page
+		 * loads: { "user:42": "1733212345678-0", "channel:news": ... }. */
+		lastIds: null,
 		debug: false
 	};
 
 	var EVENTS = ["open", "message", "close", "error", "state",
 		"reconnecting", "auth_required", "subscribed", "unsubscribed",
-		"pong", "frame"];
+		"pong", "frame", "recovery"];
 
 	/* An error the server reported (code "forbidden", ...) or a local one. */
 	function WSPushError(code, message, extra) {
@@ -95,6 +111,7 @@
 		case "unsubscribe": return "unsubscribe from channel " + frame.channel;
 		case "publish": return "publish to " + frame.to;
 		case "send": return "send to the backend";
+		case "history": return "read the history of " + frame.to;
 		case "auth": return "authentication";
 		default: return frame.op;
 		}
@@ -116,16 +133,58 @@
 		});
 	}
 
-	/* Adds user=<id> to the query string (auth.mode = none). */
-	function withUser(url, user) {
+	/* Adds name=<value> to the query string (user=, since=). */
+	function withParam(url, name, value) {
 		var hash = "";
 		var i = url.indexOf("#");
 		if (i >= 0) {
 			hash = url.slice(i);
 			url = url.slice(0, i);
 		}
-		return url + (url.indexOf("?") >= 0 ? "&" : "?") + "user=" +
-			encodeURIComponent(user) + hash;
+		return url + (url.indexOf("?") >= 0 ? "&" : "?") + name + "=" +
+			encodeURIComponent(value) + hash;
+	}
+
+	function withUser(url, user) {
+		return withParam(url, "user", user);
+	}
+
+	/*
+	 * Message ids are Redis stream ids, "<ms>-<seq>" (two 64-bit numbers,
+	 * so compared as digit strings, not as JS numbers). Returns <0, 0, >0;
+	 * null if either is not an id.
+	 */
+	var ID_RE = /^(\d{1,20})(?:-(\d{1,20}))?$/;
+	function cmpDigits(a, b) {
+		a = a.replace(/^0+(?=\d)/, "");
+		b = b.replace(/^0+(?=\d)/, "");
+		if (a.length !== b.length)
+			return a.length < b.length ? -1 : 1;
+		return a < b ? -1 : a > b ? 1 : 0;
+	}
+	function compareIds(a, b) {
+		var x = typeof a === "string" ? ID_RE.exec(a) : null;
+		var y = typeof b === "string" ? ID_RE.exec(b) : null;
+		if (!x || !y)
+			return null;
+		return cmpDigits(x[1], y[1]) || cmpDigits(x[2] || "0", y[2] || "0");
+	}
+
+	/* The "sub" claim of a JWT, without checking it (the server does):
+	 * a remembered user id must only be sent for the same user. */
+	function tokenSubject(token) {
+		try {
+			var part = String(token).split(".")[1];
+			part = part.replace(/-/g, "+").replace(/_/g, "/");
+			while (part.length % 4)
+				part += "=";
+			var json = typeof atob === "function" ? atob(part)
+				: Buffer.from(part, "base64").toString("binary");
+			var sub = JSON.parse(decodeURIComponent(escape(json))).sub;
+			return typeof sub === "string" ? sub : null;
+		} catch (e) {
+			return null;
+		}
 	}
 
 	function decodeBase64(s) {
@@ -197,6 +256,15 @@
 		this._pingRef = null;
 		this._lastRx = 0;
 		this.welcome = null;
+		/* History: address -> last message id; the user id it applies to. */
+		this._lastIds = {};
+		this._duplicates = 0;
+		this._recovering = {}; /* address -> since, until the server answers */
+		if (o.lastIds)
+			for (k in o.lastIds)
+				if (Object.prototype.hasOwnProperty.call(o.lastIds, k) &&
+				    compareIds(o.lastIds[k], "0") !== null)
+					this._lastIds[k] = o.lastIds[k];
 		this._onOnline = null;
 		if (typeof addEventListener === "function" &&
 		    typeof window !== "undefined") {
@@ -218,6 +286,19 @@
 		get state() { return this._state; },
 		get channels() { return Object.keys(this._channels); },
 		get reconnects() { return this._reconnects; },
+		/* Messages dropped because their id was not after the last one. */
+		get duplicates() { return this._duplicates; },
+		/* A copy of address -> last id (to keep across page loads). */
+		get lastIds() {
+			var out = {};
+			for (var a in this._lastIds)
+				out[a] = this._lastIds[a];
+			return out;
+		},
+		lastId: function (address) {
+			return Object.prototype.hasOwnProperty.call(this._lastIds, address)
+				? this._lastIds[address] : null;
+		},
 
 		on: function (name, fn) {
 			if (EVENTS.indexOf(name) < 0)
@@ -277,6 +358,11 @@
 			var self = this;
 			var url = this.options.user != null
 				? withUser(this.url, this.options.user) : this.url;
+			var us = this._userSince();
+			if (this.options.user != null && us !== null) {
+				url = withParam(url, "since", us.since);
+				this._recovering["user:" + us.user] = us.since;
+			}
 			this._clearTimer();
 			this._setState("connecting");
 			var ws;
@@ -301,8 +387,15 @@
 				if (self._ws !== ws)
 					return;
 				self._lastRx = self._now();
-				if (self._token)
-					self._rawSend({ op: "auth", token: self._token });
+				if (self._token) {
+					var auth = { op: "auth", token: self._token };
+					var us = self._userSince();
+					if (us !== null) {
+						auth.since = us.since;
+						self._recovering["user:" + us.user] = us.since;
+					}
+					self._rawSend(auth);
+				}
 			};
 			ws.onmessage = function (ev) {
 				if (self._ws !== ws)
@@ -452,6 +545,47 @@
 					"; " + describeOp(outbox[i].frame) + " not sent"));
 		},
 
+		/*
+		 * {user, since} for the user's own address when recovery applies:
+		 * the user is options.user, or the token's subject (so a new token
+		 * for another user never carries this user's id), and a last id of
+		 * "user:<it>" is known (seen, or given in options.lastIds).
+		 */
+		_userSince: function () {
+			if (!this.options.recover)
+				return null;
+			var user = this.options.user != null ? String(this.options.user)
+				: tokenSubject(this._token);
+			if (user === null)
+				return null;
+			var since = this.lastId("user:" + user);
+			return since === null ? null : { user: user, since: since };
+		},
+
+		/* Remembers id as the last of address; false if it is not after the
+		 * last one (a duplicate, or a replay overlapping live delivery). */
+		_advance: function (address, id) {
+			var last = this.lastId(address);
+			if (last !== null) {
+				var c = compareIds(id, last);
+				if (c !== null && c <= 0)
+					return false;
+			}
+			this._lastIds[address] = id;
+			return true;
+		},
+
+		/* A "recovered" answer (welcome or subscribed) for address. */
+		_onRecovered: function (address, recovered) {
+			var since = Object.prototype.hasOwnProperty.call(this._recovering,
+				address) ? this._recovering[address] : null;
+			delete this._recovering[address];
+			if (typeof recovered !== "boolean")
+				return; /* a server without history */
+			this._emit("recovery", { to: address, since: since,
+				recovered: recovered });
+		},
+
 		/* Sets a new token. Reconnects at once if the old one was refused. */
 		refreshToken: function (token) {
 			this._token = token || null;
@@ -536,12 +670,24 @@
 						f.bytes = decodeBase64(f.data_b64);
 					} catch (e) { /* leave data_b64 to the app */ }
 				}
+				if (typeof f.id === "string" && typeof f.to === "string" &&
+				    compareIds(f.id, "0") !== null &&
+				    !this._advance(f.to, f.id)) {
+					this._duplicates++;
+					break;
+				}
 				this._emit("message", f);
 				break;
 			case "subscribed":
 			case "unsubscribed":
+				if (f.op === "subscribed" && typeof f.channel === "string")
+					this._onRecovered("channel:" + f.channel, f.recovered);
 				this._settle(f, true);
-				this._emit(f.op, { channel: f.channel, ref: f.ref });
+				this._emit(f.op, { channel: f.channel, ref: f.ref,
+					recovered: f.recovered });
+				break;
+			case "history":
+				this._onHistory(f);
 				break;
 			case "ok":
 				if (f.ref !== undefined)
@@ -566,6 +712,9 @@
 
 		_onWelcome: function (f) {
 			var reconnected = this._everOpened;
+			if (typeof f.user === "string") {
+				this._onRecovered("user:" + f.user, f.recovered);
+			}
 			this._clearTimer();
 			this.welcome = f;
 			this._attempt = 0;
@@ -684,6 +833,39 @@
 		/* ------------------------------------------------------------ */
 		/* channels                                                      */
 
+		/* The history reply: its messages also advance the last id. */
+		_onHistory: function (f) {
+			var p = f.ref !== undefined ? this._pending[f.ref] : undefined;
+			var to = typeof f.to === "string" ? f.to
+				: p ? p.frame.to : null;
+			var msgs = Array.isArray(f.messages) ? f.messages : [];
+			for (var i = 0; i < msgs.length; i++) {
+				var m = msgs[i];
+				if (m && typeof m.data_b64 === "string" && m.data === undefined) {
+					try {
+						m.bytes = decodeBase64(m.data_b64);
+					} catch (e) { /* leave data_b64 to the app */ }
+				}
+			}
+			if (to !== null && msgs.length &&
+			    typeof msgs[msgs.length - 1].id === "string")
+				this._advance(to, msgs[msgs.length - 1].id);
+			this._settle(f, true);
+		},
+
+		/* Adds since to a subscribe frame when recovery applies. */
+		_subscribeFrame: function (channel, since) {
+			var frame = { op: "subscribe", channel: channel };
+			if (since === undefined || since === null)
+				since = this.options.recover
+					? this.lastId("channel:" + channel) : null;
+			if (since !== null && compareIds(since, "0") !== null) {
+				frame.since = since;
+				this._recovering["channel:" + channel] = since;
+			}
+			return frame;
+		},
+
 		_sendSubscribe: function (channel) {
 			/* Reuse a subscribe() promise still waiting from before the drop. */
 			var refs = Object.keys(this._pending);
@@ -697,7 +879,11 @@
 				}
 			}
 			var self = this;
-			var p = this._request({ op: "subscribe", channel: channel },
+			var since = null;
+			for (var w = 0; w < waiters.length; w++)
+				if (waiters[w].since != null)
+					since = waiters[w].since;
+			var p = this._request(this._subscribeFrame(channel, since),
 				function (reply) {
 					for (var k = 0; k < waiters.length; k++)
 						waiters[k].resolve(reply);
@@ -715,11 +901,20 @@
 
 		/*
 		 * Subscribes to a channel; kept across reconnects until unsubscribe().
-		 * Resolves with the server's "subscribed" reply.
+		 * Resolves with the server's "subscribed" reply (its "recovered" says
+		 * whether the recovery was complete). options.since: recover from
+		 * this id (default: the last id seen on the channel, if any).
 		 */
-		subscribe: function (channel) {
+		subscribe: function (channel, options) {
 			var self = this;
+			var since = options && options.since != null
+				? String(options.since) : null;
 			return new Promise(function (resolve, reject) {
+				if (since !== null && compareIds(since, "0") === null) {
+					reject(WSPushError("bad_request",
+						"WSPush: since must be a message id"));
+					return;
+				}
 				if (typeof channel !== "string" || !channel) {
 					reject(WSPushError("bad_request",
 						"WSPush: subscribe needs a channel name"));
@@ -735,10 +930,10 @@
 					var ref = ++self._ref;
 					self._pending[ref] = { ref: ref, stale: true, timer: null,
 						frame: { op: "subscribe", channel: channel },
-						resolve: resolve, reject: reject };
+						since: since, resolve: resolve, reject: reject };
 					return;
 				}
-				var p = self._request({ op: "subscribe", channel: channel },
+				var p = self._request(self._subscribeFrame(channel, since),
 					resolve, function (err) {
 						reject(err);
 					}, true);
@@ -837,6 +1032,40 @@
 				data: data === undefined ? null : data });
 		},
 
+		/*
+		 * Reads the stored history of an address (server [history] on):
+		 * resolves with the reply {op: "history", to, messages: [{id, data,
+		 * from?}, ...]} (oldest first). options.limit: how many (the
+		 * server's default is 50, capped by its max_recover). The newest
+		 * id becomes the address's last id, so a later reconnect recovers
+		 * from there.
+		 */
+		history: function (to, options) {
+			var self = this;
+			var limit = options && options.limit;
+			return new Promise(function (resolve, reject) {
+				if (typeof to !== "string" || !to) {
+					reject(WSPushError("bad_request", "WSPush: history needs " +
+						"an address (user:<id>, channel:<name> or all)"));
+					return;
+				}
+				if (limit !== undefined && !(limit >= 1 &&
+				    Math.floor(limit) === limit)) {
+					reject(WSPushError("bad_request",
+						"WSPush: history limit must be a positive integer"));
+					return;
+				}
+				if (self._state !== "open") {
+					reject(WSPushError("not_connected", "WSPush: not connected"));
+					return;
+				}
+				var frame = { op: "history", to: to };
+				if (limit !== undefined)
+					frame.limit = limit;
+				self._request(frame, resolve, reject, true);
+			});
+		},
+
 		/* Application-level ping; resolves with the pong. */
 		ping: function () {
 			var self = this;
@@ -910,6 +1139,7 @@
 		Client: Client,
 		WSPushError: WSPushError,
 		backoffDelay: backoffDelay,
+		compareIds: compareIds,
 		/* WSPush.connect(url, { token } | { user } | token) -> Client */
 		connect: function (url, options) {
 			return new Client(url, options);

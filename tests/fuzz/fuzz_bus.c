@@ -24,6 +24,26 @@ same_env(const struct bus_env *a, const struct bus_env *b)
 {
 	if (a->kind != b->kind)
 		abort();
+	if (a->kind == BUS_RANGE) {
+		const struct bus_range *x = &a->u.range, *y = &b->u.range;
+
+		if (x->epoch != y->epoch || x->slot != y->slot ||
+		    x->gen != y->gen || x->req_id != y->req_id ||
+		    x->status != y->status || x->chunk != y->chunk ||
+		    x->last != y->last || x->recovered != y->recovered ||
+		    x->n != y->n)
+			abort();
+		same_str(x->to, y->to);
+		for (uint32_t i = 0; i < x->n; i++) {
+			if (x->entries[i].cls != y->entries[i].cls ||
+			    x->entries[i].ts != y->entries[i].ts)
+				abort();
+			same_str(x->entries[i].id, y->entries[i].id);
+			same_str(x->entries[i].data, y->entries[i].data);
+			same_str(x->entries[i].from, y->entries[i].from);
+		}
+		return;
+	}
 	switch (a->kind) {
 	case BUS_MSG:
 		if (a->u.msg.epoch != b->u.msg.epoch ||
@@ -65,6 +85,8 @@ round_trip(const struct bus_env *e)
 	int rc = -1;
 
 	msgpack_sbuffer_init(&sb);
+	if (e->kind == BUS_RANGE)
+		rc = bus_encode_range(&sb, &e->u.range);
 	switch (e->kind) {
 	case BUS_MSG:
 		rc = bus_encode_msg(&sb, &e->u.msg);

@@ -70,6 +70,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case CMSG_PING:
 		break;
+	case CMSG_HISTORY:
+		/* A valid address and a limit of 1..2^32-1 (50 when absent). */
+		if (m.to_text == NULL || m.limit == 0 ||
+		    addr_parse(m.to_text, m.to_len, &m.to) != 0)
+			abort();
+		break;
+	}
+	/* since, when given, is a stream id. */
+	if (m.since != NULL) {
+		struct env_sid sid;
+
+		if ((m.op != CMSG_SUBSCRIBE && m.op != CMSG_AUTH) ||
+		    env_sid_parse(m.since, m.since_len, &sid) != 0)
+			abort();
 	}
 	cmsg_fini(&m);
 	return 0;

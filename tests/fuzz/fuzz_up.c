@@ -36,6 +36,14 @@ same_env(const struct up_env *a, const struct up_env *b)
 	if (a->kind != b->kind || a->w.slot != b->w.slot ||
 	    a->w.gen != b->w.gen || a->w.pid != b->w.pid)
 		abort();
+	if (a->kind == UP_RANGE_REQ) {
+		if (a->u.range.req_id != b->u.range.req_id ||
+		    a->u.range.limit != b->u.range.limit)
+			abort();
+		same_str(a->u.range.addr, b->u.range.addr);
+		same_str(a->u.range.since, b->u.range.since);
+		return;
+	}
 	switch (a->kind) {
 	case UP_INTEREST_ADD:
 	case UP_INTEREST_DEL:
@@ -86,6 +94,8 @@ same_env(const struct up_env *a, const struct up_env *b)
 static int
 encode(msgpack_sbuffer *sb, const struct up_env *e)
 {
+	if (e->kind == UP_RANGE_REQ)
+		return up_encode_range(sb, &e->w, &e->u.range);
 	switch (e->kind) {
 	case UP_INTEREST_ADD:
 	case UP_INTEREST_DEL:

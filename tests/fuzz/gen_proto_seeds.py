@@ -31,7 +31,17 @@ MSG2 = [1, 1, 7, 2, "channel:news", 2, b"\x00\xff", None, None, 0]
 HB = [1, 2, 7, 2, "node-a", True]
 ACK = [1, 3, 7, 3, 17, 99, 0, "node-a"]
 
+ENTRY = ["1733212345678-0", 0, b'{"a":1}', "u7", 1733212345678]
+RANGE = [1, 4, 7, 3, 17, 5, 0, 0, False, True, "user:42",
+         [ENTRY, ["1733212345678-1", 2, b"\xff", None, 0],
+          ["1733212345679", 1, "str", "", None]]]
+RANGE_LAST = [1, 4, 7, 3, 17, 5, 2, 1, True, False, "channel:news", []]
+
 bus = [p(MSG), p(MSG2), p(HB), p(ACK), p(MSG, HB, ACK, MSG2),
+       p(RANGE), p(RANGE_LAST), p(MSG, RANGE, ACK, RANGE_LAST),
+       p(RANGE[:11] + [[ENTRY + ["extra"]], "trailing"]),
+       p(RANGE[:11] + [[["m-1", 0, b"x", None, 0]]]),   # id not a stream id
+       p(RANGE)[:-4],
        p(MSG + [{"new": [1.5, None]}, -3]),      # trailing fields
        p([2, 1, "future"], HB),                   # unknown version
        p([1, 9, "x"], ACK),                       # unknown kind
@@ -47,8 +57,12 @@ SEND = [1, 5] + W + ["bob", "n.1.2.3", b'"hi"']
 EVT = [1, 6] + W + ["disconnect", "bob", "n.1.2.3", "slow"]
 CNT = [1, 7] + W + [{"sent": 10, "dropped_slow": 2**64 - 1}]
 BYE = [1, 8] + W
+RREQ = [1, 9] + W + [11, "channel:news", "1733212345678-0", 1000]
+RREQ2 = [1, 9] + W + [12, "user:42", None, 50]
 
-up = [p(x) for x in (ADD, DEL, SYNC, PUB, SEND, EVT, CNT, BYE)]
+up = [p(x) for x in (ADD, DEL, SYNC, PUB, SEND, EVT, CNT, BYE, RREQ, RREQ2)]
+up += [p(RREQ, BYE, RREQ2), p(RREQ + ["later"]), p(RREQ[:-1]),
+       p([1, 9] + W + [13, "all", "0", 2**32])]
 up += [p(ADD, DEL, SYNC, PUB, SEND, EVT, CNT, BYE),
        p([1, 3] + W + [0, [], {}]),
        p(EVT + [{"later": True}]),
@@ -64,6 +78,16 @@ wsp = [MAGIC + p({"v": 1, "data": b"hello"}),
        MAGIC + p({"v": 1, "data": b"x"}) + b"\x00",
        MAGIC + p({"v": 1, "data": b"x", "ts": None, "from": None}),
        MAGIC, b"plain"]
+# Exactly what the Redis function library (bridge/wspush.lua) publishes:
+# data bin (str8/bin16 headers), id, ts as uint 64, from, json.
+wsp += [MAGIC + b"\x86\xa1v\x01\xa4data\xc4\x07{\"n\":1}\xa2id"
+        b"\xaf1796292394702-0\xa2ts\xcf\x00\x00\x01\xa2;^\xbe\xce"
+        b"\xa4from\xa2u7\xa4json\xc3",
+        MAGIC + b"\x84\xa1v\x01\xa4data\xc5\x01\x2c" + b"\xff" * 300
+        + b"\xa2id\xaf1796292394702-1\xa2ts\xcf\x00\x00\x01\xa2;^\xbe"
+        b"\xce",
+        # what Lua's own cmsgpack would write: data as a str
+        MAGIC + b"\x83\xa1v\x01\xa4data\xa5hello\xa2id\xa31-0"]
 
 payload = [b'{"order":1001,"status":"paid"}', b" [1, 2.5e3, true, null] ",
            b'"str"', b"42", b"null", b"hello world", b"\xc3\xa9t\xc3\xa9",

@@ -298,3 +298,9 @@ def test_writes_follow_ask_during_a_slot_migration(h):
     assert json.loads(e["data"]) == {"asked": 1}
     drops = node.stats()["bridge"]["drops"]
     assert (drops["redis_error"], drops["redis_down"]) == (0, 0), drops
+
+
+def test_history_with_cluster_on_is_refused_for_now(h):
+    err = _bridge_refuses(h, "hist", {"redis": {"cluster": "on"},
+                                      "history": {"size": 10}})
+    assert "history" in err and "redis.cluster = on" in err, err

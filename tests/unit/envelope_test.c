@@ -755,7 +755,7 @@ an_unknown_version_is_skipped_and_reading_continues(void **state)
 static void
 an_unknown_kind_is_skipped_and_reading_continues(void **state)
 {
-	static const uint64_t bad[] = {0, 4, 9, 255, UINT64_MAX};
+	static const uint64_t bad[] = {0, 5, 9, 255, UINT64_MAX};
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	struct env_reader r;
@@ -782,12 +782,12 @@ an_unknown_kind_is_skipped_and_reading_continues(void **state)
 	env_reader_fini(&r);
 	msgpack_sbuffer_destroy(&sb);
 
-	/* Upstream: kinds 0 and 9+ unknown. */
+	/* Upstream: kinds 0 and 10+ unknown. */
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	msgpack_pack_array(&pk, 2);
 	msgpack_pack_uint64(&pk, 1);
-	msgpack_pack_uint64(&pk, 9);
+	msgpack_pack_uint64(&pk, 10);
 	msgpack_pack_array(&pk, 2);
 	msgpack_pack_uint64(&pk, 1);
 	msgpack_pack_uint64(&pk, 0);
@@ -1102,6 +1102,266 @@ names_and_errors_have_strings(void **state)
 	assert_string_equal(env_strerror(ENV_TRUNCATED), "truncated envelope");
 }
 
+/* ---- history: BUS_RANGE, UP_RANGE_REQ, stream ids ---- */
+
+static const struct bus_range_entry range_entries[] = {
+    {{"1733212345678-0", 15}, PAYLOAD_JSON, {"{\"a\":1}", 7}, {"u7", 2},
+	1733212345678ull},
+    {{"1733212345678-1", 15}, PAYLOAD_BINARY, {"\0\xff", 2}, {NULL, 0}, 0},
+    {{"1733212345679", 13}, PAYLOAD_TEXT, {"", 0}, {"", 0}, 1},
+};
+
+static void
+check_range(const struct bus_range *got, const struct bus_range *want)
+{
+	assert_true(got->epoch == want->epoch);
+	assert_int_equal(got->slot, want->slot);
+	assert_int_equal(got->gen, want->gen);
+	assert_true(got->req_id == want->req_id);
+	assert_int_equal(got->status, want->status);
+	assert_int_equal(got->chunk, want->chunk);
+	assert_int_equal(got->last, want->last);
+	assert_int_equal(got->recovered, want->recovered);
+	assert_str(got->to, want->to);
+	assert_int_equal(got->n, want->n);
+	for (uint32_t i = 0; i < want->n; i++) {
+		assert_str(got->entries[i].id, want->entries[i].id);
+		assert_int_equal(got->entries[i].cls, want->entries[i].cls);
+		assert_str(got->entries[i].data, want->entries[i].data);
+		assert_str(got->entries[i].from, want->entries[i].from);
+		assert_true(got->entries[i].ts == want->entries[i].ts);
+	}
+}
+
+static void
+range_envelopes_round_trip_between_others(void **state)
+{
+	struct bus_range g1 = {7, 3, 17, 1ull << 40, RANGE_OK, 0, false, true,
+	    {"user:42", 7}, 3, range_entries};
+	struct bus_range g2 = {7, 3, 17, 5, RANGE_UNAVAILABLE, 4, true, false,
+	    {"channel:news", 12}, 0, NULL};
+	struct up_range q1 = {
+	    9, {"channel:news", 12}, {"1733212345678-0", 15}, 1000};
+	struct up_range q2 = {10, {"user:42", 7}, {NULL, 0}, 50};
+	msgpack_sbuffer sb;
+	struct env_reader r;
+	struct bus_env e;
+	struct up_env u;
+
+	(void)state;
+	msgpack_sbuffer_init(&sb);
+	assert_int_equal(bus_encode_msg(&sb, &msg1), 0);
+	assert_int_equal(bus_encode_range(&sb, &g1), 0);
+	assert_int_equal(bus_encode_range(&sb, &g2), 0);
+	assert_int_equal(bus_encode_ack(&sb, &ack1), 0);
+	env_reader_init(&r, sb.data, sb.size);
+	assert_int_equal(bus_reader_next(&r, &e), ENV_OK);
+	check_msg(&e.u.msg, &msg1);
+	assert_int_equal(bus_reader_next(&r, &e), ENV_OK);
+	assert_int_equal(e.kind, BUS_RANGE);
+	check_range(&e.u.range, &g1);
+	assert_int_equal(bus_reader_next(&r, &e), ENV_OK);
+	assert_int_equal(e.kind, BUS_RANGE);
+	check_range(&e.u.range, &g2);
+	assert_null(e.u.range.entries);
+	assert_int_equal(bus_reader_next(&r, &e), ENV_OK);
+	assert_int_equal(e.kind, BUS_ACK);
+	assert_int_equal(bus_reader_next(&r, &e), ENV_END);
+	env_reader_fini(&r);
+	msgpack_sbuffer_destroy(&sb);
+
+	msgpack_sbuffer_init(&sb);
+	assert_int_equal(up_encode_range(&sb, &W, &q1), 0);
+	assert_int_equal(up_encode_bye(&sb, &W), 0);
+	assert_int_equal(up_encode_range(&sb, &W, &q2), 0);
+	env_reader_init(&r, sb.data, sb.size);
+	assert_int_equal(up_reader_next(&r, &u), ENV_OK);
+	assert_int_equal(u.kind, UP_RANGE_REQ);
+	assert_worker(&u.w);
+	assert_true(u.u.range.req_id == 9);
+	assert_str(u.u.range.addr, q1.addr);
+	assert_str(u.u.range.since, q1.since);
+	assert_int_equal(u.u.range.limit, 1000);
+	assert_int_equal(up_reader_next(&r, &u), ENV_OK);
+	assert_int_equal(u.kind, UP_BYE);
+	assert_int_equal(up_reader_next(&r, &u), ENV_OK);
+	assert_int_equal(u.kind, UP_RANGE_REQ);
+	assert_str(u.u.range.since, NONE);
+	assert_int_equal(u.u.range.limit, 50);
+	assert_int_equal(up_reader_next(&r, &u), ENV_END);
+	env_reader_fini(&r);
+	msgpack_sbuffer_destroy(&sb);
+	assert_string_equal(bus_kind_str(BUS_RANGE), "BUS_RANGE");
+	assert_string_equal(up_kind_str(UP_RANGE_REQ), "UP_RANGE_REQ");
+	assert_string_equal(
+	    range_status_str(RANGE_BAD_REQUEST), "RANGE_BAD_REQUEST");
+	assert_string_equal(
+	    range_status_str((enum range_status)9), "RANGE_UNKNOWN");
+}
+
+static void
+range_encoder_refuses_what_readers_reject(void **state)
+{
+	struct bus_range_entry bad = range_entries[0];
+	struct bus_range g = {
+	    7, 3, 17, 1, RANGE_OK, 0, true, true, {"user:42", 7}, 1, &bad};
+	msgpack_sbuffer sb;
+
+	(void)state;
+	msgpack_sbuffer_init(&sb);
+	bad.id = S("m-1"); /* not a stream id */
+	assert_int_equal(bus_encode_range(&sb, &g), -1);
+	bad.id = NONE;
+	assert_int_equal(bus_encode_range(&sb, &g), -1);
+	bad = range_entries[0];
+	bad.cls = (enum payload_class)3;
+	assert_int_equal(bus_encode_range(&sb, &g), -1);
+	bad = range_entries[0];
+	g.status = (enum range_status)4;
+	assert_int_equal(bus_encode_range(&sb, &g), -1);
+	g.status = RANGE_OK;
+	g.entries = NULL;
+	assert_int_equal(bus_encode_range(&sb, &g), -1);
+	assert_int_equal(sb.size, 0);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* [1, 4, epoch, slot, gen, req_id, status, chunk, last, recovered, to,
+ * entries] with one entry [id, cls, data, from, ts], one field changed. */
+static int
+decode_range_with(int field, int entry_field, const char *what)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	struct env_reader r;
+	struct bus_env e;
+	int rc;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_array(&pk, 12);
+	for (int i = 0; i < 12; i++) {
+		if (i == field) {
+			msgpack_pack_str_with_body(&pk, what, strlen(what));
+			continue;
+		}
+		switch (i) {
+		case 0:
+			msgpack_pack_uint64(&pk, 1);
+			break;
+		case 1:
+			msgpack_pack_uint64(&pk, 4);
+			break;
+		case 6:
+			msgpack_pack_uint64(&pk, RANGE_OK);
+			break;
+		case 8:
+		case 9:
+			msgpack_pack_true(&pk);
+			break;
+		case 10:
+			msgpack_pack_str_with_body(&pk, "all", 3);
+			break;
+		case 11:
+			msgpack_pack_array(&pk, 1);
+			msgpack_pack_array(&pk, 6); /* one extra: accepted */
+			for (int k = 0; k < 6; k++) {
+				if (k == entry_field) {
+					msgpack_pack_str_with_body(
+					    &pk, what, strlen(what));
+				} else if (k == 0) {
+					msgpack_pack_str_with_body(
+					    &pk, "5-1", 3);
+				} else if (k == 2) {
+					msgpack_pack_bin_with_body(&pk, "x", 1);
+				} else if (k == 3) {
+					msgpack_pack_nil(&pk);
+				} else {
+					msgpack_pack_uint64(&pk, 1);
+				}
+			}
+			break;
+		default:
+			msgpack_pack_uint64(&pk, 3);
+			break;
+		}
+	}
+	env_reader_init(&r, sb.data, sb.size);
+	rc = bus_reader_next(&r, &e);
+	if (rc == ENV_OK)
+		assert_int_equal(e.u.range.n, 1);
+	env_reader_fini(&r);
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
+static void
+range_decoder_checks_every_field(void **state)
+{
+	(void)state;
+	assert_int_equal(decode_range_with(-1, -1, ""), ENV_OK);
+	/* Every field but `to` (a str) must not be a str. */
+	for (int f = 2; f < 12; f++)
+		assert_int_equal(decode_range_with(f, -1, "x"),
+		    f == 10 ? ENV_OK : ENV_MALFORMED);
+	/* In the entry: id must be a stream id; cls an int; data bin or
+	 * str; from str or nil; ts an int; the extra element is free. */
+	assert_int_equal(decode_range_with(-1, 0, "m-1"), ENV_MALFORMED);
+	assert_int_equal(decode_range_with(-1, 0, "1-2"), ENV_OK);
+	assert_int_equal(decode_range_with(-1, 1, "x"), ENV_MALFORMED);
+	assert_int_equal(decode_range_with(-1, 2, "x"), ENV_OK);
+	assert_int_equal(decode_range_with(-1, 3, "x"), ENV_OK);
+	assert_int_equal(decode_range_with(-1, 4, "x"), ENV_MALFORMED);
+	assert_int_equal(decode_range_with(-1, 5, "x"), ENV_OK);
+}
+
+static void
+range_chunks_are_bounded(void **state)
+{
+	struct bus_range_entry e[10];
+
+	(void)state;
+	for (int i = 0; i < 10; i++)
+		e[i] = (struct bus_range_entry){
+		    S("1-1"), PAYLOAD_TEXT, {"0123456789", 10}, NONE, 0};
+	/* Each entry counts 3 + 10 + 40 = 53 bytes, the head 64. */
+	assert_int_equal(bus_range_chunk(e, 10, 1 << 20), 10);
+	assert_int_equal(bus_range_chunk(e, 10, 64 + 53 * 3), 3);
+	assert_int_equal(bus_range_chunk(e, 10, 64 + 53 * 3 - 1), 2);
+	/* An entry larger than the bound still travels, alone. */
+	assert_int_equal(bus_range_chunk(e, 10, 1), 1);
+	assert_int_equal(bus_range_chunk(e, 0, 1), 0);
+}
+
+static void
+stream_ids_parse_and_order(void **state)
+{
+	struct env_sid a, b;
+
+	(void)state;
+	assert_int_equal(env_sid_parse("0", 1, &a), 0);
+	assert_true(a.ms == 0 && a.seq == 0);
+	assert_int_equal(env_sid_parse("1733212345678-7", 15, &a), 0);
+	assert_true(a.ms == 1733212345678ull && a.seq == 7);
+	assert_int_equal(env_sid_parse("1733212345678", 13, &b), 0);
+	assert_true(env_sid_cmp(&b, &a) < 0 && env_sid_cmp(&a, &b) > 0);
+	assert_int_equal(env_sid_cmp(&a, &a), 0);
+	assert_int_equal(
+	    env_sid_parse("18446744073709551615-18446744073709551615", 41, &a),
+	    0);
+	assert_true(a.ms == UINT64_MAX && a.seq == UINT64_MAX);
+	/* 10-9 is after 9-10: numbers, not text. */
+	assert_int_equal(env_sid_parse("10-9", 4, &a), 0);
+	assert_int_equal(env_sid_parse("9-10", 4, &b), 0);
+	assert_true(env_sid_cmp(&a, &b) > 0);
+	static const char *bad[] = {"", "-", "1-", "-1", "1-2-3", "+1", " 1",
+	    "1 ", "a", "1-a", "18446744073709551616", "1-18446744073709551616",
+	    "000000000000000000001", "0x10", "1.5"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(env_sid_parse(bad[i], strlen(bad[i]), &a), -1);
+	assert_int_equal(env_sid_parse(NULL, 0, &a), -1);
+}
+
 int
 main(void)
 {
@@ -1130,6 +1390,11 @@ main(void)
 	    cmocka_unit_test(a_large_sync_round_trips),
 	    cmocka_unit_test(a_reset_reader_decodes_the_new_buffer),
 	    cmocka_unit_test(names_and_errors_have_strings),
+	    cmocka_unit_test(range_envelopes_round_trip_between_others),
+	    cmocka_unit_test(range_encoder_refuses_what_readers_reject),
+	    cmocka_unit_test(range_decoder_checks_every_field),
+	    cmocka_unit_test(range_chunks_are_bounded),
+	    cmocka_unit_test(stream_ids_parse_and_order),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -173,6 +173,9 @@ class Stack {
 			"mode = none",
 			"[bridge]",
 			`metrics_listen = 127.0.0.1:${metrics}`,
+			// opts.history: [history] keys, e.g. { size: 1000 }
+			...(opts.history ? ["[history]",
+				...Object.entries(opts.history).map(([k, v]) => `${k} = ${v}`)] : []),
 			"",
 		].join("\n"));
 		const bridge = this._start(`${id}-bridge`, this.bridgeBin, ["-c", conf]);
