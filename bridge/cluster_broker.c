@@ -47,8 +47,9 @@ struct cb_shard {
 	bool up;     /* its links up, as last noted in outage */
 	struct broker_outage outage;
 	uint64_t messages;
-	size_t nsubs;       /* addresses routed here */
-	struct dlist queue; /* struct cb_write waiting for cmd */
+	size_t nsubs;        /* addresses routed here */
+	struct dlist queue;  /* struct cb_write waiting for cmd */
+	struct history hist; /* the function library on this master */
 	struct cb_shard *next;
 };
 
@@ -109,7 +110,9 @@ struct cluster_broker {
 	bool stopping;
 	bool up;
 	struct broker_outage outage;
-	uint64_t messages, writes, sub_resets;
+	uint64_t messages, writes, sub_resets, history_reads;
+	bool history;        /* [history] size > 0 */
+	struct dlist ranges; /* struct cb_range in flight */
 	uint64_t drops[BROKER_DROP_COUNT];
 	struct log_limit err_log, disco_log;
 };
@@ -120,6 +123,7 @@ static void cb_discover(struct cluster_broker *cb);
 static int cb_write_send(struct cluster_broker *cb, struct cb_write *w);
 static void cb_addr_send(struct cluster_broker *cb, struct cb_addr *a);
 static void cb_discover_later(struct cluster_broker *cb);
+static void shard_history_load(struct cb_shard *s);
 
 static struct cluster_broker *
 cb_of(struct broker *b)
@@ -304,9 +308,14 @@ shard_get(struct cluster_broker *cb, const char *host, uint16_t port)
 	s->port = port;
 	snprintf(s->name, sizeof(s->name), "shard %s:%u", host, port);
 	dlist_init(&s->queue);
+	if (history_init(&s->hist, cb->conf) == -1) {
+		free(s);
+		return NULL;
+	}
 	snprintf(name, sizeof(name), "%s cmd", s->name);
 	s->cmd = cb_link(cb, name, host, port, false, NULL, cmd_state_cb, s);
 	if (s->cmd == NULL) {
+		history_fini(&s->hist);
 		free(s);
 		return NULL;
 	}
@@ -757,6 +766,53 @@ presence_delete(struct cluster_broker *cb)
 	cb_write_now(cb, cb->key_node, 2, a2, l2);
 }
 
+/* ---- history: the function library on every master ---- */
+
+static void
+hist_config_cb(struct resp_conn *rc, const redisReply *r, void *arg)
+{
+	struct cb_shard *s = arg;
+	char line[512];
+
+	if (r != NULL && history_on_config(&s->hist, r, line, sizeof(line)))
+		log_warnx("%s: %s", s->name, line);
+}
+
+static void
+hist_load_cb(struct resp_conn *rc, const redisReply *r, void *arg)
+{
+	struct cb_shard *s = arg;
+	char line[512];
+	const char *msg = history_on_load(&s->hist, r, line, sizeof(line));
+
+	if (msg == NULL)
+		return;
+	if (s->hist.state == HISTORY_READY)
+		log_info("%s: %s", s->name, msg);
+	else
+		log_errx("%s: %s", s->name, msg);
+}
+
+/* Every master holds the streams of its slots, so every master gets the
+ * library (publishing with SPUBLISH: history_conf_from() sets sharded),
+ * on every connection: a restarted master without persistence has none. */
+static void
+shard_history_load(struct cb_shard *s)
+{
+	struct history_argv check, load;
+
+	if (s->hist.state == HISTORY_OFF)
+		return;
+	history_connected(&s->hist, &check, &load);
+	if (resp_conn_command(s->cmd, check.argc, check.argv, check.lens,
+		hist_config_cb, s) == -1 ||
+	    resp_conn_command(
+		s->cmd, load.argc, load.argv, load.lens, hist_load_cb, s) == -1)
+		log_warnx("%s: history: could not send FUNCTION LOAD; retried "
+			  "at the next connection",
+		    s->name);
+}
+
 static void
 cmd_state_cb(struct resp_conn *rc, bool up, const char *why, void *arg)
 {
@@ -764,6 +820,8 @@ cmd_state_cb(struct resp_conn *rc, bool up, const char *why, void *arg)
 	struct cluster_broker *cb = s->cb;
 
 	if (up) {
+		/* Ahead of the queued writes, so queued FCALLs find it. */
+		shard_history_load(s);
 		cb_discover(cb);
 		cb_flush(cb, &s->queue);
 		if (cb->mapped && owns_presence(cb, s)) {
@@ -772,6 +830,7 @@ cmd_state_cb(struct resp_conn *rc, bool up, const char *why, void *arg)
 				cb->ev.presence_lost(cb->ev.arg);
 		}
 	} else {
+		history_lost(&s->hist);
 		cb_discover(cb);
 	}
 	shard_state(s);
@@ -952,6 +1011,7 @@ refresh_cb(struct loop *l, uint64_t id, void *arg)
 		    resp_conn_pending(s->cmd) == 0) {
 			*pp = s->next;
 			resp_conn_free(s->cmd);
+			history_fini(&s->hist);
 			free(s);
 			continue;
 		}
@@ -1060,11 +1120,115 @@ cluster_broker_publish(struct broker *b, const char *addr, size_t addr_len,
 	    keys_channel(chan, sizeof(chan), cb->conf->prefix, addr, addr_len);
 	const char *argv[3] = {"SPUBLISH", chan, data};
 	size_t lens[3] = {8, 0, data_len};
+	struct cb_shard *s;
+	struct history_argv fa;
 
 	if (n == -1)
 		return BROKER_ENOMEM;
 	lens[1] = (size_t)n;
+	/* With history, through the function on the owning master (it
+	 * stores and SPUBLISHes with the id); a master that refused the
+	 * library gets plain SPUBLISH: delivery goes on. */
+	s = cb->slot_shard[cluster_keyslot(chan, (size_t)n)];
+	if (cb->history && (s == NULL || s->hist.state == HISTORY_READY ||
+			       s->hist.state == HISTORY_LOADING)) {
+		history_publish_argv(
+		    &fa, chan, (size_t)n, data, data_len, NULL, 0, false);
+		return cb_write(cb, chan, (size_t)n, fa.argc, fa.argv, fa.lens);
+	}
 	return cb_write(cb, chan, (size_t)n, 3, argv, lens);
+}
+
+/* One range() in flight: what parsing its reply needs. */
+struct cb_range {
+	struct dlist_node node; /* on cb->ranges */
+	struct cluster_broker *cb;
+	broker_range_fn *fn;
+	void *arg;
+	uint32_t limit;
+	size_t since_len;
+	bool has_since;
+	char since[ENV_SID_MAX + 1];
+};
+
+static void
+range_cb(struct resp_conn *rc, const redisReply *r, void *arg)
+{
+	struct cb_range *q = arg;
+	struct cluster_broker *cb = q->cb;
+	struct history_range h;
+	char why[200];
+	uint64_t suppressed;
+	int rc_;
+
+	dlist_remove(&q->node);
+	rc_ = history_range_parse(r, q->has_since ? q->since : NULL,
+	    q->since_len, q->limit, &h, why, sizeof(why));
+	if (rc_ == HISTORY_RANGE_OK) {
+		cb->history_reads++;
+		q->fn(q->arg, &h, RANGE_OK);
+		history_range_free(&h);
+	} else {
+		if (rc_ != HISTORY_RANGE_LOST &&
+		    log_limit_pass(&cb->err_log, loop_now(cb->loop),
+			CB_ERR_LOG_MS, &suppressed))
+			log_warnx("history: range read failed: %s", why);
+		q->fn(q->arg, NULL, RANGE_FAILED);
+	}
+	free(q);
+}
+
+static int
+cluster_broker_range(struct broker *b, const char *addr, size_t addr_len,
+    const char *since, size_t since_len, uint32_t limit, broker_range_fn *fn,
+    void *arg)
+{
+	struct cluster_broker *cb = cb_of(b);
+	struct cb_range *q;
+	struct cb_shard *s;
+	struct history_argv a;
+	char key[KEYS_MAX];
+	enum range_status st;
+	int n =
+	    keys_channel(key, sizeof(key), cb->conf->prefix, addr, addr_len);
+
+	if (!cb->history) {
+		fn(arg, NULL, RANGE_UNAVAILABLE);
+		return 0;
+	}
+	s = n == -1 ? NULL : cb->slot_shard[cluster_keyslot(key, (size_t)n)];
+	/* No owner known (yet) or its link down: try again later. */
+	st = s != NULL && resp_conn_is_up(s->cmd)
+		 ? history_range_status(&s->hist)
+		 : RANGE_FAILED;
+	if (st != RANGE_OK) {
+		fn(arg, NULL, st);
+		return 0;
+	}
+	q = calloc(1, sizeof(*q));
+	if (q == NULL || since_len > ENV_SID_MAX ||
+	    history_range_argv(&a, key, (size_t)n, since, since_len, limit) !=
+		0) {
+		free(q);
+		fn(arg, NULL, q == NULL ? RANGE_FAILED : RANGE_BAD_REQUEST);
+		return 0;
+	}
+	*q = (struct cb_range){.cb = cb,
+	    .fn = fn,
+	    .arg = arg,
+	    .limit = limit,
+	    .since_len = since_len,
+	    .has_since = since != NULL};
+	if (since != NULL)
+		memcpy(q->since, since, since_len);
+	if (resp_conn_command(s->cmd, a.argc, a.argv, a.lens, range_cb, q) ==
+	    -1) {
+		free(q);
+		fn(arg, NULL, RANGE_FAILED);
+		return 0;
+	}
+	dlist_insert_tail(&cb->ranges, &q->node);
+	return 0;
 }
 
 static int
@@ -1255,7 +1419,15 @@ cluster_broker_free(struct broker *b)
 		resp_conn_free(s->sub);
 		resp_conn_free(s->cmd);
 		queue_free(cb, &s->queue);
+		history_fini(&s->hist);
 		free(s);
+	}
+	/* Ranges in flight are never answered: free() never calls back. */
+	while (!dlist_empty(&cb->ranges)) {
+		struct dlist_node *n = dlist_first(&cb->ranges);
+
+		dlist_remove(n);
+		free(DLIST_ENTRY(n, struct cb_range, node));
 	}
 	resp_conn_free(cb->seed);
 	queue_free(cb, &cb->unrouted);
@@ -1272,6 +1444,33 @@ cluster_broker_free(struct broker *b)
 	free(cb);
 }
 
+/* One history state for the broker: ready when every master of the map
+ * has the library, unavailable when one refused it, loading otherwise. */
+static void
+cb_history_status(struct cluster_broker *cb, struct broker_status *st)
+{
+	enum history_state state = cb->history ? HISTORY_READY : HISTORY_OFF;
+	const char *err = "";
+
+	st->history_reads = cb->history_reads;
+	for (struct cb_shard *s = cb->shards; s != NULL; s = s->next) {
+		st->history_load_failures += s->hist.load_failures;
+		if (!cb->history || !s->in_map)
+			continue;
+		if (s->hist.state == HISTORY_UNAVAILABLE) {
+			state = HISTORY_UNAVAILABLE;
+			err = s->hist.err;
+		} else if (s->hist.state != HISTORY_READY &&
+			   state == HISTORY_READY) {
+			state = HISTORY_LOADING;
+		}
+	}
+	if (cb->history && !cb->mapped)
+		state = HISTORY_LOADING;
+	st->history = history_state_str(state);
+	snprintf(st->history_error, sizeof(st->history_error), "%s", err);
+}
+
 static void
 cluster_broker_status(struct broker *b, struct broker_status *st)
 {
@@ -1280,8 +1479,7 @@ cluster_broker_status(struct broker *b, struct broker_status *st)
 
 	memset(st, 0, sizeof(*st));
 	st->kind = "redis-cluster";
-	/* conf.c refuses [history] with redis.cluster = on for now. */
-	st->history = "off";
+	cb_history_status(cb, st);
 	st->sub_up = st->cmd_up = cb->mapped;
 	st->connect_failures = link_failures(cb->seed);
 	for (struct cb_shard *s = cb->shards; s != NULL; s = s->next) {
@@ -1365,6 +1563,7 @@ static const struct broker_ops cluster_broker_ops = {
     .node_info = cluster_broker_node_info,
     .status = cluster_broker_status,
     .link_each = cluster_broker_link_each,
+    .range = cluster_broker_range,
 };
 
 /*
@@ -1456,6 +1655,8 @@ cluster_broker_new(const struct broker_env *env, const struct broker_events *ev,
 	cluster_map_init(&cb->map);
 	dlist_init(&cb->unrouted);
 	dlist_init(&cb->inflight);
+	dlist_init(&cb->ranges);
+	cb->history = c->history_size > 0;
 	if (keys_inbound(cb->key_inbound, sizeof(cb->key_inbound), c->prefix) ==
 		-1 ||
 	    keys_events(cb->key_events, sizeof(cb->key_events), c->prefix) ==

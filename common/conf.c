@@ -1221,13 +1221,6 @@ conf_check_broker(struct conf_ctx *x)
 		    "redis.cluster applies only to broker.kind = redis");
 		return;
 	}
-	if (c->redis_cluster && c->history_size > 0) {
-		k = conf_later(x, cluster, size);
-		conf_fail_key(x, x->lines[k], &conf_keys[k],
-		    "history is not available with redis.cluster = on in this "
-		    "build yet");
-		return;
-	}
 	/* Values this build accepts in the file but cannot run yet. */
 	if (c->broker_kind == CONF_BROKER_AMQP)
 		conf_fail_key(x, x->lines[kind], &conf_keys[kind],

@@ -300,7 +300,45 @@ def test_writes_follow_ask_during_a_slot_migration(h):
     assert (drops["redis_error"], drops["redis_down"]) == (0, 0), drops
 
 
-def test_history_with_cluster_on_is_refused_for_now(h):
-    err = _bridge_refuses(h, "hist", {"redis": {"cluster": "on"},
-                                      "history": {"size": 10}})
-    assert "history" in err and "redis.cluster = on" in err, err
+def test_history_on_every_master_and_recovery_on_each_shard(h):
+    """With [history], the function library is loaded on every master,
+    publishing with SPUBLISH; messages stored on each shard are recovered
+    with `since` exactly, whichever master owns the channel."""
+    rc = RedisCluster(h, masters=3).start()
+    node = cluster_node(h, rc, workers=1, conf={
+        "history": {"size": 100, "ttl_s": 300},
+        "gateway": {"max_subscriptions": 8}})
+
+    def config(port):
+        try:
+            return rc.node(port).client().fcall_ro("wspush_config", 0)
+        except Exception:
+            return None
+    for m in rc.masters():
+        conf = wsp.wait_until(lambda: config(m), 15, f"the library on {m}")
+        assert conf[-1] == 1, f"master {m} not loaded sharded: {conf}"
+    names = rc.names_on_each_master(
+        f"{wsp.PREFIX}:channel:h{uuid.uuid4().hex[:6]}-")
+    for port, (chan,) in names.items():
+        ch = chan.split(":", 2)[2]
+        owner = rc.node(port).client()
+
+        def fcall(payload):
+            return owner.fcall("wspush_publish", 1, chan, payload)
+        c = node.connect(wsp.uid("hu"))
+        assert c.request({"op": "subscribe", "channel": ch, "ref": 1}) == \
+            {"op": "subscribed", "channel": ch, "ref": 1}
+        first = fcall('{"n":0}')
+        f = c.recv_json()
+        assert (f.get("id"), f.get("data")) == (first, {"n": 0}), f
+        c.close()
+        missed = [fcall(json.dumps({"n": i})) for i in range(1, 6)]
+        c2 = node.connect(wsp.uid("hu"))
+        c2.send_json({"op": "subscribe", "channel": ch, "ref": 2,
+                      "since": first})
+        rep = c2.recv_json()
+        assert rep.get("op") == "subscribed" and \
+            rep.get("recovered") is True, rep
+        got = [c2.recv_json() for _ in missed]
+        assert [(g["id"], g["data"]) for g in got] == \
+            [(i, {"n": n}) for n, i in enumerate(missed, 1)], port
