@@ -200,6 +200,21 @@ class Publisher:
     def to(self, addr, payload):
         return self.publish(f"{wsp.PREFIX}:{addr}", payload)
 
+    def stored(self, addr, payload):
+        """FCALL wspush_publish (history): returns the message's id."""
+        return self.bed.redis_ns.run(self.r.fcall, "wspush_publish", 1,
+            f"{wsp.PREFIX}:{addr}", payload).decode()
+
+    def wait_history(self):
+        """Until a bridge loaded the function library."""
+        def loaded():
+            try:
+                return self.bed.redis_ns.run(self.r.fcall_ro,
+                                             "wspush_config", 0)
+            except redislib.exceptions.RedisError:
+                return None
+        wsp.wait_until(loaded, 20, "the wspush function library")
+
 
 class ClusterPublisher:
     """Publisher for a Redis Cluster in the Redis namespace: SPUBLISH on
@@ -215,6 +230,28 @@ class ClusterPublisher:
 
     def to(self, addr, payload):
         return self.publish(f"{wsp.PREFIX}:{addr}", payload)
+
+    def _fcall(self, key, payload):
+        owner = self.rc.node(self.rc.owner(key)).client()
+        return owner.fcall("wspush_publish", 1, key, payload)
+
+    def stored(self, addr, payload):
+        """FCALL wspush_publish on the owning master: the message's id."""
+        return self.bed.redis_ns.run(self._fcall, f"{wsp.PREFIX}:{addr}",
+                                     payload)
+
+    def _loaded_everywhere(self):
+        for port in self.rc.masters():
+            try:
+                self.rc.node(port).client().fcall_ro("wspush_config", 0)
+            except redislib.exceptions.RedisError:
+                return False
+        return True
+
+    def wait_history(self):
+        """Until the bridges loaded the library on every master."""
+        wsp.wait_until(lambda: self.bed.redis_ns.run(self._loaded_everywhere),
+                       20, "the wspush function library on every master")
 
 
 class NsNode(wsp.Node):
@@ -467,13 +504,18 @@ class TestBed:
 
     # -- clients
 
-    def connect_many(self, users, timeout=20, batch=50):
+    def connect_many(self, users, timeout=20, batch=50, since=None):
         """Opens one client per user through nginx, `batch` at a time, and
-        reads each welcome. Returns the clients in users' order."""
+        reads each welcome. since: {user: last id seen} for a recovery
+        (?since=). Returns the clients in users' order."""
         out = []
+        since = since or {}
+
+        def url(u):
+            s = f"{self.url}?user={u}"
+            return s + (f"&since={since[u]}" if u in since else "")
         for k in range(0, len(users), batch):
-            cs = [NsClient(self, f"{self.url}?user={u}", u)
-                  for u in users[k:k + batch]]
+            cs = [NsClient(self, url(u), u) for u in users[k:k + batch]]
 
             async def go():
                 await asyncio.gather(*(c._open(timeout) for c in cs))

@@ -3,8 +3,9 @@ with one Redis (here) or a three-master Redis Cluster (cluster = on,
 SPUBLISH; test_netns_redis_cluster.py):
 300 clients through the balancer get user, channel and `all` messages
 exactly once; a node whose cable is pulled loses its clients, which come
-back through nginx on the other nodes; the node, reconnected, takes new
-clients again."""
+back through nginx on the other nodes and, with history on, recover what
+was published to them meanwhile (?since=, exactly once, first); the node,
+reconnected, takes new clients again."""
 
 import json
 
@@ -18,7 +19,10 @@ pytest_plugins = ["netns_report"]
 
 CLIENTS = 300
 CHANNELS = 10
-NODE_CONF = {"gateway": {"max_subscriptions": 8}}
+# History on: a cut node's clients recover, with the last id they saw,
+# what was published to them while they were reconnecting.
+NODE_CONF = {"gateway": {"max_subscriptions": 8},
+             "history": {"size": 100, "ttl_s": 300, "user_ttl_s": 600}}
 
 
 @pytest.fixture
@@ -41,11 +45,20 @@ def by_node(bed, clients):
     return out
 
 
+# Messages a client received while waiting for a reply (a recovery's
+# replay runs alongside the first requests); the fence checks count them.
+EARLY = {}
+
+
 def subscribe_all(clients, channel_of):
     for i, c in enumerate(clients):
         c.send_json({"op": "subscribe", "channel": channel_of[c], "ref": i})
     for i, c in enumerate(clients):
-        got = wsp.norm(c.recv_json(10))
+        while True:
+            got = wsp.norm(c.recv_json(10))
+            if got.get("op") != "msg":
+                break
+            EARLY.setdefault(c, []).append(got)
         assert got == {"op": "subscribed", "channel": channel_of[c],
                        "ref": i}, c.label
 
@@ -57,23 +70,15 @@ def fence_and_check(kind, pub, clients, want_of, addrs_of):
     keeps it per address only (a link per shard): a marker per address,
     and the sequence of each address is compared."""
     if kind == "single":
-        got = wsp.fence(pub, clients, timeout=20)
+        got = [EARLY.pop(c, []) + f for c, f in
+               zip(clients, wsp.fence(pub, clients, timeout=20))]
         for i, (c, frames) in enumerate(zip(clients, got)):
             assert frames == want_of(i, c), c.label
         return
-    got = shard_fence(pub.to, clients, addrs_of, timeout=30)
+    got = [EARLY.pop(c, []) + f for c, f in
+           zip(clients, shard_fence(pub.to, clients, addrs_of, timeout=30))]
     for i, (c, frames) in enumerate(zip(clients, got)):
         assert by_address(frames) == by_address(want_of(i, c)), c.label
-
-
-def recover_missed(bed, clients, missed):
-    """EXTENSION POINT (history): messages published to a cut node's users
-    while they were reconnecting are lost with plain pub/sub. Once the
-    bridge keeps history, reconnect with `since` = the last id seen and
-    assert here that every message in `missed` (user -> [data, ...])
-    arrives exactly once, before the live ones. Until then, nothing is
-    promised and nothing is checked."""
-    return None
 
 
 def test_three_nodes_behind_nginx(bed):
@@ -101,9 +106,12 @@ def run_three_nodes(bed, redis_kind):
     channel_of = {c: chans[i % CHANNELS] for i, c in enumerate(clients)}
     subscribe_all(clients, channel_of)
 
-    # User, channel and `all` messages, each to every node's clients.
+    # User (stored: they get ids), channel and `all` messages, each to
+    # every node's clients.
+    pub.wait_history()
+    last_id = {}
     for i, u in enumerate(users):
-        pub.to(f"user:{u}", json.dumps({"u": i}))
+        last_id[u] = pub.stored(f"user:{u}", json.dumps({"u": i}))
     for k, ch in enumerate(chans):
         pub.to(f"channel:{ch}", json.dumps({"ch": k}))
     pub.to("all", json.dumps({"all": 1}))
@@ -121,31 +129,36 @@ def run_three_nodes(bed, redis_kind):
     gone = groups[victim.id]
     stay = [c for c in clients if c not in gone]
     bed.cut(victim)
-    missed = {}
-    for c in gone[:10]:
-        d = {"while_cut": c.label}
-        pub.to(f"user:{c.label}", json.dumps(d))
-        missed.setdefault(c.label, []).append(d)
+    # Published while they are cut off: stored, so recovered below.
+    missed = {c.label: [] for c in gone}
+    for k in range(2):
+        for c in gone:
+            pub.stored(f"user:{c.label}", json.dumps({"cut": k}))
+            missed[c.label].append({"cut": k})
     wsp.wait_until(lambda: not any(c.is_open() for c in gone), 20,
                    f"the {len(gone)} clients of the cut node to notice")
     assert all(c.is_open() for c in stay), "clients of live nodes dropped"
 
     # They come back through nginx, which skips the silent node.
     back_users = [c.label for c in gone]
-    back = bed.connect_many(back_users, timeout=30)
+    back = bed.connect_many(back_users, timeout=30, since=last_id)
     assert not [c for c in back if c.node == victim.id], \
         "nginx sent a client to the cut node"
+    assert all(c.welcome.get("recovered") is True for c in back), \
+        [c.welcome for c in back if c.welcome.get("recovered") is not True]
     channel_of.update({b: channel_of[c] for b, c in zip(back, gone)})
     subscribe_all(back, channel_of)
-    recover_missed(bed, back, missed)
 
     live = stay + back
     for c in live:
         pub.to(f"user:{c.label}", json.dumps({"after": c.label}))
     pub.to("all", json.dumps({"all": 2}))
+    # A recovered client gets what it missed, exactly once and first.
     fence_and_check(redis_kind, pub, live,
-        lambda i, c: [msg(f"user:{c.label}", {"after": c.label}),
-                      msg("all", {"all": 2})],
+        lambda i, c: [msg(f"user:{c.label}", d)
+                      for d in missed.get(c.label, [])]
+        + [msg(f"user:{c.label}", {"after": c.label}),
+           msg("all", {"all": 2})],
         lambda c: [f"user:{c.label}", "all"])
 
     # The cable is back: the node recovers its Redis link and nginx sends
