@@ -293,7 +293,7 @@ class NsNode(wsp.Node):
         self.wait_workers()
         self.wait_healthy()
 
-    def healthz(self):
+    def bridge_healthz(self):
         """(status, body) of the bridge's /healthz, asked inside the node."""
         return self.thread.run(wsp.http_get, self.metrics_port, "/healthz",
                                timeout=10)
@@ -302,7 +302,7 @@ class NsNode(wsp.Node):
         want = f"ok: redis subscribed, {self.workers} workers attached"
 
         def ok():
-            st, body = self.healthz()
+            st, body = self.bridge_healthz()
             return st == 200 and body.decode(errors="replace").strip() == want
         wsp.wait_until(ok, timeout, f"{self.name}'s /healthz to say {want!r}",
                        check=self.check_running, interval=0.1)
