@@ -46,6 +46,8 @@ struct cb_shard {
 	bool in_map; /* a master in the last slot map */
 	bool up;     /* its links up, as last noted in outage */
 	struct broker_outage outage;
+	int handover_slot; /* a slot it owned while down, -1: none; kept
+			      until another master serves it */
 	uint64_t messages;
 	size_t nsubs;        /* addresses routed here */
 	struct dlist queue;  /* struct cb_write waiting for cmd */
@@ -176,7 +178,13 @@ cb_state(struct cluster_broker *cb)
 static void
 shard_state(struct cb_shard *s)
 {
-	bool up = s->cmd != NULL && link_up(s->cmd) && link_up(s->sub);
+	/* A subscriber link made on first need, still connecting and not
+	 * failed yet, is no outage of the shard: the shard was not down. */
+	bool sub_new = s->sub != NULL &&
+		       resp_conn_stats(s->sub)->connects == 0 &&
+		       resp_conn_stats(s->sub)->failures == 0;
+	bool up =
+	    s->cmd != NULL && link_up(s->cmd) && (link_up(s->sub) || sub_new);
 
 	if (up != s->up) {
 		s->up = up;
@@ -306,6 +314,7 @@ shard_get(struct cluster_broker *cb, const char *host, uint16_t port)
 	s->cb = cb;
 	snprintf(s->host, sizeof(s->host), "%s", host);
 	s->port = port;
+	s->handover_slot = -1;
 	snprintf(s->name, sizeof(s->name), "shard %s:%u", host, port);
 	dlist_init(&s->queue);
 	if (history_init(&s->hist, cb->conf) == -1) {
@@ -855,6 +864,39 @@ cb_discover_later(struct cluster_broker *cb)
 		    cb->loop, CB_DISCO_RETRY_MS, 0, disco_timer_cb, cb);
 }
 
+static bool
+shard_in_outage(const struct cb_shard *s)
+{
+	return s->outage.down_since_ms != 0 && s->outage.was_up;
+}
+
+/*
+ * The slots of a master that went down now live on to (a promoted
+ * replica, usually a new address): the shard is the slot range, so its
+ * outage and its past outages move to the new owner, and the outage ends
+ * (is counted) when the new owner's links are up - not when a master that
+ * will never return does. Without this a failover would count nowhere.
+ */
+static void
+shard_hand_over(struct cb_shard *old, struct cb_shard *to, uint64_t now)
+{
+	struct broker_outage *o = &old->outage, *n = &to->outage;
+
+	n->outages += o->outages;
+	o->outages = 0;
+	if (to->up) {
+		n->last_outage_ms =
+		    now > o->down_since_ms ? now - o->down_since_ms : 0;
+		n->outages++;
+	} else {
+		n->was_up = true;
+		if (n->down_since_ms == 0 ||
+		    o->down_since_ms < n->down_since_ms)
+			n->down_since_ms = o->down_since_ms;
+	}
+	o->down_since_ms = 0;
+}
+
 /* Makes the map the truth: shards, slot owners, routes of waiting work. */
 static void
 cb_apply_map(struct cluster_broker *cb, const struct cluster_map *m)
@@ -866,8 +908,13 @@ cb_apply_map(struct cluster_broker *cb, const struct cluster_map *m)
 
 	for (struct cb_shard *s = cb->shards; s != NULL; s = s->next)
 		s->in_map = false;
-	for (unsigned i = 0; i < CLUSTER_SLOTS; i++)
+	for (unsigned i = 0; i < CLUSTER_SLOTS; i++) {
+		struct cb_shard *s = cb->slot_shard[i];
+
+		if (s != NULL && s->handover_slot < 0 && shard_in_outage(s))
+			s->handover_slot = (int)i;
 		cb->slot_shard[i] = NULL;
+	}
 	for (size_t i = 0; i < m->nshards; i++) {
 		struct cb_shard *s =
 		    shard_get(cb, m->shards[i].host, m->shards[i].port);
@@ -878,6 +925,21 @@ cb_apply_map(struct cluster_broker *cb, const struct cluster_map *m)
 		for (unsigned slot = 0; slot < CLUSTER_SLOTS; slot++)
 			if (m->owner[slot] == i)
 				cb->slot_shard[slot] = s;
+	}
+	/* A failed master's slots are often uncovered for a map or two
+	 * before a replica takes them: the slot is kept until then. */
+	for (struct cb_shard *s = cb->shards; s != NULL; s = s->next) {
+		struct cb_shard *to;
+
+		if (s->handover_slot < 0)
+			continue;
+		to = cb->slot_shard[s->handover_slot];
+		if (!shard_in_outage(s) || to == s)
+			s->handover_slot = -1;
+		else if (to != NULL) {
+			shard_hand_over(s, to, loop_now(cb->loop));
+			s->handover_slot = -1;
+		}
 	}
 	/* Waiting subscriptions go where their slot lives now. */
 	hmap_iter_init(cb->addrs, &it);

@@ -84,6 +84,63 @@ metrics_bridge(FILE *f, const struct stats_view *v)
 	    bc->listener_restarts, v->stats_listener_restarts);
 }
 
+/* A link name as a label value ("sub", "shard 10.0.0.5:6379"): '\\' and
+ * '"' escaped as the text format wants, other bytes outside printable
+ * ASCII as '?'. */
+static void
+metrics_link_label(char *buf, size_t len, const char *name)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; name != NULL && name[i] != '\0' && o + 2 < len;
+	     i++) {
+		char c = name[i];
+
+		if (c == '\\' || c == '"')
+			buf[o++] = '\\';
+		buf[o++] = c >= 0x20 && c < 0x7f ? c : '?';
+	}
+	buf[o] = '\0';
+}
+
+/* One family, one sample per broker link. */
+static void
+metrics_links_family(FILE *f, const struct stats_view *v, const char *family,
+    enum metrics_type t, const char *help, int which)
+{
+	metrics_head(f, family, t, help);
+	for (size_t i = 0; i < v->n_links; i++) {
+		const struct broker_link_info *li = &v->links[i];
+		uint64_t x = which == 0   ? li->up
+			     : which == 1 ? li->reconnects
+			     : which == 2 ? li->connect_failures
+					  : li->outages;
+		char name[128];
+
+		metrics_link_label(name, sizeof(name), li->name);
+		fprintf(f, "%s{link=\"%s\"} %" PRIu64 "\n", family, name, x);
+	}
+}
+
+/* The broker's links: with Redis Cluster one per master, so an outage is
+ * seen on the shard it hit. */
+static void
+metrics_links(FILE *f, const struct stats_view *v)
+{
+	if (v->n_links == 0)
+		return;
+	metrics_links_family(f, v, "wspush_broker_link_up", METRICS_GAUGE,
+	    "1 when the broker link (a shard with Redis Cluster) is up.", 0);
+	metrics_links_family(f, v, "wspush_broker_link_reconnects_total",
+	    METRICS_COUNTER, "Reconnections of the broker link.", 1);
+	metrics_links_family(f, v, "wspush_broker_link_connect_failures_total",
+	    METRICS_COUNTER, "Failed connection attempts of the broker link.",
+	    2);
+	metrics_links_family(f, v, "wspush_broker_link_outages_total",
+	    METRICS_COUNTER,
+	    "Times the broker link became unusable after it had been up.", 3);
+}
+
 static enum metrics_type
 metrics_type(const struct counter_info *ci)
 {
@@ -221,6 +278,7 @@ void
 metrics_render(FILE *f, const struct stats_view *v)
 {
 	metrics_bridge(f, v);
+	metrics_links(f, v);
 	metrics_master(f, v);
 	metrics_last_seen(f, v);
 	metrics_unknown(f, v);

@@ -66,6 +66,38 @@ stats_json_redis(const struct stats_view *v, bool *ok)
 	return o;
 }
 
+/* [{"name": "sub", "up": true, "state": "up", ...}, ...]: each link of
+ * the broker (one per master with Redis Cluster), so one shard's outage
+ * shows beside the others' health. */
+static json_t *
+stats_json_links(const struct stats_view *v, bool *ok)
+{
+	json_t *a = json_array();
+
+	if (a == NULL) {
+		*ok = false;
+		return NULL;
+	}
+	for (size_t i = 0; i < v->n_links; i++) {
+		const struct broker_link_info *li = &v->links[i];
+		json_t *o = json_object();
+
+		if (o == NULL || json_array_append_new(a, o) != 0) {
+			*ok = false;
+			continue;
+		}
+		stats_json_set(o, "name", stats_json_text(li->name), ok);
+		stats_json_set(o, "up", json_boolean(li->up), ok);
+		stats_json_set(o, "state", stats_json_text(li->state), ok);
+		stats_json_int(o, "reconnects", li->reconnects, ok);
+		stats_json_int(o, "connect_failures", li->connect_failures, ok);
+		stats_json_int(o, "outages", li->outages, ok);
+		stats_json_set(
+		    o, "last_error", stats_json_text(li->last_error), ok);
+	}
+	return a;
+}
+
 static json_t *
 stats_json_drops(const struct bridge_counters *bc, bool *ok)
 {
@@ -100,6 +132,7 @@ stats_json_bridge(const struct stats_view *v, bool *ok)
 	stats_json_int(o, "pid", v->pid, ok);
 	stats_json_int(o, "uptime_s", bc->uptime_s, ok);
 	stats_json_set(o, "redis", stats_json_redis(v, ok), ok);
+	stats_json_set(o, "links", stats_json_links(v, ok), ok);
 	stats_json_int(o, "subscriptions", bc->subscriptions, ok);
 	stats_json_int(o, "addresses", bc->addresses, ok);
 	stats_json_int(o, "acks_waiting", bc->acks_waiting, ok);

@@ -35,6 +35,31 @@ stats_view_add_cb(void *arg, const struct bridge_worker_info *w)
 	ws->v[ws->n++] = *w;
 }
 
+struct stats_view_links {
+	size_t n, cap;
+	struct broker_link_info *v;
+	bool oom;
+};
+
+static void
+stats_view_link_cb(void *arg, const struct broker_link_info *li)
+{
+	struct stats_view_links *ls = arg;
+
+	if (ls->n == ls->cap) {
+		size_t nc = ls->cap == 0 ? 4 : ls->cap * 2;
+		struct broker_link_info *nv = realloc(ls->v, nc * sizeof(*nv));
+
+		if (nv == NULL) {
+			ls->oom = true;
+			return;
+		}
+		ls->v = nv;
+		ls->cap = nc;
+	}
+	ls->v[ls->n++] = *li;
+}
+
 static int
 stats_view_cmp(const void *a, const void *b)
 {
@@ -52,6 +77,7 @@ stats_view_take(
     struct stats_view *v, struct bridge *b, const char *node, uint64_t epoch)
 {
 	struct stats_view_workers ws = {0};
+	struct stats_view_links ls = {0};
 
 	memset(v, 0, sizeof(*v));
 	v->now_ms = clock_mono_ms();
@@ -68,6 +94,14 @@ stats_view_take(
 		qsort(ws.v, ws.n, sizeof(*ws.v), stats_view_cmp);
 	v->workers = ws.v;
 	v->n_workers = ws.n;
+	bridge_link_each(b, stats_view_link_cb, &ls);
+	if (ls.oom) {
+		free(ls.v);
+		stats_view_release(v);
+		return -1;
+	}
+	v->links = ls.v;
+	v->n_links = ls.n;
 	return 0;
 }
 
@@ -77,6 +111,9 @@ stats_view_release(struct stats_view *v)
 	free(v->workers);
 	v->workers = NULL;
 	v->n_workers = 0;
+	free(v->links);
+	v->links = NULL;
+	v->n_links = 0;
 }
 
 bool

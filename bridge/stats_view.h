@@ -33,6 +33,10 @@ struct stats_view {
 	 * until it runs again. */
 	size_t n_workers;
 	struct bridge_worker_info *workers;
+	/* The broker's links in its own order (Redis: "sub", "cmd"; Redis
+	 * Cluster: one per master); strings borrowed like the workers'. */
+	size_t n_links;
+	struct broker_link_info *links;
 };
 
 /*

@@ -231,6 +231,29 @@ ctl_stats_print_redis(const json_t *br)
 	printf("\n");
 }
 
+/* One line per broker link (one per master with Redis Cluster). */
+static void
+ctl_stats_print_links(const json_t *br)
+{
+	const json_t *links = json_object_get(br, "links");
+	const json_t *l;
+	size_t i;
+
+	json_array_foreach(links, i, l)
+	{
+		const char *err = ctl_stats_str(l, "last_error");
+
+		printf("link     %-21s %-10s reconnects %" PRIu64
+		       "  outages %" PRIu64 "  connect failures %" PRIu64,
+		    ctl_stats_str(l, "name"), ctl_stats_str(l, "state"),
+		    ctl_stats_u64(l, "reconnects"), ctl_stats_u64(l, "outages"),
+		    ctl_stats_u64(l, "connect_failures"));
+		if (!json_is_true(json_object_get(l, "up")) && err[0] != '\0')
+			printf("  (%s)", err);
+		printf("\n");
+	}
+}
+
 /* The bridge's and the master's lines. */
 static void
 ctl_stats_print_node(const json_t *j, const json_t *prev, double dt)
@@ -248,6 +271,7 @@ ctl_stats_print_node(const json_t *j, const json_t *prev, double dt)
 	    ctl_stats_u64(br, "pid"), ctl_stats_u64(br, "uptime_s"),
 	    ctl_stats_str(br, "epoch"));
 	ctl_stats_print_redis(br);
+	ctl_stats_print_links(br);
 	printf("         subscriptions %" PRIu64 "  from redis %" PRIu64
 	       "  published %" PRIu64 "  upstream writes %" PRIu64
 	       " (queued %" PRIu64 ")\n",

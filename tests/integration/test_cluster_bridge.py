@@ -342,3 +342,61 @@ def test_history_on_every_master_and_recovery_on_each_shard(h):
         got = [c2.recv_json() for _ in missed]
         assert [(g["id"], g["data"]) for g in got] == \
             [(i, {"n": n}) for n, i in enumerate(missed, 1)], port
+
+
+def _link_outages_from_metrics(node):
+    """{link name: wspush_broker_link_outages_total} from /metrics."""
+    status, body = wsp.http_get(node.metrics_port, "/metrics")
+    assert status == 200, body
+    out = {}
+    for line in body.decode().splitlines():
+        if line.startswith("wspush_broker_link_outages_total{link=\""):
+            name, _, value = line[len("wspush_broker_link_outages_total"
+                                      "{link=\""):].rpartition("\"} ")
+            out[name] = int(value)
+    return out
+
+
+def test_failover_outage_is_counted_for_that_shard_only(h):
+    rc = RedisCluster(h, masters=3, replicas=1).start()
+    node = cluster_node(h, rc)
+    users = spread_users(rc, wsp.uid("fl") + "-", per_master=1)
+    all_users = [u for us in users.values() for u in us]
+    clients = node.connect_many(all_users)
+    links = node.stats()["bridge"]["links"]
+    assert sorted(li["name"] for li in links) == sorted(
+        f"shard 127.0.0.1:{p}" for p in users), links
+    assert all(li["up"] and li["outages"] == 0 for li in links), links
+    key = f"{wsp.PREFIX}:user:{all_users[0]}"
+    victim = rc.owner(key)
+    rc.kill_master(victim)
+
+    def publish_to_all(payload):
+        for u in all_users:
+            rc.spublish(f"{wsp.PREFIX}:user:{u}", payload)
+    wsp.publish_until_all_receive(publish_to_all, clients, timeout=30,
+                                  check=node.check_running,
+                                  what="deliveries after the failover")
+    heir = f"shard 127.0.0.1:{rc.owner(key)}"
+    others = {f"shard 127.0.0.1:{p}" for p in users if p != victim}
+
+    def settled():
+        ls = {li["name"]: li for li in node.stats()["bridge"]["links"]}
+        return ls if heir in ls and ls[heir]["outages"] == 1 else None
+    ls = wsp.wait_until(settled, 15, "the heir shard to count the outage",
+                        interval=0.2,
+                        check=node.check_running)
+    # The slots' new master carries the outage; the untouched shards
+    # count none, and each is up.
+    assert ls[heir]["up"] and ls[heir]["state"] == "up", ls
+    for name in others:
+        assert ls[name]["up"] and ls[name]["outages"] == 0, ls
+    assert sum(li["outages"] for li in ls.values()) == 1, ls
+    m = _link_outages_from_metrics(node)
+    assert m[heir] == 1, m
+    assert all(m[name] == 0 for name in others), m
+    cp = node.ctl("stats")
+    assert cp.returncode == 0, cp.stderr
+    lines = [ln for ln in cp.stdout.splitlines() if ln.startswith("link ")]
+    assert len([ln for ln in lines if heir in ln and "outages 1" in ln]) \
+        == 1, cp.stdout
