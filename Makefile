@@ -7,13 +7,17 @@
 #   make format  clang-format the tree in place
 
 JOBS ?= $(shell nproc)
+# Without this every nested make (cmake's) prints "Entering directory".
+MAKEFLAGS += --no-print-directory
 FUZZ_SECONDS ?= 60
 SAN_DIR := build/asan
 REL_DIR := build/release
 FUZZ_DIR := build/fuzz
+# What `make run` starts: built alone, without the tests and bench tools.
+RUN_TARGETS := wspush-bridge wspush-gateway wspushctl
 
-.PHONY: all deps build release asan fuzz-build run test bench fuzz format \
-	format-check clean
+.PHONY: all deps build release run-build asan fuzz-build run test bench fuzz \
+	format format-check clean
 
 all: release
 
@@ -24,6 +28,20 @@ release: deps
 	@cmake -S . -B $(REL_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 		-DWSP_WERROR=ON >/dev/null
 	@cmake --build $(REL_DIR) -j $(JOBS)
+
+# One line instead of the build's progress; the compiler's output, errors
+# included, is shown when the build fails (and kept in build.log).
+run-build: deps
+	@printf 'wspush: building %s in %s ... ' "$(RUN_TARGETS)" $(REL_DIR)
+	@cmake -S . -B $(REL_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DWSP_WERROR=ON >/dev/null
+	@if cmake --build $(REL_DIR) -j $(JOBS) --target $(RUN_TARGETS) \
+		>$(REL_DIR)/build.log 2>&1; then \
+		echo done; \
+	else \
+		echo FAILED; grep -v '^\[ *[0-9]*%\]' $(REL_DIR)/build.log >&2; \
+		exit 1; \
+	fi
 
 asan: deps
 	@cmake -S . -B $(SAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DWSP_WERROR=ON \
@@ -37,12 +55,14 @@ fuzz-build: deps
 
 build: release
 
-run: release
+run: run-build
 	@deploy/dev/run-stack.sh $(REL_DIR)
 
 test: asan fuzz-build format-check
 	@ctest --test-dir $(FUZZ_DIR) -L fuzz --output-on-failure
-	@ctest --test-dir $(SAN_DIR) --output-on-failure
+	@rm -f $(SAN_DIR)/integration-summary.txt
+	@rc=0; ctest --test-dir $(SAN_DIR) --output-on-failure || rc=$$?; \
+		cat $(SAN_DIR)/integration-summary.txt 2>/dev/null; exit $$rc
 
 bench: release
 	@.ci/deps bench

@@ -4,6 +4,7 @@
  */
 #include <stdio.h>
 
+#include "amqp_broker.h"
 #include "broker.h"
 #include "redis_broker.h"
 
@@ -27,6 +28,8 @@ broker_new(const struct broker_env *env, const struct broker_events *ev,
 	switch (env->conf->broker_kind) {
 	case CONF_BROKER_REDIS:
 		return redis_broker_new(env, ev, err, errlen);
+	case CONF_BROKER_AMQP:
+		return amqp_broker_new(env, ev, err, errlen);
 	default:
 		/* conf.c refuses a kind this build cannot run; keep it so. */
 		snprintf(

@@ -1222,10 +1222,7 @@ conf_check_broker(struct conf_ctx *x)
 		return;
 	}
 	/* Values this build accepts in the file but cannot run yet. */
-	if (c->broker_kind == CONF_BROKER_AMQP)
-		conf_fail_key(x, x->lines[kind], &conf_keys[kind],
-		    "\"amqp\" is not implemented by this build yet");
-	else if (c->redis_cluster)
+	if (c->redis_cluster)
 		conf_fail_key(x, x->lines[cluster], &conf_keys[cluster],
 		    "\"on\" is not implemented by this build yet");
 }

@@ -239,6 +239,12 @@ ctl_online(const struct conf *c, int argc, char **argv)
 		    CTL_PROG, user);
 		return CTL_EXIT_USAGE;
 	}
+	if (c->broker_kind == CONF_BROKER_AMQP) {
+		/* Presence is kept in Redis only. */
+		fprintf(stderr,
+		    "%s: online: not available with broker = amqp\n", CTL_PROG);
+		return CTL_EXIT_FAIL;
+	}
 	if (ctl_redis_open(&r, c, "online", timeout_ms) == -1 ||
 	    ctl_online_scan(&r, c->prefix, &ns) == -1)
 		goto out;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "addr.h"
+#include "amqp_ctl.h"
 #include "clock.h"
 #include "ctl_common.h"
 #include "ctl_publish.h"
@@ -213,6 +214,21 @@ ctl_publish_send(const struct conf *c, const struct ctl_publish_args *a,
 	redisReply *reply;
 	int rc = CTL_EXIT_FAIL;
 
+	if (c->broker_kind == CONF_BROKER_AMQP) {
+		/* Through RabbitMQ, as a backend would: prints 1 if a node's
+		 * queue took it, 0 if no node wants the address. */
+		size_t pl = strlen(c->prefix) + 1;
+		char err[256];
+		int n = amqp_ctl_publish(c, chan + pl, strlen(chan) - pl,
+		    payload, len, a->timeout_ms, err, sizeof(err));
+
+		if (n < 0) {
+			fprintf(stderr, "%s: publish: %s\n", CTL_PROG, err);
+			return CTL_EXIT_FAIL;
+		}
+		printf("%d\n", n);
+		return CTL_EXIT_OK;
+	}
 	if (ctl_redis_open(&r, c, "publish", a->timeout_ms) == 0 &&
 	    (reply = ctl_redis_command(&r, 3, av, lens)) != NULL) {
 		if (reply->type == REDIS_REPLY_INTEGER) {

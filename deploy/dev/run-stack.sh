@@ -114,7 +114,10 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-trap 'echo; echo "run-stack: stopping" >&2; exit 130' INT
+# Ctrl-C is how a developer ends the stack: a clean stop, exit status 0
+# (make would report a non-zero one as an error). SIGTERM from elsewhere
+# keeps its usual status.
+trap 'echo; echo "wspush: stopping" >&2; cleanup; echo "wspush: stopped" >&2; exit 0' INT
 trap 'exit 143' TERM
 
 # Starts "$@" in its own session (so the terminal's Ctrl-C reaches only

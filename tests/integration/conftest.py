@@ -43,6 +43,33 @@ def pytest_report_header(config):
             f"timeout mult: {wsp.MULT}  leave: {wsp.LEAVE}")
 
 
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """With WSPUSH_TEST_SUMMARY set (ctest sets it), writes one line there:
+    how many tests passed, failed and were skipped, and why they were
+    skipped. `make test` prints it: ctest shows no output of a passing
+    test, and a skipped test (e.g. one that needs root) must not pass
+    unnoticed."""
+    path = os.environ.get("WSPUSH_TEST_SUMMARY")
+    if not path:
+        return
+    stats = terminalreporter.stats
+    parts = [f"{len(stats[k])} {k}" for k in
+             ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+             if stats.get(k)]
+    why = {}
+    for rep in stats.get("skipped", []):
+        r = rep.longrepr
+        reason = r[2] if isinstance(r, tuple) and len(r) == 3 else str(r)
+        reason = reason.removeprefix("Skipped: ")
+        why[reason] = why.get(reason, 0) + 1
+    line = "integration tests: " + (", ".join(parts) or "none ran")
+    if why:
+        line += "; skipped: " + "; ".join(
+            f"{n} x {r}" if n > 1 else r for r, n in sorted(why.items()))
+    with open(path, "w") as f:
+        f.write(line + "\n")
+
+
 def pytest_sessionfinish(session, exitstatus):
     if _base is None:
         return

@@ -1,4 +1,4 @@
-"""Issue 6 point 9, the node-internal side: envelopes that are truncated,
+"""Bad input on the node-internal side: envelopes that are truncated,
 of an unknown version or kind, or not msgpack at all, sent where only the
 bridge and the workers should write (tests/tools/wsp_nngsend).
 
@@ -109,8 +109,7 @@ def test_bad_upstream_envelopes_are_counted_and_skipped(h):
     c.publish(f"user:{u}", json.dumps({"still": "working"}))
     for cl, frames in zip(clients, c.fence(clients)):
         assert wsp.datas(frames) == [{"still": "working"}], cl
-    wsp.wait_until(lambda: node.healthz(node.metrics_port) == 200, 10,
-                   "bridge /healthz 200")
+    node.wait_bridge_healthz(200, 10)
 
 
 def bus_msg(epoch, seq, to, data, v=1):

@@ -47,13 +47,13 @@ def test_bridge_ready_with_redis_down_then_subscribes(h):
         assert cp.returncode == 0, cp.stderr
         st = json.loads(cp.stdout)
         assert st["bridge"]["redis"]["state"] == "down", st["bridge"]
-        status, body = wsp.http_get(node.metrics_port, "/healthz")
+        status, body = node.bridge_healthz()
         assert status == 503 and b"redis" in body, (status, body)
 
         redis.start()
         notify_messages(ns, "STATUS=redis=up", 20)
-        wsp.wait_until(lambda: node.healthz(node.metrics_port) == 200, 20,
-                       "bridge /healthz 200 once Redis is up")
+        node.wait_bridge_healthz(200, 20, "bridge /healthz 200 once Redis "
+                                 "is up")
         st = json.loads(node.ctl("stats", "--json").stdout)
         assert st["bridge"]["redis"]["state"] == "up"
         assert st["bridge"]["redis"]["last_outage_ms"] > 0

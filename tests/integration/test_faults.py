@@ -1,4 +1,4 @@
-"""Issue 6 points 5 and 6: the node survives its neighbours' faults and
+"""The node survives its neighbours' faults and
 the clients never notice more than the messages that could not exist.
 
 - Redis stopped (by PID) for 10 s, then restarted on the same port and
@@ -87,19 +87,16 @@ def test_redis_down_10s_healthz_stats_and_same_connections(h):
     c, u, ch, clients = start_cluster(h)
     node = c.a
     conns = [cl.conn for cl in clients]
-    wsp.wait_until(lambda: node.healthz(node.metrics_port) == 200, 10,
-                   "bridge /healthz 200 before the outage")
+    node.wait_bridge_healthz(200, 10, "bridge /healthz 200 before the outage")
     st0 = node.stats()["bridge"]["redis"]
     # Connecting at start is no outage.
     assert st0["outages"] == 0 and st0["connect_failures"] == 0, st0
 
     t_stop = time.monotonic()
     c.redis.proc.stop()  # SIGTERM by PID
-    status = wsp.wait_until(
-        lambda: (lambda r: r if r[0] == 503 else None)(
-            wsp.http_get(node.metrics_port, "/healthz")),
-        5, "bridge /healthz 503 with Redis down")
-    assert b"redis" in status[1], status
+    body = node.wait_bridge_healthz(503, 5, "bridge /healthz 503 with Redis "
+                                    "down")
+    assert b"redis" in body, body
     st = node.stats()["bridge"]["redis"]
     assert st["state"] == "down", st
     wsp.wait_until(lambda: node.stats()["bridge"]["redis"]["down_for_ms"]
@@ -108,7 +105,7 @@ def test_redis_down_10s_healthz_stats_and_same_connections(h):
     # Down for OUTAGE_S: no client is disconnected meanwhile.
     while time.monotonic() - t_stop < OUTAGE_S:
         node.check_running()
-        assert wsp.http_get(node.metrics_port, "/healthz")[0] == 503
+        assert node.bridge_healthz()[0] == 503
         assert all(cl.is_open() for cl in clients)
         time.sleep(0.5)
 
@@ -116,9 +113,8 @@ def test_redis_down_10s_healthz_stats_and_same_connections(h):
     t_start = time.monotonic()
     outage_s = t_start - t_stop
     c.r = c.redis.client()
-    wsp.wait_until(lambda: node.healthz(node.metrics_port) == 200, 15,
-                   "bridge /healthz 200 after Redis is back",
-                   check=node.check_running)
+    node.wait_bridge_healthz(200, 15, "bridge /healthz 200 after Redis is "
+                             "back")
     done = first_deliveries(c, [f"channel:{ch}", f"user:{u}"], clients, 15,
                             node.check_running)
     resumed = max(done.values()) - t_start

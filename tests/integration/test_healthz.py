@@ -10,9 +10,7 @@ def test_gateway_and_bridge_health(cluster):
         for _ in range(8):  # any worker may answer; ask several times
             status, body = wsp.http_get(node.port, "/healthz")
             assert status == 200, (node.id, status, body)
-        wsp.wait_until(lambda: wsp.http_get(node.metrics_port,
-                                            "/healthz")[0] == 200, 10,
-                       f"bridge /healthz of {node.id} to return 200")
+        node.wait_bridge_healthz(200, 10)
         status, body = wsp.http_get(node.metrics_port, "/metrics")
         assert status == 200, (node.id, status, body)
         assert b"# TYPE" in body, body[:500]

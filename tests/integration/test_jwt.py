@@ -1,4 +1,4 @@
-"""auth.mode = jwt (issue 6, point 1): a token in ?token= or
+"""auth.mode = jwt: a token in ?token= or
 `Authorization: Bearer` is checked before the upgrade (HTTP 401); without
 one the first message must be a good `auth` within auth.timeout_s (else
 close 4001); a later `auth` extends the session, and exp closes it with
@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import time
 import urllib.parse
 
@@ -68,32 +67,12 @@ def jwt_node(h, auth=None, gateway=None):
     return n.start()
 
 
-def handshake_status(url, headers=None, timeout=5):
-    """The HTTP status the gateway answers an upgrade request with (101 on
-    success). A raw socket: lws answers refusals in HTTP/1.0, which
-    websockets 10.4 does not parse."""
+def handshake_status(url, headers=None):
+    """The HTTP status of an upgrade request for a ws:// URL (401 when the
+    token is refused)."""
     u = urllib.parse.urlsplit(url)
-    target = u.path + ("?" + u.query if u.query else "")
-    req = (f"GET {target} HTTP/1.1\r\nHost: {u.netloc}\r\n"
-           "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-           "Sec-WebSocket-Version: 13\r\n")
-    for k, v in (headers or {}).items():
-        req += f"{k}: {v}\r\n"
-    req += "\r\n"
-    with socket.create_connection((u.hostname, u.port),
-                                  timeout=wsp.T(timeout)) as s:
-        s.sendall(req.encode())
-        buf = b""
-        while b"\r\n" not in buf:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            buf += chunk
-    line = buf.split(b"\r\n", 1)[0].decode("latin-1")
-    parts = line.split()
-    assert len(parts) >= 2 and parts[0].startswith("HTTP/"), line
-    return int(parts[1])
+    return wsp.handshake_status(u.port, u.path + ("?" + u.query if u.query
+                                                  else ""), headers)
 
 
 def plain_url(node, **query):

@@ -1,4 +1,4 @@
-"""Issue 6 point 8: every bus message a worker takes is accounted for, per
+"""Every bus message a worker takes is accounted for, per
 target connection, in `wspushctl stats`:
 
     bus_targets + replies = frames_out + drop_queue_full + drop_slow_closed
@@ -105,8 +105,7 @@ def test_bus_messages_are_delivered_or_dropped_by_reason(h):
     # B leaves with a full queue: its frames are counted, not lost.
     queued_before = wsp.worker_total(mid, "queue_frames")
     stalled_b.close()
-    wsp.wait_until(lambda: wsp.worker_total(node.stats(), "connections") == 2, 10,
-                   "the stalled client to be gone")
+    node.wait_counter("connections", 2, what="the stalled client to be gone")
     # A reads again: its queue drains, up to a second fence.
     token = wsp.uid("fence")
     c.publish("all", json.dumps({"fence": token}))

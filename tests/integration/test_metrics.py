@@ -54,17 +54,15 @@ def test_metrics_match_stats_and_healthz_follows_redis(h):
     reasons = {s.labels["reason"] for s in fams["wspush_drops"].samples}
     assert {"queue_full", "bus_gap"} <= reasons, reasons
 
-    wsp.wait_until(lambda: node.healthz(node.metrics_port) == 200, 10,
-                   "bridge /healthz 200")
+    node.wait_bridge_healthz(200, 10)
     c.redis.stop()
-    wsp.wait_until(lambda: node.healthz(node.metrics_port) == 503, 10,
-                   "bridge /healthz 503 with Redis stopped")
-    status, body = wsp.http_get(node.metrics_port, "/healthz")
+    body = node.wait_bridge_healthz(503, 10, "bridge /healthz 503 with Redis "
+                                    "stopped")
     assert b"redis" in body, body
     assert sample_sum(families(node), "wspush_redis_up",
                       "wspush_redis_up") == 0
     c.redis.start()
-    wsp.wait_until(lambda: node.healthz(node.metrics_port) == 200, 20,
-                   "bridge /healthz 200 once Redis is back")
+    node.wait_bridge_healthz(200, 20, "bridge /healthz 200 once Redis is "
+                             "back")
     assert sample_sum(families(node), "wspush_redis_reconnects",
                       "wspush_redis_reconnects_total") >= 2

@@ -66,17 +66,37 @@ def test_sighup_rolls_workers_without_dropping_everyone(h):
 
 
 def test_sighup_with_broken_config_changes_nothing(h):
-    c = wsp.Cluster(h, nodes=1, workers=2)
+    c = wsp.Cluster(h, nodes=1, workers=2,
+                    conf={"gateway": {"max_subscriptions": 2}})
     node = c.a
     clients = open_clients(node, 20)
     gw = node.gateway
     before = set(gw.workers())
+    # A real change (more subscriptions) next to a key that does not exist:
+    # the whole file is refused, the change included.
+    node.sections["gateway"]["max_subscriptions"] = 16
+    wsp.write_conf(node.conf, node.sections)
     with open(node.conf, "a") as f:
         f.write("\n[gateway]\nno_such_key = 1\n")
     gw.signal(signal.SIGHUP)
-    time.sleep(wsp.T(DRAIN_S + 1))
+    wsp.wait_until(lambda: "keeping the running configuration"
+                   in open(gw.err).read(), 10,
+                   "the gateway to refuse the broken configuration",
+                   check=gw.check_running)
+    # The refusal ends the reload: nothing of it can follow.
     assert set(gw.workers()) == before
-    assert all(cl.is_open() for cl in clients)
+    assert "reload: starting" not in open(gw.err).read()
+    closed = [cl for cl in clients if not cl.is_open()]
+    assert not closed, f"{len(closed)} clients were disconnected"
+    # Every client still receives, and nothing else came.
     frames = c.fence(clients, timeout=10)
-    assert len(frames) == len(clients)
+    assert frames == [[] for _ in clients]
+    # The old limit still holds, on a new connection too.
+    for cl in clients[:1] + [node.connect(wsp.uid("rl"))]:
+        for i in range(2):
+            assert cl.request({"op": "subscribe", "channel": f"k{i}",
+                               "ref": i})["op"] == "subscribed"
+        r = cl.request({"op": "subscribe", "channel": "k3", "ref": 3})
+        assert (r["op"], r.get("code")) == ("error",
+                                            "too_many_subscriptions"), r
     gw.check_running()

@@ -1,4 +1,4 @@
-"""Issue 6 point 4: a client that stops reading hurts no one else and
+"""A client that stops reading hurts no one else and
 costs bounded memory.
 
 One stalled client (a socket that never reads, with a 4 KiB receive
@@ -18,11 +18,8 @@ The 50 readers are raw sockets parsed in this thread (a selector): the
 websockets library would make Python, not the gateway, the bottleneck.
 """
 
-import base64
 import json
-import os
 import selectors
-import socket
 import time
 
 import pytest
@@ -44,44 +41,14 @@ RSS_GROWTH_MAX = 32 * 1024 * 1024
 KERNEL_MAX = 256 * 1024
 
 
-def handshake(port, path, rcvbuf=None):
-    """A connected, upgraded socket and the bytes read past the reply."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if rcvbuf is not None:
-        # Before connect(): the window is fixed from the SYN on.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    s.settimeout(wsp.T(5))
-    s.connect(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-               "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-               f"Sec-WebSocket-Key: {key}\r\n"
-               "Sec-WebSocket-Version: 13\r\n\r\n").encode())
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        d = s.recv(4096)
-        if not d:
-            raise wsp.HarnessError(f"closed during handshake: {buf!r}")
-        buf += d
-    head, rest = buf.split(b"\r\n\r\n", 1)
-    assert b" 101 " in head.split(b"\r\n")[0] + b" ", head
-    return s, rest
-
-
-def client_frame(op, payload):
-    """A masked client frame (small payloads only)."""
-    mask = os.urandom(4)
-    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return bytes([0x80 | op, 0x80 | len(payload)]) + mask + body
-
-
 class Reader:
     """One raw WebSocket whose frames are parsed as they arrive. Message
     frames carry "<seq:06d>" at the start of their data."""
 
     def __init__(self, port, path, label, rcvbuf=None):
         self.label = label
-        self.sock, self.buf = handshake(port, path, rcvbuf)
+        self.ws = wsp.RawWs(port, path, rcvbuf=rcvbuf)
+        self.sock, self.buf = self.ws.sock, self.ws.buf
         self.sock.setblocking(False)
         self.welcome = None
         self.seqs = []         # sequence numbers received, in order
@@ -93,27 +60,13 @@ class Reader:
 
     def feed(self, data):
         self.buf += data
-        b = self.buf
         off = 0
         while True:
-            if len(b) - off < 2:
+            got = wsp.parse_frame(self.buf, off)
+            if got is None:
                 break
-            b0, b1 = b[off], b[off + 1]
-            n, h = b1 & 0x7F, 2
-            if n == 126:
-                if len(b) - off < 4:
-                    break
-                n, h = int.from_bytes(b[off + 2:off + 4], "big"), 4
-            elif n == 127:
-                if len(b) - off < 10:
-                    break
-                n, h = int.from_bytes(b[off + 2:off + 10], "big"), 10
-            if len(b) - off < h + n:
-                break
-            p = b[off + h:off + h + n]
-            off += h + n
-            op = b0 & 0x0F
-            if op == 0x1:
+            (op, p), off = got
+            if op == wsp.OP_TEXT:
                 i = p.find(b'"data":"')
                 if i >= 0 and p.startswith(b'{"op":"msg"'):
                     self.seqs.append(int(p[i + 8:i + 14]))
@@ -123,14 +76,14 @@ class Reader:
                         self.welcome = d
                     else:
                         self.other.append(d)
-            elif op == 0x8:
+            elif op == wsp.OP_CLOSE:
                 self.close_code = int.from_bytes(p[:2], "big") if p else 0
-            elif op == 0x9:
+            elif op == wsp.OP_PING:
                 self.pongs += 1
                 self.sock.setblocking(True)
-                self.sock.sendall(client_frame(0xA, p))
+                self.sock.sendall(wsp.encode_frame(wsp.OP_PONG, p))
                 self.sock.setblocking(False)
-        self.buf = b[off:]
+        self.buf = self.buf[off:]
 
     def read(self):
         """Reads what the socket has; returns False at EOF."""
@@ -217,7 +170,7 @@ def test_stalled_client_is_contained(h, policy):
                    "welcomes", check=node.check_running)
     for i, r in enumerate(everyone):
         r.sock.setblocking(True)
-        r.sock.sendall(client_frame(0x1, json.dumps(
+        r.sock.sendall(wsp.encode_frame(wsp.OP_TEXT, json.dumps(
             {"op": "subscribe", "channel": ch, "ref": i}).encode()))
         r.sock.setblocking(False)
     pump.run_until(lambda: all(any(o.get("op") == "subscribed"
@@ -227,10 +180,13 @@ def test_stalled_client_is_contained(h, policy):
     pump.remove(stalled)
     stalled_worker = stalled.welcome["worker"]
 
-    wsp.wait_until(lambda: (lambda st: len(st["workers"]) == 2 and wsp.worker_total(
-        st, "connections") == N_READERS + 1 and wsp.worker_total(st, "queue_frames")
-        == 0)(node.stats()), 10, "stats to show every connection")
-    base = node.stats()
+    def every_connection(st):
+        return (len(st["workers"]) == 2
+                and wsp.worker_total(st, "queue_frames") == 0
+                and wsp.worker_total(st, "connections") == N_READERS + 1)
+    base = wsp.wait_until(lambda: (lambda st: st if every_connection(st)
+                                   else None)(node.stats()), 10,
+                          "stats to show every connection")
     pids = {node.gateway.pid} | node.gateway.workers()
     rss0 = rss_bytes(pids)
     rss_max = rss0
@@ -260,8 +216,8 @@ def test_stalled_client_is_contained(h, policy):
             # stalled client drains its socket, within the gateway's 3 s
             # backstop for sockets that never become writeable.
             next_look = time.monotonic() + 0.3
-            if wsp.worker_total(node.stats(), "closed_slow") > wsp.worker_total(base,
-                                                         "closed_slow"):
+            if node.counter("closed_slow") > \
+                    wsp.worker_total(base, "closed_slow"):
                 cut_seen = True
                 pump.add(stalled)
     elapsed = time.monotonic() - t0
@@ -279,10 +235,9 @@ def test_stalled_client_is_contained(h, policy):
         if not cut_seen:
             # Publishing can end before the next report (each second)
             # shows the cut, on a loaded machine.
-            wsp.wait_until(lambda: wsp.worker_total(node.stats(), "closed_slow") >
-                           wsp.worker_total(base, "closed_slow"), 10,
-                           "the stalled client to be closed (closed_slow)",
-                           check=node.check_running, interval=0.3)
+            node.wait_counter("closed_slow", lambda n: n > wsp.worker_total(
+                base, "closed_slow"), what="the stalled client to be closed "
+                "(closed_slow)")
             pump.add(stalled)
         pump.run_until(lambda: stalled.close_code is not None or stalled.eof,
                        10, "the stalled client's close")

@@ -15,13 +15,10 @@ def test_stats_counts_connections_and_deliveries(h):
     # Workers report every second: wait for a baseline with both workers.
     wsp.wait_until(lambda: len(node.stats()["workers"]) == 2, 10,
                    "both workers in stats")
-    conns0 = wsp.worker_total(node.stats(), "connections")
+    conns0 = node.counter("connections")
 
     clients = node.connect_many([wsp.uid("st") for _ in range(N_CLIENTS)])
-    base = wsp.wait_until(
-        lambda: (lambda st: st if wsp.worker_total(st, "connections")
-                 == conns0 + N_CLIENTS else None)(node.stats()),
-        10, f"{N_CLIENTS} connections")
+    base = node.wait_counter("connections", conns0 + N_CLIENTS)
     # frames_out counts every frame (welcomes too): the baseline is taken
     # from the same report that shows the new connections.
     frames0 = wsp.worker_total(base, "frames_out")
@@ -33,9 +30,7 @@ def test_stats_counts_connections_and_deliveries(h):
         assert len(got) == M_MSGS, got
 
     want = frames0 + M_MSGS * N_CLIENTS
-    wsp.wait_until(lambda: wsp.worker_total(node.stats(), "frames_out") >= want, 10,
-                   f"frames_out to reach {want}")
-    st = node.stats()
+    st = node.wait_counter("frames_out", lambda n: n >= want)
     assert wsp.worker_total(st, "frames_out") == want, st["workers"]
     assert wsp.worker_total(st, "connections") == conns0 + N_CLIENTS
     br = st["bridge"]
@@ -66,9 +61,8 @@ def test_stats_counts_connections_and_deliveries(h):
     # Disconnects move the numbers back.
     wsp.close_all(clients[:N_CLIENTS // 2])
     left = conns0 + N_CLIENTS - N_CLIENTS // 2
-    wsp.wait_until(lambda: wsp.worker_total(node.stats(), "connections") == left, 10,
-                   f"connections to drop to {left}")
-    assert wsp.worker_total(node.stats(), "frames_out") == want
+    st = node.wait_counter("connections", left)
+    assert wsp.worker_total(st, "frames_out") == want
 
 
 def test_stats_bad_socket_is_an_error(h):

@@ -473,7 +473,7 @@ class Node:
         self.start_gateway()
         return self
 
-    def start_bridge(self):
+    def start_bridge(self, env=None, wrap=()):
         """Starts the bridge; ready once it has bound bus.ipc and up.ipc
         (new socket files: a killed bridge leaves its old ones behind).
         The sockets are not probed with a connection: a stray connection
@@ -482,15 +482,19 @@ class Node:
                  for s in ("bus.ipc", "up.ipc")]
         before = {s: _file_id(s) for s in socks}
         self.bridge = self.h.spawn(f"bridge-{self.name}",
-            [binary("bridge/wspush-bridge"), "-c", self.conf])
+            list(wrap) + [binary("bridge/wspush-bridge"), "-c", self.conf],
+            env=env)
         wait_until(lambda: all(_is_new_socket(s, before[s]) for s in socks),
             15, f"{self.bridge.name} to bind {socks}",
             check=self.bridge.check_running, interval=0.02)
 
-    def start_gateway(self):
+    def start_gateway(self, env=None, wrap=()):
+        """Starts the gateway; returns once every worker is attached.
+        env: extra environment (on top of gateway_env); wrap: an argv
+        prefix that execs the rest (the pid stays the daemon's)."""
         self.gateway = self.h.spawn(f"gateway-{self.name}",
-            [binary("gateway/wspush-gateway"), "-c", self.conf],
-            cls=GatewayProc, env=self.gateway_env)
+            list(wrap) + [binary("gateway/wspush-gateway"), "-c", self.conf],
+            cls=GatewayProc, env=dict(self.gateway_env or {}, **(env or {})))
         self.wait_workers()
         self.wait_welcome()
         if self.bridge is not None and self.bridge.running():
@@ -615,7 +619,39 @@ class Node:
         return u, ch, clients
 
     def healthz(self, port=None):
+        """The status of /healthz on the gateway port (or `port`)."""
         return http_get(port or self.port, "/healthz")[0]
+
+    def bridge_healthz(self):
+        """(status, body) of the bridge's /healthz (metrics_listen)."""
+        return http_get(self.metrics_port, "/healthz")
+
+    def wait_bridge_healthz(self, status, timeout=10, what=None):
+        """Waits until the bridge's /healthz answers `status` (failing fast
+        if a process of the node exited); returns the body."""
+        def ok():
+            st, body = self.bridge_healthz()
+            return body if st == status else None
+        return wait_until(ok, timeout, what or
+                          f"{self.bridge.name} /healthz {status}",
+                          check=self.check_running, interval=0.05)
+
+    def counter(self, name):
+        """A worker counter summed over the workers (one stats call)."""
+        return worker_total(self.stats(), name)
+
+    def wait_counter(self, name, want, timeout=10, what=None):
+        """Waits until a worker counter summed over the workers equals
+        `want`, or satisfies it when `want` is callable; returns that
+        stats document."""
+        pred = want if callable(want) else (lambda v: v == want)
+
+        def ok():
+            st = self.stats()
+            return st if pred(worker_total(st, name)) else None
+        # Each poll runs wspushctl: not too often.
+        return wait_until(ok, timeout, what or f"{name} to reach {want}",
+                          check=self.check_running, interval=0.1)
 
     def ctl(self, *args, timeout=15):
         return ctl(self.h, self.conf, *args, timeout=timeout)
@@ -1016,8 +1052,8 @@ def fence(r, clients, timeout=5):
 
 
 # The fields of the client protocol that tests compare. Servers may add
-# fields (DESIGN.md: clients ignore unknown fields), so comparisons drop
-# the others.
+# fields (clients must ignore fields they do not know), so comparisons
+# drop the others.
 KEYS = ("op", "to", "from", "data", "data_b64", "ref", "channel", "code")
 
 
@@ -1037,112 +1073,376 @@ def datas(frames):
 
 
 # --------------------------------------------------------------------------
-# A hand-made client that never answers pings
+# The raw WebSocket client: a plain socket, handshakes and frames by hand,
+# so a test can break any rule (headers, masks, opcodes, fragments, close
+# codes) and see exactly what the server answers. It never answers pings
+# unless told to (pong=True).
+
+OP_CONT, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
+OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
+CLOSE_NO_STATUS = 1005  # a close frame without a code (RFC 6455 7.1.5)
+
+# The sample key of RFC 6455 1.3; any 16 bytes in base64 are valid.
+SAMPLE_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+
+def upgrade_request(target="/ws", headers=None, *, host="127.0.0.1",
+                    key=None, version="13", http="HTTP/1.1", drop=()):
+    """The bytes of a WebSocket upgrade request for target ("/ws?user=a").
+    headers: a dict or a list of (name, value) pairs, sent after the
+    standard ones; a name that is also a standard header replaces it.
+    key: Sec-WebSocket-Key (default: 16 random bytes in base64); version:
+    Sec-WebSocket-Version; http: the request line's version; drop: names
+    of standard headers to leave out (case-insensitive)."""
+    std = [("Host", host), ("Upgrade", "websocket"),
+           ("Connection", "Upgrade"),
+           ("Sec-WebSocket-Key",
+            key if key is not None
+            else base64.b64encode(os.urandom(16)).decode()),
+           ("Sec-WebSocket-Version", version)]
+    extra = list(headers.items() if isinstance(headers, dict)
+                 else headers or [])
+    over = {k.lower() for k, _ in extra}
+    gone = {d.lower() for d in drop}
+    lines = [f"GET {target} {http}"]
+    lines += [f"{k}: {v}" for k, v in std
+              if k.lower() not in over and k.lower() not in gone]
+    lines += [f"{k}: {v}" for k, v in extra]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def encode_frame(op, payload=b"", fin=True, mask=True, rsv=0, length=None):
+    """One client frame. payload: bytes or str (UTF-8); mask=False sends
+    it unmasked (a protocol violation from a client); rsv: the three RSV
+    bits as a number 0-7; length: the length to announce (default: the
+    payload's)."""
+    if isinstance(payload, str):
+        payload = payload.encode()
+    n = len(payload) if length is None else length
+    b0 = (0x80 if fin else 0) | ((rsv & 7) << 4) | (op & 0x0F)
+    m = 0x80 if mask else 0
+    if n < 126:
+        head = bytes([b0, m | n])
+    elif n < 65536:
+        head = bytes([b0, m | 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([b0, m | 127]) + n.to_bytes(8, "big")
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    # Whole-buffer XOR: fast enough for the megabyte frames tests send.
+    k = (key * (len(payload) // 4 + 1))[:len(payload)]
+    body = (int.from_bytes(payload, "big") ^ int.from_bytes(k, "big")
+            ).to_bytes(len(payload), "big") if payload else b""
+    return head + key + body
+
+
+def close_payload(code=1000, reason=b""):
+    """A close frame's payload: code (any int, even an invalid one) and
+    reason (bytes as given, or str as UTF-8); code None: empty."""
+    if code is None:
+        return b""
+    if isinstance(reason, str):
+        reason = reason.encode()
+    return code.to_bytes(2, "big") + reason
+
+
+class Frame(tuple):
+    """A received frame: unpacks as (op, payload); .fin, .rsv too."""
+
+    def __new__(cls, op, payload, fin=True, rsv=0):
+        f = super().__new__(cls, (op, payload))
+        f.fin, f.rsv = fin, rsv
+        return f
+
+    @property
+    def op(self):
+        return self[0]
+
+    @property
+    def payload(self):
+        return self[1]
+
+    def __repr__(self):
+        p = self[1] if len(self[1]) <= 80 else self[1][:80] + b"..."
+        return f"Frame(op={self[0]:#x}, fin={self.fin}, {p!r})"
+
+
+def parse_frame(buf, off=0):
+    """(Frame, next offset) of the frame at buf[off:], or None if buf
+    does not hold all of it yet. A masked frame is unmasked."""
+    if len(buf) - off < 2:
+        return None
+    b0, b1 = buf[off], buf[off + 1]
+    n, h = b1 & 0x7F, 2
+    if n == 126:
+        if len(buf) - off < 4:
+            return None
+        n, h = int.from_bytes(buf[off + 2:off + 4], "big"), 4
+    elif n == 127:
+        if len(buf) - off < 10:
+            return None
+        n, h = int.from_bytes(buf[off + 2:off + 10], "big"), 10
+    key = None
+    if b1 & 0x80:
+        if len(buf) - off < h + 4:
+            return None
+        key = buf[off + h:off + h + 4]
+        h += 4
+    if len(buf) - off < h + n:
+        return None
+    p = bytes(buf[off + h:off + h + n])
+    if key is not None:
+        p = bytes(b ^ key[i % 4] for i, b in enumerate(p))
+    return Frame(b0 & 0x0F, p, bool(b0 & 0x80), (b0 >> 4) & 7), off + h + n
+
+
+def parse_status(head):
+    """The status code of an HTTP reply's first line; None if it is not
+    one."""
+    parts = head.split(b"\r\n", 1)[0].split(None, 2)
+    if len(parts) >= 2 and parts[0].startswith(b"HTTP/") \
+            and parts[1].isdigit():
+        return int(parts[1])
+    return None
 
 
 class RawWs:
-    """A WebSocket client on a plain socket: handshake by hand, reads
-    frames, never sends a pong. rcvbuf: SO_RCVBUF set before connecting
-    (a client that stops reading then hides little in the kernel)."""
+    """A WebSocket client on a plain socket.
 
-    def __init__(self, port, path, rcvbuf=None):
+    RawWs(port, target, headers, **request) connects, sends
+    upgrade_request(target, headers, **request) (or the bytes `request`),
+    reads the reply head and, with expect=101 (the default), fails unless
+    the upgrade succeeded. expect=None accepts any answer: look at
+    .status (None when the server closed without a status line) and
+    .head. rcvbuf: SO_RCVBUF set before connecting (a client that stops
+    reading then hides little in the kernel). pong=True answers pings.
+    RawWs.connect(port) only connects (send_raw() the request yourself,
+    e.g. a byte at a time, then read_status()).
+
+    Frames: send_frame(op, payload, fin, mask, rsv), send_text(),
+    send_binary(), send_close(code, reason), send_raw(bytes); frame()
+    reads one, recv_json() the next text frame as JSON, wait_closed() the
+    server's close code. Counts: .pings received."""
+
+    def __init__(self, port, target="/ws", headers=None, *, expect=101,
+                 request=None, rcvbuf=None, timeout=5, pong=False, **req):
+        self._connect(port, rcvbuf, timeout, pong)
+        try:
+            if request is None:
+                request = upgrade_request(target, headers,
+                    host=f"127.0.0.1:{port}", **req)
+            self.send_raw(request)
+            try:
+                self.read_status(timeout)
+            except TimeoutError:
+                raise HarnessError(f"raw ws: no complete reply to the "
+                    f"upgrade of {target[:80]} within {T(timeout):.1f}s: "
+                    f"{self.buf[:200]!r}") from None
+            if expect is not None and self.status != expect:
+                raise HarnessError(f"raw ws: upgrade of {target[:80]} "
+                    f"answered {self.status}, not {expect}: "
+                    f"{self.head[:300]!r}")
+        except BaseException:
+            self.sock.close()
+            raise
+
+    @classmethod
+    def connect(cls, port, rcvbuf=None, timeout=5, pong=False):
+        """A connected socket, nothing sent yet."""
+        self = cls.__new__(cls)
+        self._connect(port, rcvbuf, timeout, pong)
+        return self
+
+    def _connect(self, port, rcvbuf, timeout, pong):
+        self.port = port
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
+            # Before connect(): the window is fixed from the SYN on.
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(T(5))
-        self.sock.connect(("127.0.0.1", port))
-        key = base64.b64encode(os.urandom(16)).decode()
-        req = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-               "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-               f"Sec-WebSocket-Key: {key}\r\n"
-               "Sec-WebSocket-Version: 13\r\n\r\n")
-        self.sock.sendall(req.encode())
-        buf = b""
-        deadline = time.monotonic() + T(5)
-        while b"\r\n\r\n" not in buf:
-            if time.monotonic() > deadline:
-                raise HarnessError("raw ws: no handshake reply")
-            d = self.sock.recv(4096)
-            if not d:
-                raise HarnessError(f"raw ws: closed during handshake {buf!r}")
-            buf += d
-        head, self.buf = buf.split(b"\r\n\r\n", 1)
-        if b" 101 " not in head.split(b"\r\n")[0] + b" ":
-            raise HarnessError(f"raw ws: handshake refused: {head!r}")
+        self.sock.settimeout(T(timeout))
+        try:
+            self.sock.connect(("127.0.0.1", port))
+        except BaseException:
+            self.sock.close()
+            raise
+        self.buf = b""
+        self.status = None
+        self.head = b""
         self.pings = 0
+        self.pong = pong
+        self.close_code = None    # the server's close frame, once read
+        self.close_reason = None
+        self.eof = False
 
-    def _need(self, n, deadline):
-        while len(self.buf) < n:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
-            self.sock.settimeout(left)
-            try:
-                d = self.sock.recv(65536)
-            except socket.timeout:
-                raise TimeoutError from None
-            except ConnectionError:
-                d = b""
-            if not d:
-                raise EOFError
-            self.buf += d
+    # -- bytes
+
+    def _fill(self, deadline):
+        """Reads once more into buf; False at EOF (or reset)."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        self.sock.settimeout(left)
+        try:
+            d = self.sock.recv(65536)
+        except socket.timeout:
+            raise TimeoutError from None
+        except ConnectionError:
+            d = b""
+        if not d:
+            self.eof = True
+            return False
+        self.buf += d
+        return True
+
+    def send_raw(self, data):
+        """Sends bytes as they are. False if the server had closed (the
+        write failed), which tests of refusals must expect."""
+        try:
+            self.sock.sendall(data)
+            return True
+        except OSError:
+            return False
+
+    def read_status(self, timeout=5):
+        """Reads the HTTP reply head; returns its status (also .status;
+        the head is .head, bytes after it stay in .buf). None if the
+        server closed without a byte; a reply that is not HTTP fails.
+        TimeoutError if nothing complete came within T(timeout)."""
+        deadline = time.monotonic() + T(timeout)
+        while b"\r\n\r\n" not in self.buf:
+            if not self._fill(deadline):
+                break
+        if b"\r\n\r\n" in self.buf:
+            self.head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        else:
+            self.head, self.buf = self.buf, b""
+        if not self.head:
+            self.status = None
+            return None
+        self.status = parse_status(self.head)
+        if self.status is None:
+            raise HarnessError(f"raw ws: not an HTTP reply: "
+                f"{self.head[:200]!r}")
+        return self.status
+
+    def header(self, name):
+        """A header of the reply head (first match), or None."""
+        for line in self.head.split(b"\r\n")[1:]:
+            k, _, v = line.partition(b":")
+            if k.strip().lower() == name.lower().encode():
+                return v.strip().decode("latin-1")
+        return None
+
+    # -- frames
+
+    def send_frame(self, op, payload=b"", fin=True, mask=True, rsv=0,
+                   length=None):
+        """See encode_frame(); returns send_raw()'s verdict."""
+        return self.send_raw(encode_frame(op, payload, fin, mask, rsv,
+                                          length))
+
+    def send_text(self, text, **kw):
+        return self.send_frame(OP_TEXT, text, **kw)
+
+    def send_binary(self, data, **kw):
+        return self.send_frame(OP_BINARY, data, **kw)
+
+    def send_json(self, obj, **kw):
+        return self.send_frame(OP_TEXT, json.dumps(obj), **kw)
+
+    def send_close(self, code=1000, reason=b"", **kw):
+        return self.send_frame(OP_CLOSE, close_payload(code, reason), **kw)
 
     def frame(self, timeout=5):
-        """(opcode, payload); raises EOFError on a closed socket,
-        TimeoutError when nothing came."""
+        """The next frame (op, payload), pings included (counted, and
+        answered when pong=True); a close frame also sets .close_code and
+        .close_reason. Raises EOFError when the connection ended,
+        TimeoutError when nothing came within T(timeout)."""
         deadline = time.monotonic() + T(timeout)
-        self._need(2, deadline)
-        b0, b1 = self.buf[0], self.buf[1]
-        n, off = b1 & 0x7F, 2
-        if n == 126:
-            self._need(4, deadline)
-            n, off = int.from_bytes(self.buf[2:4], "big"), 4
-        elif n == 127:
-            self._need(10, deadline)
-            n, off = int.from_bytes(self.buf[2:10], "big"), 10
-        if b1 & 0x80:
-            off += 4  # servers do not mask; skip a key anyway
-        self._need(off + n, deadline)
-        payload = self.buf[off:off + n]
-        self.buf = self.buf[off + n:]
-        op = b0 & 0x0F
-        if op == 0x9:
+        while True:
+            got = parse_frame(self.buf)
+            if got is not None:
+                break
+            if not self._fill(deadline):
+                raise EOFError
+        f, used = got
+        self.buf = self.buf[used:]
+        if f.op == OP_PING:
             self.pings += 1
-        return op, payload
+            if self.pong:
+                self.send_frame(OP_PONG, f.payload)
+        elif f.op == OP_CLOSE:
+            p = f.payload
+            self.close_code = (int.from_bytes(p[:2], "big") if len(p) >= 2
+                               else CLOSE_NO_STATUS)
+            self.close_reason = p[2:]
+        return f
 
-    def send_text(self, text):
-        """Sends one masked text frame."""
-        data = text.encode() if isinstance(text, str) else text
-        mask = os.urandom(4)
-        n = len(data)
-        if n < 126:
-            head = bytes([0x81, 0x80 | n])
-        elif n < 65536:
-            head = bytes([0x81, 0x80 | 126]) + n.to_bytes(2, "big")
-        else:
-            head = bytes([0x81, 0x80 | 127]) + n.to_bytes(8, "big")
-        body = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
-        self.sock.sendall(head + mask + body)
+    def recv(self, timeout=5):
+        """The next data frame's payload (str for text, bytes for binary),
+        skipping pings and pongs; fails on a close or EOF."""
+        deadline = time.monotonic() + T(timeout)
+        while True:
+            try:
+                f = self.frame(max(deadline - time.monotonic(), 0) / MULT)
+            except EOFError:
+                raise HarnessError("raw ws: connection ended") from None
+            except TimeoutError:
+                raise HarnessError(f"raw ws: no frame within "
+                    f"{T(timeout):.1f}s") from None
+            if f.op in (OP_PING, OP_PONG):
+                continue
+            if f.op == OP_CLOSE:
+                raise HarnessError(f"raw ws: closed with {self.close_code} "
+                    f"{self.close_reason!r}")
+            if f.op == OP_TEXT:
+                return f.payload.decode()
+            return f.payload
 
-    def wait_closed(self, timeout):
-        """Reads (ignoring pings) until a close frame or EOF. Returns the
-        close code (None for a bare EOF); raises HarnessError if the
-        connection is still up after T(timeout)."""
+    def recv_json(self, timeout=5):
+        """The next data frame, which must be text, as JSON."""
+        m = self.recv(timeout)
+        if not isinstance(m, str):
+            raise HarnessError(f"raw ws: expected text, got {m[:64]!r}")
+        return json.loads(m)
+
+    def wait_closed(self, timeout=5):
+        """Reads (dropping frames) until the server's close frame or EOF.
+        Returns the close code: CLOSE_NO_STATUS (1005) for a close frame
+        without one, None for a connection dropped without a close frame.
+        Fails if the connection is still up after T(timeout)."""
         deadline = time.monotonic() + T(timeout)
         while True:
             left = (deadline - time.monotonic()) / MULT
             try:
-                op, payload = self.frame(max(left, 0.001))
+                f = self.frame(max(left, 0.001))
             except EOFError:
                 return None
             except TimeoutError:
                 raise HarnessError(f"raw ws: still open after "
-                    f"{T(timeout):.1f}s ({self.pings} pings ignored)")
-            if op == 0x8:
-                return int.from_bytes(payload[:2], "big") if payload else None
+                    f"{T(timeout):.1f}s ({self.pings} pings seen)") from None
+            if f.op == OP_CLOSE:
+                return self.close_code
 
     def close(self):
         self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def handshake_status(port, target="/ws", headers=None, timeout=5, **req):
+    """The HTTP status an upgrade request is answered with (101: upgraded),
+    or None if the server closed the connection without a status line.
+    lws answers refusals in HTTP/1.0, which websockets does not parse:
+    hence a raw socket. **req: see upgrade_request()."""
+    with RawWs(port, target, headers, expect=None, timeout=timeout,
+               **req) as ws:
+        return ws.status
 
 
 def new_dir(base, name):
