@@ -237,6 +237,7 @@ def storm(bench, srv, args, out):
     B.log(f"  storm {srv.label}: {n} x {m}: all in "
           f"{B.fmt(res['all_done_ms'], 0)} ms lost={res['lost']} "
           f"dup={res['dup']} reord={res['reorder']} failed={res['failed']} "
+          f"retries={res['retries']} "
           f"not_recovered={res['not_recovered']} server/msg="
           f"{B.fmt(res['server_us_per_msg'])}us redis/msg="
           f"{B.fmt(res['redis_us_per_msg'])}us load {la}")

@@ -149,7 +149,25 @@ class Conn {
   }
 }
 
-const storm = { left: N, finish: null };
+const storm = { left: N, finish: null, retries: 0, failed: 0 };
+
+// A refused or reset connection attempt is retried after 100 ms, as a
+// real client's reconnect would (a listen backlog overflows when
+// thousands arrive at once); 50 tries, then it counts as failed.
+async function reopen(c) {
+  for (let k = 0; k < 50; k++) {
+    try {
+      await c.open(true);
+      return;
+    } catch (e) {
+      c.failed = String(e);
+      if (c.ws) c.ws.terminate();
+      storm.retries++;
+      await new Promise((ok) => setTimeout(ok, 100));
+    }
+  }
+  storm.failed++;
+}
 
 async function inBatches(conns, fn, size = 500) {
   for (let k = 0; k < conns.length; k += size)
@@ -179,16 +197,14 @@ async function main() {
   const t0 = process.hrtime.bigint();
   const finished = new Promise((ok) => { storm.finish = ok; });
   // All at once: every open starts before any completes.
-  const opens = conns.map((c) => c.open(true).catch((e) => {
-    c.failed = String(e);
-  }));
+  const opens = conns.map((c) => reopen(c));
   await Promise.race([finished, new Promise((ok) => setTimeout(ok, 120000))]);
   await Promise.all(opens);
   const ms = (x) => Number(x - t0) / 1e6;
-  let lost = 0, dup = 0, reorder = 0, failed = 0, notRecovered = 0;
+  let lost = 0, dup = 0, reorder = 0, notRecovered = 0;
+  const failed = storm.failed;
   let lastMs = 0;
   for (const c of conns) {
-    if (c.failed) failed++;
     if (c.notRecovered) notRecovered++;
     const uniq = new Set(c.got);
     dup += c.got.length - uniq.size;
@@ -203,7 +219,7 @@ async function main() {
   process.stdout.write(JSON.stringify({ conns: N, per_conn: M,
     recovered_msgs: conns.reduce((a, c) => a + c.got.length, 0),
     all_done_ms: storm.left === 0 ? lastMs : null, lost, dup, reorder,
-    failed, not_recovered: notRecovered }) + "\n", () => process.exit(0));
+    failed, retries: storm.retries, not_recovered: notRecovered }) + "\n", () => process.exit(0));
 }
 
 main().catch((e) => die(e && e.stack ? e.stack : String(e)));
