@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "addr.h"
+#include "cluster_slots.h"
 #include "ctl_common.h"
 #include "ctl_online.h"
 #include "ctl_redis.h"
@@ -117,6 +118,51 @@ ctl_online_scan(
 			return -1;
 	} while (strcmp(cursor, "0") != 0);
 	return 0;
+}
+
+/*
+ * With a cluster, the node keys are spread over the masters and SCAN
+ * walks one node's keys only: the masters of the slot map are each
+ * scanned on a connection of their own.
+ */
+static int
+ctl_online_scan_cluster(
+    struct ctl_redis *r, const struct conf *c, struct ctl_online_nodes *ns)
+{
+	redisReply *reply = redisCommand(r->rc, "CLUSTER SHARDS");
+	struct cluster_map m;
+	char err[256];
+	int rc = -1;
+
+	cluster_map_init(&m);
+	if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+		fprintf(stderr, "%s: online: redis %s: CLUSTER SHARDS: %s\n",
+		    CTL_PROG, r->target,
+		    reply != NULL ? reply->str : r->rc->errstr);
+		goto out;
+	}
+	if (cluster_map_from_shards(
+		&m, reply, c->redis_host, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s: online: redis %s: %s\n", CTL_PROG,
+		    r->target, err);
+		goto out;
+	}
+	for (size_t i = 0; i < m.nshards; i++) {
+		struct ctl_redis one;
+		int ok = ctl_redis_open_at(&one, c, "online", r->timeout_ms,
+			     m.shards[i].host, m.shards[i].port) == 0 &&
+			 ctl_online_scan(&one, c->prefix, ns) == 0;
+
+		ctl_redis_close(&one);
+		if (!ok)
+			goto out;
+	}
+	rc = 0;
+out:
+	if (reply != NULL)
+		freeReplyObject(reply);
+	cluster_map_fini(&m);
+	return rc;
 }
 
 /* Reads a node's hash (connections, users, workers). */
@@ -246,7 +292,8 @@ ctl_online(const struct conf *c, int argc, char **argv)
 		return CTL_EXIT_FAIL;
 	}
 	if (ctl_redis_open(&r, c, "online", timeout_ms) == -1 ||
-	    ctl_online_scan(&r, c->prefix, &ns) == -1)
+	    (c->redis_cluster ? ctl_online_scan_cluster(&r, c, &ns)
+			      : ctl_online_scan(&r, c->prefix, &ns)) == -1)
 		goto out;
 	for (size_t i = 0; i < ns.n; i++)
 		if (ctl_online_node_read(&r, c->prefix, &ns.v[i]) == -1)

@@ -209,8 +209,11 @@ ctl_publish_send(const struct conf *c, const struct ctl_publish_args *a,
     const char *chan, const char *payload, size_t len)
 {
 	struct ctl_redis r;
-	const char *av[3] = {"PUBLISH", chan, payload};
-	size_t lens[3] = {7, strlen(chan), len};
+	/* Classic PUBLISH in a cluster is broadcast to every node; the
+	 * bridges subscribe with SSUBSCRIBE on the channel's shard. */
+	const char *av[3] = {
+	    c->redis_cluster ? "SPUBLISH" : "PUBLISH", chan, payload};
+	size_t lens[3] = {strlen(av[0]), strlen(chan), len};
 	redisReply *reply;
 	int rc = CTL_EXIT_FAIL;
 

@@ -5,6 +5,7 @@
 #ifndef WSP_CTL_REDIS_H
 #define WSP_CTL_REDIS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +18,8 @@ struct ctl_redis {
 	const char *cmd;  /* the wspushctl command, for messages */
 	char target[300]; /* host:port or socket path, never the password */
 	int timeout_ms;
+	const struct conf *conf; /* for AUTH on the nodes a cluster names */
+	bool cluster;            /* [redis] cluster = on: follow MOVED/ASK */
 };
 
 /*
@@ -27,12 +30,18 @@ struct ctl_redis {
 int ctl_redis_open(
     struct ctl_redis *r, const struct conf *c, const char *cmd, int timeout_ms);
 
+/* The same, to host:port (a node of a Redis Cluster). */
+int ctl_redis_open_at(struct ctl_redis *r, const struct conf *c,
+    const char *cmd, int timeout_ms, const char *host, uint16_t port);
+
 void ctl_redis_close(struct ctl_redis *r);
 
 /*
  * Runs one command. Returns its reply (free with freeReplyObject()), or
  * NULL after printing why: no answer within the timeout, a lost
- * connection, or an error reply.
+ * connection, or an error reply. With a cluster, a MOVED or ASK answer
+ * moves r to the node named (a few times at most) and the command is
+ * sent again there (after ASKING for ASK).
  */
 redisReply *ctl_redis_command(
     struct ctl_redis *r, int argc, const char **argv, const size_t *lens);
