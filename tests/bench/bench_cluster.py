@@ -11,7 +11,8 @@ Uses the integration harness (tests/integration/wsp.py, redis_cluster.py):
 private redis-servers with cluster-enabled yes (1 shard: one master with
 every slot; 3 shards: redis-cli --cluster create), one bridge + gateway
 (2 workers), Python WebSocket clients, one per user, spread evenly over
-the shards. The publisher pipelines SPUBLISH wspush:user:<u> on the
+the shards. The publisher pipelines (or with --unpipelined sends one
+at a time) SPUBLISH wspush:user:<u> on the
 master owning each channel, in batches read back before the next, so no
 client queue overflows. CPU is the on-CPU time (schedstat) of the bridge's
 threads and of each master, over the publishing phase only.
@@ -56,7 +57,7 @@ def one_shard(h):
     return rc
 
 
-def run_point(shards, msgs, users_n, batch):
+def run_point(shards, msgs, users_n, batch, pipelined=True):
     d = tempfile.mkdtemp(prefix="wspush-bench-cluster-")
     h = wsp.Harness(d)
     try:
@@ -86,12 +87,12 @@ def run_point(shards, msgs, users_n, batch):
         t0 = time.monotonic()
         while sent < msgs:
             k = min(batch, msgs - sent)
-            pipes = {p: c.pipeline(transaction=False)
+            pipes = {p: c.pipeline(transaction=False) if pipelined else c
                      for p, c in conns.items()}
             for i in range(k):
                 ch = chans[(sent + i) % len(chans)]
                 pipes[owner[ch]].execute_command("SPUBLISH", ch, payload)
-            for pp in pipes.values():
+            for pp in pipes.values() if pipelined else ():
                 pp.execute()
             want = [0] * len(clients)
             for i in range(k):
@@ -103,7 +104,7 @@ def run_point(shards, msgs, users_n, batch):
         dt = time.monotonic() - t0
         bcpu = cpu_s(bpid) - c0
         rcpu = {p: cpu_s(pid) - r0[p] for p, pid in masters.items()}
-        return {"shards": shards, "msgs": msgs, "users": len(users),
+        return {"shards": shards, "pipelined": pipelined, "msgs": msgs, "users": len(users),
                 "seconds": dt, "msgs_per_s": msgs / dt,
                 "bridge_us_per_msg": bcpu * 1e6 / msgs,
                 "redis_cpu_s": rcpu,
@@ -122,10 +123,14 @@ def main():
     ap.add_argument("--users", type=int, default=60)
     ap.add_argument("--batch", type=int, default=3000)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--unpipelined", action="store_true",
+                    help="one SPUBLISH per round trip, as a simple "
+                    "backend publishes")
     a = ap.parse_args()
     for r in range(a.rounds):
         for shards in (1, 3):
-            res = run_point(shards, a.msgs, a.users, a.batch)
+            res = run_point(shards, a.msgs, a.users, a.batch,
+                            not a.unpipelined)
             print(json.dumps(res), flush=True)
 
 
