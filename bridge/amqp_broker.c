@@ -473,7 +473,7 @@ ab_publish(struct broker *b, const char *addr, size_t addr_len,
 	 * address in a header, can carry it. */
 	if (!ab->broadcast && addr_len > AMQP_BROKER_KEY_MAX &&
 	    ab->conf->amqp_fanout_exchange[0] == '\0') {
-		/* DROP: unpublishable address; counted as an error drop. */
+		/* DROP: unpublishable address; counted as bad_address. */
 		ab->drops_long++;
 		return BROKER_EFULL;
 	}
@@ -577,11 +577,10 @@ ab_status(struct broker *b, struct broker_status *st)
 	st->writes = ab->writes;
 	st->queued = ab->queue_n;
 	st->drops[BROKER_DROP_DOWN] = ab->drops_down;
-	/* Lost on the way to the broker: nacked, returned as unroutable,
-	 * never confirmed before the connection went, or skipped as too
-	 * large on the way in. */
-	st->drops[BROKER_DROP_ERROR] =
-	    cs.nacked + cs.returned + cs.lost + cs.oversize + ab->drops_long;
+	st->drops[BROKER_DROP_UNCONFIRMED] = cs.nacked + cs.lost;
+	st->drops[BROKER_DROP_RETURNED] = cs.returned;
+	st->drops[BROKER_DROP_OVERSIZE] = cs.oversize;
+	st->drops[BROKER_DROP_BAD_ADDRESS] = ab->drops_long;
 	st->messages = ab->messages;
 	/* History lives in Redis streams: the config refuses it with AMQP. */
 	st->history = "off";

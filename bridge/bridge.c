@@ -599,7 +599,14 @@ bridge_counters_broker(struct bridge *b, struct bridge_counters *c)
 	c->upstream_writes = st.writes;
 	c->queued_writes = st.queued;
 	c->drops[BRIDGE_DROP_REDIS_DOWN] = st.drops[BROKER_DROP_DOWN];
-	c->drops[BRIDGE_DROP_REDIS_ERROR] = st.drops[BROKER_DROP_ERROR];
+	/* redis_error keeps its old meaning for Redis nodes and sums every
+	 * reason a write failed at the broker for the others; the reasons
+	 * apart are in broker_drops. */
+	c->drops[BRIDGE_DROP_REDIS_ERROR] = 0;
+	for (int d = 0; d < BROKER_DROP_COUNT; d++)
+		if (d != BROKER_DROP_DOWN)
+			c->drops[BRIDGE_DROP_REDIS_ERROR] += st.drops[d];
+	memcpy(c->broker_drops, st.drops, sizeof(c->broker_drops));
 	c->outages = st.outages;
 	c->last_outage_ms = st.last_outage_ms;
 	c->down_for_ms = st.down_for_ms;

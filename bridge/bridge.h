@@ -80,6 +80,7 @@ struct bridge_counters {
 	/* The broker's last connect or link error ("" if none), e.g.
 	 * "probe: NOAUTH Authentication required." */
 	char last_error[BROKER_ERR_MAX];
+	uint64_t broker_drops[BROKER_DROP_COUNT]; /* the broker's, by reason */
 	uint64_t lingering;         /* subscriptions kept in their grace time */
 	uint64_t listener_restarts; /* bus listeners recreated (nng#1518) */
 };
