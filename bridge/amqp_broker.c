@@ -56,6 +56,7 @@ struct amqp_broker {
 	bool stopping;
 	bool ever_up;
 	bool hooked;
+	bool fatal_told; /* events.fatal() called */
 	struct amqp_conn *conn;
 	struct broker_outage outage;
 	uint64_t all_timer;  /* acknowledges subscribe_all() */
@@ -339,13 +340,17 @@ conn_refused_cb(void *arg, const char *msg)
 	}
 	/*
 	 * At start, an exchange or queue that exists with another type or
-	 * durability is a configuration error no retry fixes: stop, naming
-	 * the key and quoting the broker. The core has no way to fail from
-	 * inside the loop, so the process ends here; _exit because nothing
-	 * of ours needs flushing before the first connection was ever up.
+	 * durability is a configuration error no retry fixes: the core
+	 * stops, naming the key and quoting the broker, and the process
+	 * exits with status 1. Told once: the retries that may follow until
+	 * the core's stop reaches us are not news.
 	 */
-	log_errx("amqp: stopping: %s", msg);
-	_exit(1);
+	if (ab->ev.fatal == NULL || ab->fatal_told) {
+		log_warnx("amqp: the broker refused our declarations: %s", msg);
+		return;
+	}
+	ab->fatal_told = true;
+	ab->ev.fatal(ab->ev.arg, msg);
 }
 
 /* ---- ops ---- */

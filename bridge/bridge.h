@@ -111,6 +111,10 @@ struct bridge *bridge_new(struct loop *loop, const struct conf *c,
  */
 void bridge_stop(struct bridge *b);
 
+/* True when the bridge stopped (or is stopping) because its broker cannot
+ * run with this configuration: the process should exit with status 1. */
+bool bridge_failed(const struct bridge *b);
+
 void bridge_free(struct bridge *b);
 
 /* Fills a snapshot of the counters. */

@@ -201,6 +201,15 @@ struct broker_events {
 	void (*presence_lost)(void *arg);
 	/* status().up changed. */
 	void (*state)(void *arg, bool up);
+	/*
+	 * The broker cannot run with this configuration and no retry fixes
+	 * it (AMQP: an exchange or queue exists with another type or
+	 * durability at the first connection). why names the key and quotes
+	 * the broker. The core stops cleanly (its caller then exits with
+	 * status 1); the broker keeps answering ops until free(). May be
+	 * NULL (the broker then only logs and retries).
+	 */
+	void (*fatal)(void *arg, const char *why);
 	void *arg;
 };
 
