@@ -711,6 +711,41 @@ interest_confirmed(
 }
 
 size_t
+interest_route(const struct interest *in, const char *s, size_t len,
+    struct interest_slots *out)
+{
+	const struct iaddr *a = hmap_get(in->addrs, s, len);
+	const struct dlist_node *n;
+	uint32_t found = 0;
+	size_t slots = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (a == NULL || a->refs == 0)
+		return 0;
+	/* refs counts the workers holding a: stop once all were seen. */
+	DLIST_FOREACH(n, &in->workers) {
+		const struct worker_table *t =
+		    DLIST_ENTRY(n, struct worker_table, node);
+		uint32_t slot = t->w->slot;
+		uint64_t bit;
+
+		if (hmap_get(t->map, s, len) == NULL)
+			continue;
+		found++;
+		if (slot >= 1 && slot <= INTEREST_SLOTS_MAX) {
+			bit = UINT64_C(1) << ((slot - 1) % 64);
+			if (!(out->bits[(slot - 1) / 64] & bit)) {
+				out->bits[(slot - 1) / 64] |= bit;
+				slots++;
+			}
+		}
+		if (found == a->refs)
+			break;
+	}
+	return slots;
+}
+
+size_t
 interest_addresses(const struct interest *in)
 {
 	return in->n_wanted;

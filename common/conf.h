@@ -1,7 +1,7 @@
 /*
  * conf.h - the one INI file both programs read (-c /etc/wspush/wspush.conf).
  *
- * Every key of DESIGN.md is described by one row of a table in conf.c
+ * Every key of the README's Configuration table is one row of a table in conf.c
  * (section, key, type, offset, default, range). Unknown keys, bad values
  * and values this build does not implement stop the program with
  * "file:line: section.key: reason". The master parses and validates before
@@ -123,7 +123,7 @@ struct conf {
 	uint32_t heartbeat_ms;
 };
 
-/* Fills c with the defaults of DESIGN.md (c->file is left empty). */
+/* Fills c with the documented defaults (c->file is left empty). */
 void conf_defaults(struct conf *c);
 
 /*

@@ -37,11 +37,14 @@ respond(struct lws *wsi, struct ws_pss *pss, unsigned int status,
 {
 	unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
 					  *end = buf + sizeof(buf) - 1;
-	static const char nocache[] = "no-cache";
+	static const char nocache[] = "no-cache", close[] = "close";
 
 	if (lws_add_http_common_headers(wsi, status, ctype, len, &p, end) ||
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
 		(const unsigned char *)nocache, (int)sizeof(nocache) - 1, &p,
+		end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+		(const unsigned char *)close, (int)sizeof(close) - 1, &p,
 		end) ||
 	    lws_finalize_write_http_header(wsi, start, &p, end))
 		return 1;
@@ -49,7 +52,7 @@ respond(struct lws *wsi, struct ws_pss *pss, unsigned int status,
 	pss->body_len = len;
 	pss->body_sent = 0;
 	if (len == 0)
-		return lws_http_transaction_completed(wsi) ? -1 : 0;
+		return -1; /* one request per connection (http.h) */
 	lws_callback_on_writable(wsi);
 	return 0;
 }
@@ -67,18 +70,20 @@ http_request(
 		return respond(wsi, pss, HTTP_STATUS_SERVICE_UNAVAILABLE,
 		    "text/plain", http_unattached, sizeof(http_unattached) - 1);
 	}
-	if (strcmp(path, w->conf->path) == 0)
+	if (strcmp(path, w->conf->path) == 0) {
+		/* The WebSocket path without an upgrade lws accepts. */
+		w->c.hs_rejected_malformed++;
 		return respond(wsi, pss, HTTP_STATUS_BAD_REQUEST, "text/plain",
 		    http_upgrade, sizeof(http_upgrade) - 1);
+	}
 	/* The client library is always served (apps load it from the
 	 * gateway); the demo page only with gateway.demo_page = on. */
 	if ((f = webfile_find(path)) != NULL &&
 	    (w->conf->demo_page || strncmp(path, "/wspush.", 8) == 0))
 		return respond(
 		    wsi, pss, HTTP_STATUS_OK, f->ctype, f->data, f->len);
-	if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL))
-		return -1;
-	return lws_http_transaction_completed(wsi) ? -1 : 0;
+	(void)lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
+	return -1; /* one request per connection (http.h) */
 }
 
 int
@@ -104,5 +109,7 @@ http_writeable(struct lws *wsi, struct ws_pss *pss)
 		return 0;
 	}
 	pss->body = NULL;
-	return lws_http_transaction_completed(wsi) ? -1 : 0;
+	/* Closed once written (lws flushes what it still holds first): one
+	 * request per connection (http.h). */
+	return -1;
 }

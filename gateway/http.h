@@ -1,9 +1,14 @@
 /*
  * http.h - the plain HTTP side of a worker's port: /healthz for the
- * balancer (200 when this worker is attached to the bridge, else 503) and,
- * with gateway.demo_page = on, the embedded client library
- * (/wspush.js, /wspush.mjs) and demo page (/). Everything else is 404.
+ * balancer (200 when this worker is attached to the bridge, else 503),
+ * the embedded client library (/wspush.js, /wspush.mjs, always) and, with
+ * gateway.demo_page = on, the demo page (/). Everything else is 404.
  * Bodies are static; nothing is read from disk at run time.
+ *
+ * One request per connection ("Connection: close"): only a connection's
+ * first request head passes the handshake gate (hsgate.h), so a kept-alive
+ * connection could send its next head as slowly as it likes while lws
+ * holds one of its few header tables for it.
  */
 #ifndef WSP_HTTP_H
 #define WSP_HTTP_H

@@ -94,6 +94,8 @@ jwtauth_reject_str(enum jwtauth_reject r)
 		return "too_long";
 	case JWTAUTH_REJECT_INTERNAL:
 		return "internal";
+	case JWTAUTH_REJECT_NO_EXP:
+		return "no_exp";
 	case JWTAUTH_REJECT_COUNT:
 		break;
 	}
@@ -264,7 +266,8 @@ jwtauth_new(const struct conf *c, char *err, size_t errlen)
 		    errno == EFBIG ? "file too large" : strerror(errno));
 		return NULL;
 	}
-	/* DESIGN.md: read whole, less one trailing newline. */
+	/* Secret and key files are read whole, less one trailing newline
+	 * (README "Configuration"): `echo secret > file` works. */
 	if (len > 0 && buf[len - 1] == '\n')
 		len--;
 	v = jwtauth_build(c->jwt_alg, buf, len, c->leeway_s, what, err, errlen);
@@ -531,10 +534,13 @@ jwtauth_claims_build(const struct jwtauth *v, const json_t *payload, time_t now,
 	has_nbf = jwtauth_numeric_date(payload, "nbf", &nbf);
 	if (has_exp < 0 || has_nbf < 0)
 		return JWTAUTH_REJECT_BAD_CLAIMS;
+	/* A session lives until its token's exp: without one it would
+	 * live for ever, so exp is required (RFC 7519 leaves it optional). */
+	if (has_exp != 0)
+		return JWTAUTH_REJECT_NO_EXP;
 	/* RFC 7519 4.1.4: valid while now < exp; the leeway absorbs clock
-	 * skew. exp <= 0 is 1970 or before: expired, and keeps 0 meaning
-	 * "none" in the claims. */
-	if (has_exp == 0 && (exp <= 0 || t >= exp + (int64_t)v->leeway_s))
+	 * skew. exp <= 0 is 1970 or before: expired. */
+	if (exp <= 0 || t >= exp + (int64_t)v->leeway_s)
 		return JWTAUTH_REJECT_EXPIRED;
 	if (has_nbf == 0 && t + (int64_t)v->leeway_s < nbf)
 		return JWTAUTH_REJECT_NOT_YET_VALID;
@@ -560,7 +566,7 @@ jwtauth_claims_build(const struct jwtauth *v, const json_t *payload, time_t now,
 	memcpy(c->user, json_string_value(sub), json_string_length(sub));
 	c->user[json_string_length(sub)] = '\0';
 	c->user_len = json_string_length(sub);
-	c->exp = has_exp == 0 ? (time_t)exp : 0;
+	c->exp = (time_t)exp;
 	grants = (struct jwtauth_grant *)(c + 1);
 	text = (char *)(grants + subs.n + pubs.n);
 	c->subs = grants;

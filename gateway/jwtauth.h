@@ -1,8 +1,8 @@
 /*
- * jwtauth.h - JWT verification for auth.mode = jwt (DESIGN.md "Client
- * protocol"): checks a client's token and returns its claims (user id,
- * exp, the subs and pubs grants) and answers "may this user subscribe to /
- * publish to X". A pure module: no I/O after jwtauth_new(), no logging
+ * jwtauth.h - JWT verification for auth.mode = jwt (README "Client
+ * protocol" and "Security"): checks a client's token and returns its claims
+ * (user id, exp, the subs and pubs grants) and answers "may this user subscribe
+ * to / publish to X". A pure module: no I/O after jwtauth_new(), no logging
  * (tokens never reach a log through it), no lws. The gateway's auth code
  * calls it for ?token=, Authorization: Bearer and {"op":"auth"}.
  *
@@ -40,6 +40,7 @@ enum jwtauth_reject {
 	JWTAUTH_REJECT_BAD_CLAIMS,    /* exp/nbf/subs/pubs of a wrong type */
 	JWTAUTH_REJECT_TOO_LONG,      /* over JWTAUTH_TOKEN_MAX bytes */
 	JWTAUTH_REJECT_INTERNAL,      /* out of memory */
+	JWTAUTH_REJECT_NO_EXP,        /* no "exp" claim: never expires */
 	JWTAUTH_REJECT_COUNT
 };
 
@@ -57,7 +58,7 @@ struct jwtauth_grant {
 struct jwtauth_claims {
 	char user[ADDR_ID_MAX + 1]; /* "sub": a valid id (addr_id_valid) */
 	size_t user_len;
-	time_t exp; /* "exp" (seconds since the epoch); 0: the token has none */
+	time_t exp; /* "exp" (seconds since the epoch); always > 0 */
 	size_t n_subs;
 	const struct jwtauth_grant *subs; /* channel names or "prefix*" */
 	size_t n_pubs;
@@ -104,8 +105,9 @@ void jwtauth_free(struct jwtauth *v);
  *    HS256 token "signed" with the RS256 public key text, or alg "none",
  *    is WRONG_ALG);
  *  - the signature (libjwt): BAD_SIGNATURE;
- *  - exp: optional, but if present a number, and now < exp + leeway_s,
- *    else EXPIRED (BAD_CLAIMS if not a number); nbf: optional, if present
+ *  - exp: required (NO_EXP: a token without it would never expire), a
+ *    number (BAD_CLAIMS), and now < exp + leeway_s, else EXPIRED (an exp
+ *    of 0 or before is expired); nbf: optional, if present
  *    nbf <= now + leeway_s, else NOT_YET_VALID;
  *  - sub: required (NO_SUB), a string that is a valid id (BAD_SUB);
  *  - subs, pubs: optional arrays of strings; absent grants nothing. Each
@@ -144,7 +146,7 @@ bool jwtauth_claims_may_publish(
 
 /* "none", "malformed", "bad_signature", "wrong_alg", "expired",
  * "not_yet_valid", "no_sub", "bad_sub", "bad_claims", "too_long",
- * "internal"; "unknown" out of range. */
+ * "internal", "no_exp"; "unknown" out of range. */
 const char *jwtauth_reject_str(enum jwtauth_reject r);
 
 #endif

@@ -8,6 +8,7 @@
 #include "busrx.h"
 #include "conn.h"
 #include "fanout.h"
+#include "hsgate.h"
 #include "mfig.h"
 #include "uptx.h"
 #include "worker.h"
@@ -37,6 +38,7 @@ report_collect(struct worker *w, uint64_t now_ms, uint64_t v[WC_COUNT])
 	}
 	v[WC_bus_attached] = busrx_attached(w->bus, now_ms);
 	v[WC_connections] = w->n_conns;
+	v[WC_hs_pending] = hsgate_waiting();
 	v[WC_users] = users;
 	v[WC_subscriptions] = w->n_channel_subs;
 	v[WC_queue_bytes] = bytes;

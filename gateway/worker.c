@@ -29,6 +29,7 @@
 #include "conn.h"
 #include "deliver.h"
 #include "fanout.h"
+#include "hsgate.h"
 #include "log.h"
 #include "report.h"
 #include "send.h"
@@ -105,9 +106,10 @@ worker_count_auth_rejected(struct worker *w, enum jwtauth_reject why)
 	    [JWTAUTH_REJECT_BAD_CLAIMS] = WC_auth_rejected_bad_claims,
 	    [JWTAUTH_REJECT_TOO_LONG] = WC_auth_rejected_too_long,
 	    [JWTAUTH_REJECT_INTERNAL] = WC_auth_rejected_internal,
+	    [JWTAUTH_REJECT_NO_EXP] = WC_auth_rejected_no_exp,
 	};
 	/* A new reason needs its row in proto/counters.h and here. */
-	_Static_assert(JWTAUTH_REJECT_COUNT == 11, "auth_rejected_* counters");
+	_Static_assert(JWTAUTH_REJECT_COUNT == 12, "auth_rejected_* counters");
 
 	if ((unsigned)why >= JWTAUTH_REJECT_COUNT)
 		why = JWTAUTH_REJECT_INTERNAL;
@@ -179,10 +181,8 @@ worker_accept(struct worker *w)
 			sizeof(sndbuf)) == -1)
 			log_debug(
 			    "setsockopt(accepted fd): %s", strerror(errno));
-		/* On failure lws closes fd itself. */
-		if (lws_adopt_socket_vhost(w->vh, fd) == NULL)
-			log_warnx("lws_adopt_socket_vhost failed: connection "
-				  "dropped (fd limit?)");
+		/* Held until its request head is in (hsgate.h). */
+		hsgate_accept(w, fd);
 	}
 }
 
@@ -453,8 +453,10 @@ worker_context(struct worker *w, struct ev_loop **loop)
 	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
 	info.protocols = worker_protocols;
 	info.user = w;
-	/* Text frames must be UTF-8 (RFC 6455 8.1): lws closes with 1007. */
-	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+	/* No LWS_SERVER_OPTION_VALIDATE_UTF8: ws.c checks text messages
+	 * and close reasons itself (lws drops a close frame with a bad
+	 * reason without answering it). */
+	info.options = 0;
 	info.pt_serv_buf_size = 4096;
 	info.fd_limit_per_thread = worker_fd_limit();
 	info.max_http_header_data = WORKER_MAX_HEADER;

@@ -17,6 +17,7 @@
 #include "clientmsg.h"
 #include "clock.h"
 #include "conn.h"
+#include "hsgate.h"
 #include "http.h"
 #include "jwtauth.h"
 #include "log.h"
@@ -40,20 +41,53 @@ ws_worker(struct lws *wsi)
 	return lws_context_user(lws_get_context(wsi));
 }
 
-/* The ?user= of the request, validated; returns its length or -1. */
+/*
+ * The ?user= of the request (none mode) into buf: its length, -1 if the
+ * request has none, -2 if it is not a valid id (too long included). lws
+ * has already percent-decoded each argument whole; the gate refused any
+ * escape of a control character (which lws would cut the value at or
+ * choke on), so what is checked here is the id as the client meant it.
+ */
 static int
 ws_user(struct lws *wsi, char *buf, size_t size)
 {
-	const char *v = lws_get_urlarg_by_name(wsi, "user=", buf, (int)size);
-	size_t len;
+	int i, n;
 
-	if (v == NULL)
-		return -1;
-	len = strlen(v);
-	if (!addr_id_valid(v, len))
-		return -1;
-	memmove(buf, v, len + 1);
-	return (int)len;
+	for (i = 0; i <= HSGATE_ARGS_MAX; i++) {
+		/* ws_tokbuf as scratch: it holds any argument the gate let
+		 * through, and none mode has no token to keep in it. */
+		n = lws_hdr_copy_fragment(wsi, ws_tokbuf, sizeof(ws_tokbuf),
+		    WSI_TOKEN_HTTP_URI_ARGS, i);
+		if (n < 0)
+			return -1;
+		if (n < 5 || memcmp(ws_tokbuf, "user=", 5) != 0)
+			continue;
+		n -= 5;
+		if ((size_t)n >= size ||
+		    !addr_id_valid(ws_tokbuf + 5, (size_t)n))
+			return -2;
+		memcpy(buf, ws_tokbuf + 5, (size_t)n);
+		buf[n] = '\0';
+		return n;
+	}
+	return -1;
+}
+
+/* RFC 6455 4.2.1: the base64 of 16 bytes: 22 characters, the last of
+ * them with its 4 low bits unused (so one of AQgw), then "==". */
+static bool
+ws_key_valid(const char *k, int n)
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				  "abcdefghijklmnopqrstuvwxyz0123456789+/";
+
+	if (n != 24 || k[22] != '=' || k[23] != '=' ||
+	    strchr("AQgw", k[21]) == NULL)
+		return false;
+	for (int i = 0; i < 22; i++)
+		if (k[i] == '\0' || strchr(b64, k[i]) == NULL)
+			return false;
+	return true;
 }
 
 /* The ?since= of the request if it is a message id: its length; 0 when
@@ -130,15 +164,29 @@ ws_verify(
 	return NULL;
 }
 
+/* Refusals are logged at most once per this interval (with a count of
+ * those held back): a flood of bad handshakes is not a flood of lines. */
+#define WS_LOG_MS 1000
+
 static int
 ws_reject(
     struct lws *wsi, unsigned int status, uint64_t *counter, const char *why)
 {
+	static struct log_limit ll;
+	uint64_t held;
 	char peer[64];
 
 	(*counter)++;
-	lws_get_peer_simple(wsi, peer, sizeof(peer));
-	log_info("handshake rejected: %u %s peer=%s", status, why, peer);
+	if (log_limit_pass(&ll, clock_mono_ms(), WS_LOG_MS, &held)) {
+		lws_get_peer_simple(wsi, peer, sizeof(peer));
+		if (held > 0)
+			log_info("handshake rejected: %u %s peer=%s (and %llu "
+				 "more since the last line)",
+			    status, why, peer, (unsigned long long)held);
+		else
+			log_info("handshake rejected: %u %s peer=%s", status,
+			    why, peer);
+	}
 	lws_return_http_status(wsi, status, NULL);
 	return 1;
 }
@@ -159,6 +207,11 @@ ws_confirm_upgrade(struct worker *w, struct lws *wsi)
 	if (n != 2 || memcmp(buf, "13", 2) != 0)
 		return ws_reject(wsi, HTTP_STATUS_BAD_REQUEST,
 		    &w->c.hs_rejected_version, "version");
+	/* lws 4.1.6 answers any key (even none) with 101. */
+	n = lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_KEY);
+	if (!ws_key_valid(buf, n))
+		return ws_reject(wsi, HTTP_STATUS_BAD_REQUEST,
+		    &w->c.hs_rejected_malformed, "Sec-WebSocket-Key");
 	if (w->draining)
 		return ws_reject(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
 		    &w->c.hs_rejected_draining, "draining");
@@ -169,9 +222,13 @@ ws_confirm_upgrade(struct worker *w, struct lws *wsi)
 			    &w->c.hs_rejected_origin, "origin");
 	}
 	if (w->conf->auth_mode == CONF_AUTH_NONE) {
-		if (ws_user(wsi, buf, sizeof(buf)) < 0)
+		n = ws_user(wsi, buf, sizeof(buf));
+		if (n == -1)
 			return ws_reject(wsi, HTTP_STATUS_UNAUTHORIZED,
-			    &w->c.hs_rejected_auth, "user");
+			    &w->c.hs_rejected_auth, "no ?user=");
+		if (n < 0)
+			return ws_reject(wsi, HTTP_STATUS_BAD_REQUEST,
+			    &w->c.hs_rejected_malformed, "invalid ?user=");
 	} else {
 		/* A token in the request must be good; without one the
 		 * client authenticates with its first message. */
@@ -221,8 +278,6 @@ ws_auth_timer(lws_sorted_usec_list_t *sul)
 		    c, 4001, "auth_timeout", "authentication timeout");
 		return;
 	}
-	if (c->claims->exp == 0)
-		return;
 	now = time(NULL);
 	end = c->claims->exp + (time_t)w->conf->leeway_s;
 	if (now < end) {
@@ -247,8 +302,6 @@ ws_set_claims(struct worker *w, struct conn *c, struct jwtauth_claims *claims)
 	jwtauth_claims_free(c->claims);
 	c->claims = claims;
 	lws_sul_cancel(&c->auth_sul);
-	if (claims->exp == 0)
-		return;
 	end = claims->exp + (time_t)w->conf->leeway_s;
 	lws_sul_schedule(w->ctx, 0, &c->auth_sul, ws_auth_timer,
 	    (lws_usec_t)(end > now ? end - now : 0) * LWS_US_PER_SEC + 1);
@@ -481,6 +534,23 @@ ws_message(
 	cmsg_fini(&m);
 }
 
+/*
+ * A text message must be UTF-8 (RFC 6455 8.1): checked here once it is
+ * whole, not by lws (worker.c leaves LWS_SERVER_OPTION_VALIDATE_UTF8 off,
+ * see ws_peer_close()). Closes with 1007 and returns false if not.
+ */
+static bool
+ws_text_ok(struct worker *w, struct conn *c, const char *p, size_t len)
+{
+	if (utf8_valid(p, len))
+		return true;
+	w->c.closed_protocol++;
+	log_info("conn=%s user=%s: text message is not UTF-8: closing 1007",
+	    c->id, c->user);
+	conn_close_msg(c, 1007, "protocol", "invalid UTF-8");
+	return false;
+}
+
 /* LWS_CALLBACK_RECEIVE: one chunk of a (possibly fragmented) message. */
 static int
 ws_receive(struct worker *w, struct lws *wsi, struct conn *c, const char *in,
@@ -513,7 +583,8 @@ ws_receive(struct worker *w, struct lws *wsi, struct conn *c, const char *in,
 	}
 	if (end && !c->rx_busy) {
 		/* The whole message in one chunk: no copy. */
-		ws_message(w, c, in, len, c->rx_binary);
+		if (c->rx_binary || ws_text_ok(w, c, in, len))
+			ws_message(w, c, in, len, c->rx_binary);
 		return 0;
 	}
 	if (!c->rx_binary) {
@@ -532,11 +603,20 @@ ws_receive(struct worker *w, struct lws *wsi, struct conn *c, const char *in,
 		}
 		memcpy(c->rx + c->rx_len, in, len);
 	}
+	if (!c->rx_busy) {
+		/* A message that spans chunks must be finished in time: a
+		 * client may not park up to max_message_bytes here for ever
+		 * while it answers pings (ws_message_timer()). */
+		lws_set_timer_usecs(
+		    wsi, (lws_usec_t)w->conf->idle_timeout_s * LWS_US_PER_SEC);
+	}
 	c->rx_len = need;
 	c->rx_busy = true;
 	if (!end)
 		return 0;
-	ws_message(w, c, c->rx, c->rx_len, c->rx_binary);
+	lws_set_timer_usecs(wsi, LWS_SET_TIMER_USEC_CANCEL);
+	if (c->rx_binary || ws_text_ok(w, c, c->rx, c->rx_len))
+		ws_message(w, c, c->rx, c->rx_len, c->rx_binary);
 	c->rx_len = 0;
 	c->rx_busy = false;
 	if (c->rx_cap > WS_RX_REASSEMBLY_MIN) {
@@ -546,6 +626,72 @@ ws_receive(struct worker *w, struct lws *wsi, struct conn *c, const char *in,
 		c->rx_cap = 0;
 	}
 	return 0;
+}
+
+/* LWS_CALLBACK_TIMER: a message begun idle_timeout_s ago is unfinished. */
+static void
+ws_message_timer(struct worker *w, struct conn *c)
+{
+	if (!c->rx_busy || c->close_code != 0)
+		return;
+	w->c.closed_msg_timeout++;
+	log_info("conn=%s user=%s: message of %zu bytes so far not finished "
+		 "within %u s: closing 1008",
+	    c->id, c->user, c->rx_len, w->conf->idle_timeout_s);
+	/* What was held goes now, not when the close completes. */
+	free(c->rx);
+	c->rx = NULL;
+	c->rx_cap = 0;
+	c->rx_len = 0;
+	conn_close_msg(c, 1008, "message_timeout", "message not finished");
+}
+
+/*
+ * LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: payload[0..len) of the client's
+ * close frame, before lws echoes it. lws 4.1.6 echoes a code it does not
+ * know is invalid (5000 and up) and, with its UTF-8 option on, drops the
+ * connection without a close frame when the reason is not UTF-8 (so that
+ * option stays off and ws_text_ok() does its work). An invalid code or a
+ * 1-byte payload: 1002; a reason that is not UTF-8: 1007. Both answered
+ * with our close frame (set here; returning -1 makes lws send it).
+ */
+static int
+ws_peer_close(struct worker *w, struct lws *wsi, struct conn *c,
+    const unsigned char *p, size_t len)
+{
+	unsigned int code;
+	const char *msg = NULL;
+	int status = 0;
+
+	if (c != NULL)
+		c->peer_closed = true;
+	if (len == 1) {
+		status = 1002;
+		msg = "bad close frame";
+	} else if (len >= 2) {
+		code = (unsigned int)p[0] << 8 | p[1];
+		/* RFC 6455 7.4: codes a peer may send. */
+		if (!((code >= 1000 && code <= 1003) ||
+			(code >= 1007 && code <= 1014) ||
+			(code >= 3000 && code <= 4999))) {
+			status = 1002;
+			msg = "invalid close code";
+		} else if (!utf8_valid(p + 2, len - 2)) {
+			status = 1007;
+			msg = "invalid UTF-8 in close reason";
+		}
+	}
+	if (status == 0)
+		return 0;
+	w->c.closed_protocol++;
+	if (c != NULL) {
+		log_info("conn=%s user=%s: %s: closing %d", c->id, c->user, msg,
+		    status);
+		c->reason = "protocol";
+	}
+	lws_close_reason(wsi, (enum lws_close_status)status,
+	    (unsigned char *)msg, strlen(msg));
+	return -1;
 }
 
 static void
@@ -651,8 +797,11 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return 0;
 
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		return ws_peer_close(ws_worker(wsi), wsi, pss->conn, in, len);
+
+	case LWS_CALLBACK_TIMER:
 		if (pss->conn != NULL)
-			pss->conn->peer_closed = true;
+			ws_message_timer(ws_worker(wsi), pss->conn);
 		return 0;
 
 	case LWS_CALLBACK_SERVER_WRITEABLE:
@@ -672,6 +821,14 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return http_writeable(wsi, pss);
+
+	case LWS_CALLBACK_RAW_RX_FILE:
+		/* The only raw descriptor of this protocol: hsgate's. */
+		return hsgate_service(wsi);
+
+	case LWS_CALLBACK_RAW_CLOSE_FILE:
+		hsgate_closed(wsi);
+		return 0;
 
 	default:
 		break;

@@ -77,6 +77,14 @@ enum counter_kind { COUNTER_KIND_COUNTER, COUNTER_KIND_GAUGE };
 	    "reason=\"path\"", NULL) \
 	X(hs_rejected_version, COUNTER, "wspush_handshakes_rejected_total", \
 	    "reason=\"version\"", NULL) \
+	X(hs_rejected_slow, COUNTER, "wspush_handshakes_rejected_total", \
+	    "reason=\"slow\"", NULL) \
+	X(hs_rejected_too_large, COUNTER, "wspush_handshakes_rejected_total", \
+	    "reason=\"too_large\"", NULL) \
+	X(hs_rejected_malformed, COUNTER, "wspush_handshakes_rejected_total", \
+	    "reason=\"malformed\"", NULL) \
+	X(hs_pending, GAUGE, "wspush_handshakes_pending", NULL, \
+	    "Connections still sending their request head.") \
 	X(closed_slow, COUNTER, "wspush_closed_total", "reason=\"slow\"", \
 	    "Connections closed by the server, by reason.") \
 	X(closed_abuse, COUNTER, "wspush_closed_total", "reason=\"abuse\"", \
@@ -85,6 +93,10 @@ enum counter_kind { COUNTER_KIND_COUNTER, COUNTER_KIND_GAUGE };
 	    "reason=\"too_big\"", NULL) \
 	X(closed_auth, COUNTER, "wspush_closed_total", "reason=\"auth\"", \
 	    NULL) \
+	X(closed_protocol, COUNTER, "wspush_closed_total", \
+	    "reason=\"protocol\"", NULL) \
+	X(closed_msg_timeout, COUNTER, "wspush_closed_total", \
+	    "reason=\"msg_timeout\"", NULL) \
 	X(closed_auth_timeout, COUNTER, "wspush_auth_closed_total", \
 	    "reason=\"timeout\"", \
 	    "Connections closed with 4001, by cause (subset of closed).") \
@@ -114,6 +126,8 @@ enum counter_kind { COUNTER_KIND_COUNTER, COUNTER_KIND_GAUGE };
 	    "reason=\"too_long\"", NULL) \
 	X(auth_rejected_internal, COUNTER, "wspush_auth_rejected_total", \
 	    "reason=\"internal\"", NULL) \
+	X(auth_rejected_no_exp, COUNTER, "wspush_auth_rejected_total", \
+	    "reason=\"no_exp\"", NULL) \
 	X(interest_pending, GAUGE, "wspush_interest_pending", NULL, \
 	    "Addresses waiting for their broker subscription.") \
 	X(master_restarts, COUNTER, "wspush_master_worker_restarts_total", \

@@ -6,7 +6,7 @@
  * wspush uses it for client-originated messages so the sender's identity
  * travels between nodes. "json": true says data is JSON text (the client's
  * `data` value) to be embedded as is after validation; it is an addition to
- * DESIGN.md's key list that old readers ignore. Unknown keys are ignored.
+ * the README's key list that old readers ignore. Unknown keys are ignored.
  */
 #ifndef WSP_WSPENV_H
 #define WSP_WSPENV_H

@@ -295,7 +295,7 @@ else
 	start_redis
 fi
 
-bridge_ready() { [ -S "$tmp/run/bus.ipc" ] && [ -S "$tmp/run/up.ipc" ]; }
+bridge_ready() { [ -S "$tmp/run/bus1.ipc" ] && [ -S "$tmp/run/up.ipc" ]; }
 start bridge "$bridge_bin" -c "$tmp/wspush.conf"
 wait_for bridge 15 bridge_ready
 

@@ -7,7 +7,7 @@
 # The units are copied to a temp dir with ExecStart pointed at the built
 # binaries (verify fails when an ExecStart binary is missing). verify exits
 # 0 even for unknown keys and unparsable values, which it only prints as
-# warnings (LIBRARIES.md section 8), so ANY output on stderr fails too.
+# warnings (systemd 252 behaves so), so ANY output on stderr fails too.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)

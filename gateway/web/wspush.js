@@ -17,7 +17,7 @@
  *   await c.send({ order: 1001 });           // to the backend stream
  *   c.close();
  *
- * Protocol: the client protocol of DESIGN.md (JSON text frames). The token
+ * Protocol: the README's "Client protocol" (JSON text frames). The token
  * is sent as the first frame {"op":"auth","token":...}, never in the URL.
  * Reconnects use capped exponential backoff with full jitter
  * (delay = random() * min(cap, base * 2^attempt)), except after close codes

@@ -7,7 +7,7 @@
  * checks after the signature (exp, nbf, sub, subs, pubs) see arbitrary
  * input too. Either way jwtauth_verify() must not crash or leak, and
  * accepted claims must be consistent (valid user, each grant matches what
- * it names).
+ * it names, an exp that has not passed: a token without exp is refused).
  */
 #include <jwt.h>
 #include <stddef.h>
@@ -19,6 +19,7 @@
 
 #define FUZZ_SECRET "fuzz-only-hs256-secret-0123456789abcdef"
 #define FUZZ_NOW ((time_t)1700000000)
+#define FUZZ_LEEWAY 30
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -32,6 +33,9 @@ check_grants(const struct jwtauth_claims *c)
 
 	if (!addr_id_valid(c->user, c->user_len) ||
 	    strlen(c->user) != c->user_len)
+		abort();
+	/* Every accepted session ends: exp is set and still ahead. */
+	if (c->exp <= 0 || FUZZ_NOW >= c->exp + FUZZ_LEEWAY)
 		abort();
 	for (i = 0; i < c->n_subs; i++) {
 		const struct jwtauth_grant *g = &c->subs[i];
@@ -106,7 +110,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (verifier == NULL) {
 		verifier = jwtauth_new_key(CONF_JWT_HS256, FUZZ_SECRET,
-		    strlen(FUZZ_SECRET), 30, err, sizeof(err));
+		    strlen(FUZZ_SECRET), FUZZ_LEEWAY, err, sizeof(err));
 		if (verifier == NULL)
 			abort();
 	}

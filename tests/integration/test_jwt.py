@@ -124,7 +124,7 @@ def test_token_in_url_or_header_and_refusals(h):
     c2 = wsp.WsClient(plain_url(n, user="mallory"), "user-param").open()
     assert c2.wait_closed(timeout=4) == 4001
     # Still serving.
-    c3 = wsp.connect(plain_url(n, token=make_token(user)), "after")
+    c3 = wsp.connect(plain_url(n, token=make_token(user, exp=600)), "after")
     assert c3.welcome["user"] == user
     assert_tokens_not_logged(h, [tok, bad_sig, expired, alg_none])
 

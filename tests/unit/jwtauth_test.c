@@ -17,6 +17,7 @@
 
 #include <jwt.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,20 +87,19 @@ static const char EC_PUB[] =
     "-----END PUBLIC KEY-----\n";
 
 /* Signed with the keys above by `openssl dgst -sha256 -sign` (ES256: DER
- * converted to R||S); payload {"sub":"u1","subs":["news"]}. */
+ * converted to R||S); payload {"sub":"u1","exp":4102444800,"subs":["news"]}. */
 static const char OPENSSL_RS256[] =
-    "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9."
-    "eyJzdWIiOiJ1MSIsInN1YnMiOlsibmV3cyJdfQ.gLRpGzF6DdaiWpBXUohPC6LW6V_T9mSP2_"
-    "bDpB8aV_6dYeWKhl5KfVP7hktMAY1duC2aWp_ERmF9UQ6oXIsYrG9Lhcf245NbEA-"
-    "69R1T7fyX9Lzix5PGwii1w0nEEwxbekwX5TyogFb7p3KV1pR9ZlgxjOD2BtFwnuPNPNOuZNyeA"
-    "jRq_yp380O3ilH6Vnx5lAvNbec0LUCv0gKosFlww8WXD_"
-    "9QRpNdWVWhpMQHgGNioDsqbKlFwxj9iqg-"
-    "d3WIrUqG8DoqvNWAP9HazJnqi1ZiM3W4JvLx4SG5grgrnoy0TG77_"
-    "mFSg7jjyAnXHJMcYsBI71VJuXnN-B69LPaKIg";
+    "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1MSIsImV4cCI6NDEwMjQ0N"
+    "DgwMCwic3VicyI6WyJuZXdzIl19.EaKlmdrFV3sBpA1_C-n592Yw71xe04p_9aBmTJJidu"
+    "3jZ6LhA4O8WQ19Ik5S0Htr2YZkCiBG4Ay-d21ECm6uVlFRRkKXXGbgI7S830HpBGYVDV0G"
+    "HlpKPDc2SnN8IGbJ1WLwVU4Plmj7N0-ErRiGRtmEja50gGRnD4Rlm7dUVrU8oS0bBGz8D6"
+    "9K62bcExp0NI8rZozqS9GLrX-P31LCqP4ihIJ_xUHsWdm2DY0Wj7vaSFozKwdmTsfjdra-"
+    "xnevKEFhjerVUB27oxPg7qR0EPtapfwo2g40GgT1DIkRQz0DyynRNK4E81pE1B7TeshHAs"
+    "3gvaP9_eM4Luh45gWHKg";
 static const char OPENSSL_ES256[] =
-    "eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9."
-    "eyJzdWIiOiJ1MSIsInN1YnMiOlsibmV3cyJdfQ.pgnbKCTCeHaVHYCYu4kPGy_"
-    "g1BefW2KPOg1ba0FmSHlh3OcMKqIyRkMXiZjpoFXfO1AowS9l1Hn6zNzTM0Pmzg";
+    "eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1MSIsImV4cCI6NDEwMjQ0N"
+    "DgwMCwic3VicyI6WyJuZXdzIl19.T6usCnTAMFP5HksBfs5R66Lg2SwaXNTnLRhp49Yt7Y"
+    "qZlb5HBLYrGGOrRtPuuVGaKmnQ41zSdvxRgFuXr9u9Ig";
 
 static char tmpdir[64];
 
@@ -135,20 +135,34 @@ write_file(const char *name, const void *data, size_t len)
 }
 
 /* A token signed by libjwt; grants is a JSON object of claims. */
+/* Far in the future: tokens need an exp, most tests are not about it. */
+#define LATER ((long)NOW + 3600)
+
+/* A signed token with these claims, plus exp = LATER unless add_exp is
+ * false or the claims name an exp. */
 static char *
-make_token(jwt_alg_t alg, const void *key, size_t keylen, const char *grants)
+make_token_exp(jwt_alg_t alg, const void *key, size_t keylen,
+    const char *grants, bool add_exp)
 {
 	jwt_t *j = NULL;
 	char *tok;
 
 	assert_int_equal(jwt_new(&j), 0);
 	assert_int_equal(jwt_add_grants_json(j, grants), 0);
+	if (add_exp && strstr(grants, "\"exp\"") == NULL)
+		assert_int_equal(jwt_add_grant_int(j, "exp", LATER), 0);
 	assert_int_equal(
 	    jwt_set_alg(j, alg, (const unsigned char *)key, (int)keylen), 0);
 	tok = jwt_encode_str(j);
 	assert_non_null(tok);
 	jwt_free(j);
 	return tok;
+}
+
+static char *
+make_token(jwt_alg_t alg, const void *key, size_t keylen, const char *grants)
+{
+	return make_token_exp(alg, key, keylen, grants, true);
 }
 
 static char *
@@ -478,12 +492,22 @@ an_expired_token_within_the_leeway_is_accepted(void **state)
 }
 
 static void
-a_token_without_exp_is_accepted_with_exp_zero(void **state)
+a_token_without_exp_is_refused_as_no_exp(void **state)
 {
-	struct jwtauth_claims *c = hs_claims("{\"sub\":\"1\"}");
+	/* It would never expire: exp is required. */
+	struct jwtauth *v = verifier(CONF_JWT_HS256, SECRET, LEEWAY);
+	char *tok = make_token_exp(
+	    JWT_ALG_HS256, SECRET, strlen(SECRET), "{\"sub\":\"1\"}", false);
+	char *nbf_only = make_token_exp(JWT_ALG_HS256, SECRET, strlen(SECRET),
+	    "{\"sub\":\"1\",\"nbf\":1}", false);
 
-	assert_int_equal(c->exp, 0);
-	jwtauth_claims_free(c);
+	assert_int_equal(check(v, tok), JWTAUTH_REJECT_NO_EXP);
+	assert_int_equal(check(v, nbf_only), JWTAUTH_REJECT_NO_EXP);
+	assert_string_equal(
+	    jwtauth_reject_str(JWTAUTH_REJECT_NO_EXP), "no_exp");
+	free(tok);
+	free(nbf_only);
+	jwtauth_free(v);
 }
 
 static void
@@ -968,7 +992,7 @@ main(void)
 	    cmocka_unit_test(a_token_of_another_algorithm_is_rejected),
 	    cmocka_unit_test(an_expired_token_beyond_the_leeway_is_rejected),
 	    cmocka_unit_test(an_expired_token_within_the_leeway_is_accepted),
-	    cmocka_unit_test(a_token_without_exp_is_accepted_with_exp_zero),
+	    cmocka_unit_test(a_token_without_exp_is_refused_as_no_exp),
 	    cmocka_unit_test(
 		a_token_used_before_nbf_beyond_the_leeway_is_rejected),
 	    cmocka_unit_test(exp_or_nbf_that_is_not_a_number_is_bad_claims),
