@@ -66,5 +66,6 @@ extra=()
 if [ $smoke -eq 0 ]; then
 	extra=(--json "$build/bench-results.json" --md "$build/bench-table.md")
 fi
+[ $smoke -eq 1 ] || /usr/bin/python3 "$here/bench_amqp.py" "$build" --bin-dir "$bindir" --budget-s 300 --json "$build/bench-amqp.json" --md "$build/bench-amqp.md" || echo "bench: the RabbitMQ comparison (bench_amqp.py) failed" >&2
 exec /usr/bin/python3 "$here/bench.py" "$build" --bin-dir "$bindir" \
 	"${extra[@]}" "$@"
