@@ -197,9 +197,56 @@ def bench_main():
                                        f"{r.stderr.strip()[-500:]}")
             return json.loads(r.stdout.strip().splitlines()[-1])
 
+    def render(results):
+        """bench.py's table knows its own peers only: the rows that
+        compare the brokers, one column per server of this run."""
+        srv = results["servers"]
+        names = [n for n in ("wspush", "amqp") if n in srv]
+        rows = [
+            ("5k x 10/s: CPU-us/delivery, bridge + gateway",
+             ("latency", "cpu_us_per_delivery"), 2),
+            ("  broker process CPU-us/delivery (apart)",
+             ("latency", "redis_cpu_us_per_delivery"), 2),
+            ("  p50 ms", ("latency", "p50_ms"), 2),
+            ("  p99 ms", ("latency", "p99_ms"), 2),
+            ("fan-out: max msg/s, p99<100ms, 5k", ("fanout_max_rate",), 0),
+            ("user-targeted: CPU-us/delivery, bridge + gateway",
+             ("user", "cpu_us_per_delivery"), 2),
+            ("  broker process CPU-us/delivery (apart)",
+             ("user", "redis_cpu_us_per_delivery"), 2),
+            ("  p50 ms", ("user", "p50_ms"), 2),
+            ("  p99 ms", ("user", "p99_ms"), 2),
+        ]
+
+        def get(n, path):
+            v = srv[n]
+            for p in path:
+                if not isinstance(v, dict) or p not in v:
+                    return None
+                v = v[p]
+            return v
+        head = ["metric"] + [bench.PEERS[n] for n in names]
+        out = ["| " + " | ".join(head) + " |",
+               "|" + "|".join("---" for _ in head) + "|"]
+        for label, path, digits in rows:
+            out.append("| " + " | ".join(
+                [label] + [bench.fmt(get(n, path), digits)
+                           for n in names]) + " |")
+        lost = []
+        for n in names:
+            t = [0, 0, 0]
+            for k in ("user", "latency", "burst"):
+                r = srv[n].get(k) or {}
+                t = [t[0] + (r.get("lost") or 0), t[1] + (r.get("dup") or 0),
+                     t[2] + (r.get("reorder") or 0)]
+            lost.append("/".join(map(str, t)))
+        out.append("| lost/dup/reordered | " + " | ".join(lost) + " |")
+        return "\n".join(out) + "\n"
+
+    bench.render = render
     bench.SERVERS["amqp"] = AmqpServer
     bench.PEERS["amqp"] = "wspush (RabbitMQ)"
-    bench.PEERS["wspush"] = bench.PEERS.get("wspush", "wspush")
+    bench.PEERS["wspush"] = "wspush (Redis)"
     bench.Bench = AmqpBench
     argv = sys.argv[1:]
     if "--servers" not in argv:
