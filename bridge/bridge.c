@@ -661,7 +661,7 @@ bridge_free(struct bridge *b)
 static void
 bridge_counters_broker(struct bridge *b, struct bridge_counters *c)
 {
-	struct broker_status st;
+	struct broker_status st = {0};
 
 	broker_status(b->broker, &st);
 	c->broker = st.kind;
@@ -687,6 +687,10 @@ bridge_counters_broker(struct bridge *b, struct bridge_counters *c)
 	c->last_outage_ms = st.last_outage_ms;
 	c->down_for_ms = st.down_for_ms;
 	memcpy(c->last_error, st.last_error, sizeof(c->last_error));
+	c->history = st.history != NULL ? st.history : "off";
+	memcpy(c->history_error, st.history_error, sizeof(c->history_error));
+	c->history_load_failures = st.history_load_failures;
+	c->history_reads = st.history_reads;
 }
 
 void
@@ -716,6 +720,11 @@ bridge_counters(struct bridge *b, struct bridge_counters *out)
 	c.listener_restarts = bs.listener_restarts;
 	c.last_seq = bs.msg_seqs; /* every slot stream's, summed */
 	c.upstream_envelopes = us.envelopes;
+	c.range_requests = us.range_requests;
+	c.range_bad = us.range_bad;
+	c.range_failed = us.range_failed;
+	c.ranges_recovered = us.ranges_recovered;
+	c.range_entries = us.range_entries;
 	c.workers = workers_count(b->workers);
 	c.connections = presence_connections(b->presence);
 	c.users = presence_users(b->presence);

@@ -283,32 +283,27 @@ interest_next_due(const struct interest *in)
 	       in->grace_ms;
 }
 
+/* Frees one address and its waiters (hmap_free_with). */
+static void
+interest_addr_free(void *v)
+{
+	struct iaddr *a = v;
+	struct dlist_node *n, *tmp;
+
+	DLIST_FOREACH_SAFE(n, tmp, &a->waiters) {
+		free(DLIST_ENTRY(n, struct iwaiter, node));
+	}
+	free(a->name);
+	free(a);
+}
+
 void
 interest_free(struct interest *in)
 {
-	struct dlist_node *n;
-	struct hmap_iter it;
-	const void *k;
-	size_t klen;
-	void *v;
-
 	if (in == NULL)
 		return;
 	workers_tables_free(&in->workers);
-	if (in->addrs != NULL) {
-		hmap_iter_init(in->addrs, &it);
-		while (hmap_iter_next(&it, &k, &klen, &v)) {
-			struct iaddr *a = v;
-			struct dlist_node *tmp;
-
-			DLIST_FOREACH_SAFE(n, tmp, &a->waiters) {
-				free(DLIST_ENTRY(n, struct iwaiter, node));
-			}
-			free(a->name);
-			free(a);
-		}
-		hmap_free(in->addrs);
-	}
+	hmap_free_with(in->addrs, interest_addr_free);
 	free(in);
 }
 
