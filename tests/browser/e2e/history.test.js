@@ -11,9 +11,8 @@
 const test = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
-const os = require("node:os");
 const path = require("node:path");
-const { Stack, waitFor } = require("./stack.js");
+const { Stack, launchBrowser, waitFor } = require("./stack.js");
 
 const BUILD = process.env.WSPUSH_BUILD_DIR;
 const CHROMIUM = process.env.WSPUSH_CHROMIUM || "/usr/bin/chromium";
@@ -27,8 +26,8 @@ try {
 }
 
 let stack;
+let browser;
 let ctx;
-let userDataDir;
 let skip = null;
 
 function cmpId(a, b) {
@@ -57,21 +56,13 @@ test.before(async () => {
 		}
 		throw new Error(`${e.message}\n${logs}`);
 	}
-	userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "wspush-chromium-"));
-	ctx = await chromium.launchPersistentContext(userDataDir, {
-		executablePath: CHROMIUM,
-		headless: true,
-		args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-			"--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"],
-		viewport: { width: 1100, height: 760 },
-	});
+	browser = await launchBrowser(chromium, CHROMIUM);
+	ctx = browser.ctx;
 });
 
 test.after(async () => {
-	if (ctx)
-		await ctx.close().catch(() => {});
-	if (userDataDir)
-		fs.rmSync(userDataDir, { recursive: true, force: true });
+	if (browser)
+		await browser.close();
 	if (stack)
 		await stack.stop({ keep: !!process.env.WSPUSH_KEEP_TMP });
 });

@@ -261,4 +261,31 @@ http {
 	}
 }
 
-module.exports = { Stack, freePort, waitFor, sleep, httpStatus };
+// Debian's Chromium (never a downloaded one), headless, in a fresh profile
+// directory: { ctx, close() }, close() removing the profile too.
+async function launchBrowser(chromium, executablePath) {
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wspush-chromium-"));
+	const rm = () => fs.rmSync(dir, { recursive: true, force: true });
+	let ctx;
+	try {
+		ctx = await chromium.launchPersistentContext(dir, {
+			executablePath,
+			headless: true,
+			args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+				"--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"],
+			viewport: { width: 1100, height: 760 },
+		});
+	} catch (e) {
+		rm();
+		throw e;
+	}
+	return {
+		ctx,
+		async close() {
+			await ctx.close().catch(() => {});
+			rm();
+		},
+	};
+}
+
+module.exports = { Stack, freePort, waitFor, sleep, httpStatus, launchBrowser };
