@@ -12,7 +12,7 @@ const test = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
 const path = require("node:path");
-const { Stack, launchBrowser, waitFor } = require("./stack.js");
+const { Stack, launchBrowser, stopAll, waitFor } = require("./stack.js");
 
 const BUILD = process.env.WSPUSH_BUILD_DIR;
 const CHROMIUM = process.env.WSPUSH_CHROMIUM || "/usr/bin/chromium";
@@ -49,6 +49,19 @@ async function openDemo(base, user, label) {
 }
 
 const text = (page, sel) => page.textContent(sel);
+
+// Runs body; a failure carries the stack's logs. Closes the pages either way.
+async function withPages(t, pages, body) {
+	try {
+		await body();
+	} catch (e) {
+		t.diagnostic(stack.logs());
+		throw e;
+	} finally {
+		for (const page of pages)
+			await page.close();
+	}
+}
 
 async function join(page, channel) {
 	const before = await page.locator(`#log li[data-channel="${channel}"]`).count();
@@ -90,19 +103,14 @@ test.before(async () => {
 	ctx = browser.ctx;
 });
 
-test.after(async () => {
-	if (browser)
-		await browser.close();
-	if (stack)
-		await stack.stop({ keep: !!process.env.WSPUSH_KEEP_TMP });
-});
+test.after(() => stopAll(browser, stack));
 
 test("two nodes, one Redis: user to user with from, channel publish to both", { timeout: 120000 }, async (t) => {
 	const a = stack.nodes["node-a"];
 	const b = stack.nodes["node-b"];
 	const alice = await openDemo(a.url, "alice", "alice");
 	const bob = await openDemo(b.url, "bob", "bob");
-	try {
+	await withPages(t, [alice, bob], async () => {
 		assert.equal(await text(alice, "#node"), "node-a");
 		assert.equal(await text(bob, "#node"), "node-b");
 		assert.match(await text(alice, "#worker"), /^\d+$/);
@@ -140,13 +148,7 @@ test("two nodes, one Redis: user to user with from, channel publish to both", { 
 		await shot(alice, "alice.png");
 		await shot(bob, "bob.png");
 		assert.deepEqual(pageErrors, []);
-	} catch (e) {
-		t.diagnostic(stack.logs());
-		throw e;
-	} finally {
-		await alice.close();
-		await bob.close();
-	}
+	});
 });
 
 test("through nginx: stopping bob's node, the page reconnects to the other, resubscribes, receives", { timeout: 180000 }, async (t) => {
@@ -159,7 +161,7 @@ test("through nginx: stopping bob's node, the page reconnects to the other, resu
 	}
 	const alice = await openDemo(base, "alice", "alice/nginx");
 	const bob = await openDemo(base, "bob", "bob/nginx");
-	try {
+	await withPages(t, [alice, bob], async () => {
 		await join(alice, "room1");
 		await join(bob, "room1");
 		await stack.redis("PUBLISH", "wspush:channel:room1", '{"n":"before"}');
@@ -195,11 +197,5 @@ test("through nginx: stopping bob's node, the page reconnects to the other, resu
 		assert.match(log, /GET \/ws /);
 		assert.doesNotMatch(log, /user=/);
 		assert.deepEqual(pageErrors, []);
-	} catch (e) {
-		t.diagnostic(stack.logs());
-		throw e;
-	} finally {
-		await alice.close();
-		await bob.close();
-	}
+	});
 });

@@ -12,7 +12,7 @@ const test = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
 const path = require("node:path");
-const { Stack, launchBrowser, waitFor } = require("./stack.js");
+const { Stack, launchBrowser, stopAll, waitFor } = require("./stack.js");
 
 const BUILD = process.env.WSPUSH_BUILD_DIR;
 const CHROMIUM = process.env.WSPUSH_CHROMIUM || "/usr/bin/chromium";
@@ -60,12 +60,7 @@ test.before(async () => {
 	ctx = browser.ctx;
 });
 
-test.after(async () => {
-	if (browser)
-		await browser.close();
-	if (stack)
-		await stack.stop({ keep: !!process.env.WSPUSH_KEEP_TMP });
-});
+test.after(() => stopAll(browser, stack));
 
 test("a cut connection recovers what was published meanwhile, once, in order", { timeout: 120000 }, async (t) => {
 	if (skip) {

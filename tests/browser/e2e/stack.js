@@ -288,4 +288,13 @@ async function launchBrowser(chromium, executablePath) {
 	};
 }
 
-module.exports = { Stack, freePort, waitFor, sleep, httpStatus, launchBrowser };
+// The end of an e2e file: the browser closed, then the stack stopped (its
+// directory kept when WSPUSH_KEEP_TMP is set). Either may be unset.
+async function stopAll(browser, stack) {
+	if (browser)
+		await browser.close();
+	if (stack)
+		await stack.stop({ keep: !!process.env.WSPUSH_KEEP_TMP });
+}
+
+module.exports = { Stack, freePort, waitFor, sleep, httpStatus, launchBrowser, stopAll };
