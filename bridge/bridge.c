@@ -4,8 +4,13 @@
  * stream (seq numbers, heartbeats), worker expiry, the node description
  * handed to the broker and the graceful stop. No socket I/O of its own.
  *
- * Down: broker messages -> MSG envelopes; subscription acknowledgements ->
- * interest -> ACK envelopes, in one ordered bus stream. Up: bus ->
+ * Down: broker messages -> MSG envelopes, each only to the bus streams of
+ * the worker slots that hold its address (interest_route()), `all` to every
+ * slot; subscription acknowledgements -> interest -> ACK envelopes on the
+ * stream of the worker's slot. A worker's ACK and the messages for the
+ * address it acknowledges are in that one ordered stream: the worker holds
+ * the address in interest before the ACK is due, so every message after
+ * the ACK is routed to its slot. Up: bus ->
  * upstream.c. Pending subscription changes and presence changes are
  * handed to the broker once per loop iteration, from a hook.
  */
@@ -47,13 +52,13 @@ struct bridge {
 	struct presence *presence;
 	struct upstream *upstream;
 
-	uint64_t last_seq;
 	uint64_t hb_timer, info_timer, grace_timer, stop_timer;
 	bool stopping;
 	uint64_t stop_deadline;
 
 	msgpack_zone zone; /* wspenv decoding scratch */
 	uint64_t broker_messages, bus_msgs, bus_acks, bus_heartbeats;
+	uint64_t unrouted; /* broker messages no worker held */
 	uint64_t drops[BRIDGE_DROP_COUNT];
 };
 
@@ -126,6 +131,50 @@ bridge_payload(struct bridge *b, struct bus_msg *m, const char *p, size_t plen)
 	return 0;
 }
 
+/* m to the streams of the slots that want it. */
+static void
+bridge_route(struct bridge *b, struct bus_msg *m, const struct addr *parsed)
+{
+	struct interest_slots to;
+	int sent = 0;
+
+	if (parsed->kind == ADDR_ALL) {
+		sent = bus_send_msg_all(b->bus, m);
+		if (sent < 0) {
+			b->drops[BRIDGE_DROP_ENCODE]++;
+			return;
+		}
+		b->bus_msgs += (uint64_t)sent;
+		return;
+	}
+	if (interest_route(b->interest, m->to.p, m->to.len, &to) == 0) {
+		/* Nobody on this node holds it (a lingering subscription,
+		 * or broadcast routing): nothing to send, no seq used. */
+		b->unrouted++;
+		return;
+	}
+	for (size_t wi = 0; wi < sizeof(to.bits) / sizeof(to.bits[0]); wi++) {
+		uint64_t bits = to.bits[wi];
+
+		while (bits != 0) {
+			uint32_t slot =
+			    (uint32_t)(wi * 64 +
+				       (size_t)__builtin_ctzll(bits)) +
+			    1;
+
+			bits &= bits - 1;
+			if (bus_send_msg(b->bus, slot, m) == -1) {
+				log_debug("bus: message dropped reason=encode "
+					  "to=%.*s slot=%" PRIu32,
+				    (int)m->to.len, m->to.p, slot);
+				b->drops[BRIDGE_DROP_ENCODE]++;
+				continue;
+			}
+			b->bus_msgs++;
+		}
+	}
+}
+
 static void
 bridge_message_cb(
     void *arg, const char *addr, size_t len, const char *p, size_t plen)
@@ -150,15 +199,7 @@ bridge_message_cb(
 		b->drops[BRIDGE_DROP_BAD_ENVELOPE]++;
 		return;
 	}
-	m.seq = b->last_seq + 1;
-	if (bus_send_msg(b->bus, &m) == -1) {
-		log_debug("bus: message dropped reason=encode to=%.*s",
-		    (int)m.to.len, m.to.p);
-		b->drops[BRIDGE_DROP_ENCODE]++;
-		return;
-	}
-	b->last_seq = m.seq;
-	b->bus_msgs++;
+	bridge_route(b, &m, &parsed);
 }
 
 /* ---- broker events -> interest, presence, systemd ---- */
@@ -327,6 +368,12 @@ bridge_up_recv_cb(void *arg, uint32_t pipe_id, const struct up_env *env)
 {
 	struct bridge *b = arg;
 
+	/* A worker of a slot beyond the configured count (the gateway's
+	 * count grew at a reload): its stream opens before anything is
+	 * routed or acked to it. */
+	if (env->w.slot >= 1 && env->w.slot <= BUS_SLOTS_MAX &&
+	    !bus_slot_is_open(b->bus, env->w.slot))
+		(void)bus_slot_open(b->bus, env->w.slot);
 	upstream_dispatch(b->upstream, pipe_id, env);
 }
 
@@ -359,14 +406,12 @@ bridge_hb_cb(struct loop *l, uint64_t id, void *arg)
 	struct broker_status st;
 	struct bus_heartbeat hb = {
 	    .epoch = b->epoch,
-	    .last_seq = b->last_seq,
 	    .node = {b->node, (uint32_t)b->node_len},
 	};
 
 	broker_status(b->broker, &st);
 	hb.redis_up = st.sub_up;
-	if (bus_send_heartbeat(b->bus, &hb) == 0)
-		b->bus_heartbeats++;
+	b->bus_heartbeats += (uint64_t)bus_send_heartbeat(b->bus, &hb);
 	/* Workers that went silent (they send COUNTERS every second). */
 	workers_expire(b->workers, loop_now(l), BRIDGE_WORKER_TIMEOUT_MS);
 }
@@ -460,12 +505,14 @@ bridge_open_bus(struct bridge *b, char *err, size_t errlen)
 
 	conf_bus_url(b->conf, bus_url, sizeof(bus_url));
 	conf_up_url(b->conf, up_url, sizeof(up_url));
-	b->bus = bus_open(b->loop, bus_url, up_url, &cbs, err, errlen);
+	b->bus = bus_open(
+	    b->loop, bus_url, up_url, conf_workers(b->conf), &cbs, err, errlen);
 	if (b->bus == NULL)
 		return -1;
 	log_notice("bridge started node=%s epoch=%016" PRIx64
-		   " bus=%s up=%s routing=%s",
-	    b->node, b->epoch, bus_url, up_url,
+		   " bus=%s (one stream per slot 1..%" PRIu32
+		   ") up=%s routing=%s",
+	    b->node, b->epoch, bus_url, conf_workers(b->conf), up_url,
 	    b->conf->routing == CONF_ROUTING_BROADCAST ? "broadcast"
 						       : "interest");
 	return 0;
@@ -585,7 +632,7 @@ bridge_free(struct bridge *b)
 static void
 bridge_counters_broker(struct bridge *b, struct bridge_counters *c)
 {
-	struct broker_status st;
+	struct broker_status st = {0};
 
 	broker_status(b->broker, &st);
 	c->broker = st.kind;
@@ -604,6 +651,10 @@ bridge_counters_broker(struct bridge *b, struct bridge_counters *c)
 	c->last_outage_ms = st.last_outage_ms;
 	c->down_for_ms = st.down_for_ms;
 	memcpy(c->last_error, st.last_error, sizeof(c->last_error));
+	c->history = st.history != NULL ? st.history : "off";
+	memcpy(c->history_error, st.history_error, sizeof(c->history_error));
+	c->history_load_failures = st.history_load_failures;
+	c->history_reads = st.history_reads;
 }
 
 void
@@ -631,8 +682,13 @@ bridge_counters(struct bridge *b, struct bridge_counters *out)
 	c.bus_heartbeats = b->bus_heartbeats;
 	c.bus_batches = bs.bus_messages;
 	c.listener_restarts = bs.listener_restarts;
-	c.last_seq = b->last_seq;
+	c.last_seq = bs.msg_seqs; /* every slot stream's, summed */
 	c.upstream_envelopes = us.envelopes;
+	c.range_requests = us.range_requests;
+	c.range_bad = us.range_bad;
+	c.range_failed = us.range_failed;
+	c.ranges_recovered = us.ranges_recovered;
+	c.range_entries = us.range_entries;
 	c.workers = workers_count(b->workers);
 	c.connections = presence_connections(b->presence);
 	c.users = presence_users(b->presence);

@@ -82,6 +82,13 @@ struct bridge_counters {
 	char last_error[BROKER_ERR_MAX];
 	uint64_t lingering;         /* subscriptions kept in their grace time */
 	uint64_t listener_restarts; /* bus listeners recreated (nng#1518) */
+	/* [history]: the broker's state and the workers' range requests. */
+	const char *history; /* "off", "loading", "ready", "unavailable" */
+	char history_error[HISTORY_ERR_MAX]; /* why unavailable, "" if not */
+	uint64_t history_load_failures;
+	uint64_t history_reads; /* range() calls answered by the broker */
+	uint64_t range_requests, range_bad, range_failed;
+	uint64_t ranges_recovered, range_entries;
 };
 
 /* One worker's latest COUNTERS envelope, for the stats socket. */

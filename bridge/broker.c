@@ -6,6 +6,7 @@
 
 #include "amqp_broker.h"
 #include "broker.h"
+#include "cluster_broker.h"
 #include "redis_broker.h"
 
 static const char *const broker_drop_names[BROKER_DROP_COUNT] = {
@@ -27,6 +28,8 @@ broker_new(const struct broker_env *env, const struct broker_events *ev,
 {
 	switch (env->conf->broker_kind) {
 	case CONF_BROKER_REDIS:
+		if (env->conf->redis_cluster)
+			return cluster_broker_new(env, ev, err, errlen);
 		return redis_broker_new(env, ev, err, errlen);
 	case CONF_BROKER_AMQP:
 		return amqp_broker_new(env, ev, err, errlen);

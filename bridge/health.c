@@ -2,6 +2,7 @@
  * health.c - the /healthz verdict from a stats view (see health.h).
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "health.h"
 
@@ -41,7 +42,19 @@ health_verdict(const struct stats_view *v, char *body, size_t len)
 		snprintf(body, len,
 		    "%zu of %zu workers do not receive the bus\n", deaf,
 		    v->n_workers);
-	else {
+	else if (bc->history != NULL &&
+		 strcmp(bc->history, "unavailable") == 0) {
+		/* Still 200: live delivery works, and every node sharing
+		 * the Redis fails the same way, so a 503 would take the
+		 * whole fleet out of the balancer for a loss of recovery
+		 * only. The body (and wspush_history_up) says it. */
+		snprintf(body, len,
+		    "ok: redis subscribed, %zu workers attached; history "
+		    "requested but unavailable%s%s\n",
+		    v->n_workers, bc->history_error[0] != '\0' ? ": " : "",
+		    bc->history_error);
+		return 200;
+	} else {
 		snprintf(body, len,
 		    "ok: redis subscribed, %zu workers attached\n",
 		    v->n_workers);

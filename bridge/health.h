@@ -2,6 +2,8 @@
  * health.h - the bridge's /healthz verdict: 200 when the node can deliver
  * (both Redis links up, the subscription confirmed, every worker heard
  * from and hearing the bus), else 503 with the first reason found.
+ * History requested but unavailable (an old Redis, a refused FUNCTION
+ * LOAD) is said in a 200's body: live delivery goes on without it.
  */
 #ifndef WSP_HEALTH_H
 #define WSP_HEALTH_H

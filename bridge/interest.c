@@ -283,32 +283,27 @@ interest_next_due(const struct interest *in)
 	       in->grace_ms;
 }
 
+/* Frees one address and its waiters (hmap_free_with). */
+static void
+interest_addr_free(void *v)
+{
+	struct iaddr *a = v;
+	struct dlist_node *n, *tmp;
+
+	DLIST_FOREACH_SAFE(n, tmp, &a->waiters) {
+		free(DLIST_ENTRY(n, struct iwaiter, node));
+	}
+	free(a->name);
+	free(a);
+}
+
 void
 interest_free(struct interest *in)
 {
-	struct dlist_node *n;
-	struct hmap_iter it;
-	const void *k;
-	size_t klen;
-	void *v;
-
 	if (in == NULL)
 		return;
 	workers_tables_free(&in->workers);
-	if (in->addrs != NULL) {
-		hmap_iter_init(in->addrs, &it);
-		while (hmap_iter_next(&it, &k, &klen, &v)) {
-			struct iaddr *a = v;
-			struct dlist_node *tmp;
-
-			DLIST_FOREACH_SAFE(n, tmp, &a->waiters) {
-				free(DLIST_ENTRY(n, struct iwaiter, node));
-			}
-			free(a->name);
-			free(a);
-		}
-		hmap_free(in->addrs);
-	}
+	hmap_free_with(in->addrs, interest_addr_free);
 	free(in);
 }
 
@@ -708,6 +703,41 @@ interest_confirmed(
 		interest_mark_dirty(in, a); /* changed while in flight */
 	else
 		interest_maybe_free(in, a);
+}
+
+size_t
+interest_route(const struct interest *in, const char *s, size_t len,
+    struct interest_slots *out)
+{
+	const struct iaddr *a = hmap_get(in->addrs, s, len);
+	const struct dlist_node *n;
+	uint32_t found = 0;
+	size_t slots = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (a == NULL || a->refs == 0)
+		return 0;
+	/* refs counts the workers holding a: stop once all were seen. */
+	DLIST_FOREACH(n, &in->workers) {
+		const struct worker_table *t =
+		    DLIST_ENTRY(n, struct worker_table, node);
+		uint32_t slot = t->w->slot;
+		uint64_t bit;
+
+		if (hmap_get(t->map, s, len) == NULL)
+			continue;
+		found++;
+		if (slot >= 1 && slot <= INTEREST_SLOTS_MAX) {
+			bit = UINT64_C(1) << ((slot - 1) % 64);
+			if (!(out->bits[(slot - 1) / 64] & bit)) {
+				out->bits[(slot - 1) / 64] |= bit;
+				slots++;
+			}
+		}
+		if (found == a->refs)
+			break;
+	}
+	return slots;
 }
 
 size_t

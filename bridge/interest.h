@@ -139,6 +139,21 @@ bool interest_dirty(const struct interest *in);
 void interest_confirmed(
     struct interest *in, enum interest_cmd cmd, const char *addr, size_t len);
 
+/* A set of worker slots 1..INTEREST_SLOTS_MAX (bit slot - 1). */
+#define INTEREST_SLOTS_MAX 256
+struct interest_slots {
+	uint64_t bits[INTEREST_SLOTS_MAX / 64];
+};
+
+/*
+ * The slots with at least one worker (any generation) holding addr, into
+ * *out (cleared first). Returns how many slots. Costs one lookup when
+ * nobody holds addr, else one per known worker: the bus routes every
+ * message with it.
+ */
+size_t interest_route(const struct interest *in, const char *addr, size_t len,
+    struct interest_slots *out);
+
 /* Addresses wanted (held by a worker or permanent). */
 size_t interest_addresses(const struct interest *in);
 /* Addresses the broker confirmed and still has (the pattern counts as one). */

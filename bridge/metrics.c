@@ -31,6 +31,46 @@ metrics_one(FILE *f, const char *family, enum metrics_type t, const char *help,
 	fprintf(f, "%s %" PRIu64 "\n", family, v);
 }
 
+/* [history]: whether the function library is usable, and what the
+ * workers asked of it. */
+static void
+metrics_history(FILE *f, const struct bridge_counters *bc)
+{
+	const char *st = bc->history != NULL ? bc->history : "off";
+
+	metrics_one(f, "wspush_history_enabled", METRICS_GAUGE,
+	    "1 when [history] size > 0 (history requested).",
+	    strcmp(st, "off") != 0);
+	metrics_one(f, "wspush_history_up", METRICS_GAUGE,
+	    "1 when the history function library is loaded and usable; 0 "
+	    "when off, loading or unavailable.",
+	    strcmp(st, "ready") == 0);
+	metrics_one(f, "wspush_history_load_failures_total", METRICS_COUNTER,
+	    "Function library loads that failed (old Redis, refused FUNCTION "
+	    "LOAD).",
+	    bc->history_load_failures);
+	metrics_one(f, "wspush_history_range_requests_total", METRICS_COUNTER,
+	    "Range requests of the workers (recoveries and history reads).",
+	    bc->range_requests);
+	metrics_head(f, "wspush_history_range_errors_total", METRICS_COUNTER,
+	    "Range requests answered with an error, by reason (bad_request: "
+	    "refused as malformed; failed: Redis error, unavailable, too "
+	    "many in flight).");
+	fprintf(f,
+	    "wspush_history_range_errors_total{reason=\"bad_request\"} "
+	    "%" PRIu64 "\n"
+	    "wspush_history_range_errors_total{reason=\"failed\"} %" PRIu64
+	    "\n",
+	    bc->range_bad, bc->range_failed);
+	metrics_one(f, "wspush_history_ranges_recovered_total", METRICS_COUNTER,
+	    "Range requests answered with the promise that nothing after "
+	    "since is missing.",
+	    bc->ranges_recovered);
+	metrics_one(f, "wspush_history_range_entries_total", METRICS_COUNTER,
+	    "Stored messages the bridge sent to workers for ranges.",
+	    bc->range_entries);
+}
+
 static void
 metrics_bridge(FILE *f, const struct stats_view *v)
 {
@@ -74,6 +114,7 @@ metrics_bridge(FILE *f, const struct stats_view *v)
 		fprintf(f,
 		    "wspush_bridge_drops_total{reason=\"%s\"} %" PRIu64 "\n",
 		    bridge_drop_str((enum bridge_drop)d), bc->drops[d]);
+	metrics_history(f, bc);
 	metrics_one(f, "wspush_workers", METRICS_GAUGE,
 	    "Workers known to the bridge.", v->n_workers);
 	metrics_head(f, "wspush_listener_restarts_total", METRICS_COUNTER,

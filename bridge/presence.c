@@ -54,36 +54,31 @@ presence_new(void)
 	return p;
 }
 
+/* Frees one user entry, already out of the map (also hmap_free_with). */
+static void
+presence_user_destroy(void *v)
+{
+	struct puser *u = v;
+
+	free(u->name);
+	free(u);
+}
+
 static void
 presence_user_free(struct presence *p, struct puser *u)
 {
 	dlist_remove(&u->dirty_node);
 	hmap_del(p->users, u->name, u->len);
-	free(u->name);
-	free(u);
+	presence_user_destroy(u);
 }
 
 void
 presence_free(struct presence *p)
 {
-	struct hmap_iter it;
-	const void *k;
-	size_t klen;
-	void *v;
-
 	if (p == NULL)
 		return;
 	workers_tables_free(&p->workers);
-	if (p->users != NULL) {
-		hmap_iter_init(p->users, &it);
-		while (hmap_iter_next(&it, &k, &klen, &v)) {
-			struct puser *u = v;
-
-			free(u->name);
-			free(u);
-		}
-		hmap_free(p->users);
-	}
+	hmap_free_with(p->users, presence_user_destroy);
 	free(p);
 }
 
@@ -118,8 +113,7 @@ presence_node_add(
 		u->len = len;
 		dlist_node_init(&u->dirty_node);
 		if (hmap_put(p->users, u->name, len, u) == -1) {
-			free(u->name);
-			free(u);
+			presence_user_destroy(u);
 			return -1;
 		}
 	}
@@ -286,8 +280,7 @@ presence_each(struct presence *p, presence_emit_fn *fn, void *arg)
 		u->dirty = false;
 		if (u->total == 0) {
 			hmap_iter_del(&it);
-			free(u->name);
-			free(u);
+			presence_user_destroy(u);
 			continue;
 		}
 		fn(arg, u->name, u->len, u->total);

@@ -66,6 +66,31 @@ stats_json_redis(const struct stats_view *v, bool *ok)
 	return o;
 }
 
+/* The [history] state and the range requests the workers made:
+ * "state" is "off", "loading", "ready" or "unavailable" (then "error"
+ * says why: an old Redis, a refused FUNCTION LOAD). */
+static json_t *
+stats_json_history(const struct bridge_counters *bc, bool *ok)
+{
+	json_t *o = json_object();
+
+	if (o == NULL) {
+		*ok = false;
+		return NULL;
+	}
+	stats_json_set(o, "state",
+	    json_string(bc->history != NULL ? bc->history : "off"), ok);
+	stats_json_set(o, "error", stats_json_text(bc->history_error), ok);
+	stats_json_int(o, "load_failures", bc->history_load_failures, ok);
+	stats_json_int(o, "broker_reads", bc->history_reads, ok);
+	stats_json_int(o, "range_requests", bc->range_requests, ok);
+	stats_json_int(o, "range_bad", bc->range_bad, ok);
+	stats_json_int(o, "range_failed", bc->range_failed, ok);
+	stats_json_int(o, "ranges_recovered", bc->ranges_recovered, ok);
+	stats_json_int(o, "range_entries", bc->range_entries, ok);
+	return o;
+}
+
 static json_t *
 stats_json_drops(const struct bridge_counters *bc, bool *ok)
 {
@@ -121,6 +146,7 @@ stats_json_bridge(const struct stats_view *v, bool *ok)
 	    o, "stats_listener_restarts", v->stats_listener_restarts, ok);
 	stats_json_int(o, "bus_listener_restarts", bc->listener_restarts, ok);
 	stats_json_set(o, "drops", stats_json_drops(bc, ok), ok);
+	stats_json_set(o, "history", stats_json_history(bc, ok), ok);
 	return o;
 }
 

@@ -52,24 +52,20 @@ workers_counters_clear(struct worker *w)
 	w->n_counters = 0;
 }
 
+/* Frees one worker record (hmap_free_with). */
+static void
+workers_record_free(void *v)
+{
+	workers_counters_clear(v);
+	free(v);
+}
+
 void
 workers_free(struct workers *ws)
 {
-	struct hmap_iter it;
-	const void *k;
-	size_t klen;
-	void *v;
-
 	if (ws == NULL)
 		return;
-	if (ws->by_id != NULL) {
-		hmap_iter_init(ws->by_id, &it);
-		while (hmap_iter_next(&it, &k, &klen, &v)) {
-			workers_counters_clear(v);
-			free(v);
-		}
-		hmap_free(ws->by_id);
-	}
+	hmap_free_with(ws->by_id, workers_record_free);
 	hmap_free(ws->by_pipe);
 	free(ws);
 }

@@ -1225,10 +1225,6 @@ conf_check_broker(struct conf_ctx *x)
 		    "redis.cluster applies only to broker.kind = redis");
 		return;
 	}
-	/* Values this build accepts in the file but cannot run yet. */
-	if (c->redis_cluster)
-		conf_fail_key(x, x->lines[cluster], &conf_keys[cluster],
-		    "\"on\" is not implemented by this build yet");
 }
 
 /* Parses len bytes of text (NUL-terminated at len) into c. */

@@ -76,6 +76,18 @@ hmap_free(struct hmap *h)
 	free(h);
 }
 
+void
+hmap_free_with(struct hmap *h, void (*free_value)(void *val))
+{
+	if (h == NULL)
+		return;
+	for (size_t i = 0; i < h->nbuckets; i++)
+		for (struct hmap_entry *e = h->buckets[i]; e != NULL;
+		     e = e->next)
+			free_value(e->val);
+	hmap_free(h);
+}
+
 size_t
 hmap_count(const struct hmap *h)
 {

@@ -21,6 +21,10 @@ struct hmap *hmap_new(void);
 /* Frees the map and its key copies; values are not touched. NULL is ok. */
 void hmap_free(struct hmap *h);
 
+/* Frees every value with free_value, then the map: for maps that own
+ * their values. NULL is ok. */
+void hmap_free_with(struct hmap *h, void (*free_value)(void *val));
+
 size_t hmap_count(const struct hmap *h);
 
 /* Returns the value stored under key, or NULL. */

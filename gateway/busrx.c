@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,7 @@ struct busrx {
 	bool silent;        /* the silence was logged */
 	struct log_limit unreachable_log;
 
+	int recvfd; /* nng's RECVFD: readable while messages are queued */
 	struct env_reader rd;
 	nng_msg *rx_msg; /* being read by rd; kept across wakeups */
 	lws_sorted_usec_list_t rx_sul;
@@ -83,6 +85,20 @@ busrx_seq_next(struct busrx_seq *s, uint64_t seq, bool is_msg)
 
 /* ---- socket ---- */
 
+/* This worker's slot stream: "ipc://<dir>/bus<slot>.ipc". */
+static int
+busrx_url(const struct worker *w, char *buf, size_t len)
+{
+	char base[CONF_RUNTIME_DIR_MAX + 32];
+
+	conf_bus_url(w->conf, base, sizeof(base));
+	if (bus_slot_url(base, w->slot, buf, len) == -1) {
+		log_errx("bus url of slot %" PRIu32 ": too long", w->slot);
+		return -1;
+	}
+	return 0;
+}
+
 struct busrx *
 busrx_new(struct worker *w)
 {
@@ -93,6 +109,7 @@ busrx_new(struct worker *w)
 	if (b == NULL)
 		return NULL;
 	b->w = w;
+	b->recvfd = -1;
 	env_reader_init(&b->rd, NULL, 0);
 	if ((rv = nng_sub0_open(&b->sub)) != 0) {
 		log_errx("nng_sub0_open: %s", nng_strerror(rv));
@@ -105,8 +122,8 @@ busrx_new(struct worker *w)
 		log_errx("nng_socket_set(sub): %s", nng_strerror(rv));
 		goto fail;
 	}
-	conf_bus_url(w->conf, url, sizeof(url));
-	if (uptx_dial(b->sub, url, &b->dialer) == -1)
+	if (busrx_url(w, url, sizeof(url)) == -1 ||
+	    uptx_dial(b->sub, url, &b->dialer) == -1)
 		goto fail;
 	b->dialed_ms = b->opened_ms = clock_mono_ms();
 	return b;
@@ -126,6 +143,7 @@ busrx_adopt(struct busrx *b)
 		    "nng_socket_get_int(NNG_OPT_RECVFD): %s", nng_strerror(rv));
 		return -1;
 	}
+	b->recvfd = fd;
 	/* lws closes what it adopts: give it a copy of nng's eventfd. */
 	fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (fd == -1) {
@@ -275,6 +293,24 @@ busrx_envelope(struct busrx *b, const struct bus_env *env)
 	}
 }
 
+/*
+ * True if the SUB socket may have a message queued. nng_recvmsg() is not
+ * cheap even when nothing is queued: every call goes through an nng aio
+ * whose completion is handed to one of nng's task threads and waited for
+ * (two context switches). Draining until EAGAIN therefore cost a hand-off
+ * per wakeup for nothing; nng's RECVFD is readable exactly while messages
+ * are queued, and a zero-timeout poll() of it is one syscall.
+ */
+static bool
+busrx_queued(const struct busrx *b)
+{
+	struct pollfd p = {.fd = b->recvfd, .events = POLLIN};
+
+	if (b->recvfd == -1)
+		return true; /* not adopted yet: ask nng */
+	return poll(&p, 1, 0) != 0;
+}
+
 static void
 busrx_rx_cb(lws_sorted_usec_list_t *sul)
 {
@@ -299,6 +335,8 @@ busrx_readable(struct busrx *b)
 
 	while (budget > 0) {
 		if (b->rx_msg == NULL) {
+			if (!busrx_queued(b))
+				return;
 			rv = nng_recvmsg(b->sub, &b->rx_msg, NNG_FLAG_NONBLOCK);
 			if (rv != 0) {
 				b->rx_msg = NULL;
@@ -385,7 +423,8 @@ busrx_tick(struct busrx *b, uint64_t now_ms)
 	if (b->last_hb_ms > since)
 		return;
 	silent_ms = now_ms - (b->last_hb_ms ? b->last_hb_ms : b->opened_ms);
-	conf_bus_url(b->w->conf, url, sizeof(url));
+	if (busrx_url(b->w, url, sizeof(url)) == -1)
+		return;
 	if (!b->silent)
 		log_warnx("bus: no bridge heartbeat for %" PRIu64
 			  " ms: redialling the bus",

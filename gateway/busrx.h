@@ -3,8 +3,8 @@
  * (proto/PROTOCOL.md, "Bus").
  *
  * Message path: Redis -> bridge -> bus -> busrx -> deliver -> conn -> send.
- * A SUB socket dialed to bus.ipc; a dup() of its RECVFD sits in the lws
- * loop, and each wakeup handles up to BUSRX_BATCH envelopes: MSGs go to
+ * A SUB socket dialed to the slot's stream; a dup() of its RECVFD sits in the
+ * lws loop, and each wakeup handles up to BUSRX_BATCH envelopes: MSGs go to
  * deliver.c, ACKs to the routing state (fanout.h), HEARTBEATs keep the
  * attach state. Every envelope's (epoch, seq) is checked by a busrx_seq:
  * a gap is counted as drop_bus_gap, a new epoch is a restarted bridge and
@@ -13,8 +13,11 @@
  * log, periodically, why a bus that never answered cannot be reached.
  * Nothing here frames or writes to clients. Worker loop only.
  *
- * Per-worker routing will give each worker a stream of its own: a
- * busrx_seq per stream, nothing else changes here.
+ * The bridge routes: each worker slot has a bus stream of its own
+ * (bus<slot>.ipc), carrying only the messages some worker of that slot
+ * holds a target for, `all`, and that slot's ACKs and heartbeats, with its
+ * own sequence numbers. Both generations of a slot during a rolling reload
+ * read the same stream.
  */
 #ifndef WSP_BUSRX_H
 #define WSP_BUSRX_H

@@ -41,9 +41,11 @@ fanout_new(const struct fanout_ops *ops, void *arg)
 	return f;
 }
 
+/* Frees an entry and its memberships (also hmap_free_with). */
 static void
-fanout_entry_free(struct fan_entry *e)
+fanout_entry_free(void *v)
 {
+	struct fan_entry *e = v;
 	struct dlist_node *n, *tmp;
 
 	DLIST_FOREACH_SAFE(n, tmp, &e->members) {
@@ -60,17 +62,9 @@ fanout_entry_free(struct fan_entry *e)
 void
 fanout_free(struct fanout *f)
 {
-	struct hmap_iter it;
-	const void *k;
-	size_t klen;
-	void *v;
-
 	if (f == NULL)
 		return;
-	hmap_iter_init(f->by_addr, &it);
-	while (hmap_iter_next(&it, &k, &klen, &v))
-		fanout_entry_free(v);
-	hmap_free(f->by_addr);
+	hmap_free_with(f->by_addr, fanout_entry_free);
 	hmap_free(f->by_req);
 	free(f);
 }

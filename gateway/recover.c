@@ -37,8 +37,9 @@ recover_hist_end(struct recover_hist *h, struct frame *f)
 }
 
 static void
-recover_hist_fail(struct recover_hist *h, const char *why)
+recover_hist_fail(struct worker *w, struct recover_hist *h, const char *why)
 {
+	w->c.history_read_errors++;
 	recover_hist_end(
 	    h, cmsg_error_frame(CMSG_E_UNAVAILABLE, why, conn_reply_ref(h->r)));
 }
@@ -52,6 +53,7 @@ recover_history(struct worker *w, struct conn *c, const char *to, size_t to_len,
 	if (to_len > ENV_ADDR_MAX || (h = calloc(1, sizeof(*h))) == NULL ||
 	    (h->messages = json_array()) == NULL) {
 		free(h);
+		w->c.history_read_errors++;
 		conn_error(c, CMSG_E_INTERNAL, "out of memory", ref);
 		return;
 	}
@@ -100,9 +102,10 @@ recover_hist_range(struct worker *w, const struct bus_range *g)
 		if (h->req_id != g->req_id)
 			continue;
 		if (g->status != RANGE_OK || g->chunk != h->next_chunk) {
-			recover_hist_fail(h, g->status == RANGE_UNAVAILABLE
-						 ? "history is not available"
-						 : "history read failed");
+			recover_hist_fail(w, h,
+			    g->status == RANGE_UNAVAILABLE
+				? "history is not available"
+				: "history read failed");
 			return true;
 		}
 		h->next_chunk++;
@@ -111,7 +114,7 @@ recover_hist_range(struct worker *w, const struct bus_range *g)
 
 			if (e == NULL ||
 			    json_array_append_new(h->messages, e)) {
-				recover_hist_fail(h, "out of memory");
+				recover_hist_fail(w, h, "out of memory");
 				return true;
 			}
 		}
@@ -119,6 +122,7 @@ recover_hist_range(struct worker *w, const struct bus_range *g)
 			json_t *msgs = h->messages;
 
 			h->messages = NULL;
+			w->c.history_reads++;
 			recover_hist_end(h, cmsg_history_frame(h->to, h->to_len,
 						conn_reply_ref(h->r), msgs));
 		}
@@ -217,8 +221,11 @@ recover_answer(struct worker *w, struct recover *r, int recovered)
 	dlist_remove(&r->node);
 	r->phase = RECOVER_ANSWERED;
 	r->recovered = recovered;
+	if (recovered == 1)
+		w->c.recoveries_full++;
+	else
+		w->c.recoveries_partial++;
 	conn_recovered(r->m, recovered);
-	(void)w;
 }
 
 bool
@@ -336,7 +343,7 @@ recover_tick(struct worker *w, uint64_t now_ms)
 		    DLIST_ENTRY(n, struct recover_hist, node);
 
 		if (now_ms - h->started_ms >= RECOVER_TIMEOUT_MS)
-			recover_hist_fail(h, "no answer from the bridge");
+			recover_hist_fail(w, h, "no answer from the bridge");
 	}
 
 	DLIST_FOREACH_SAFE(n, tmp, &w->recovering) {
@@ -360,6 +367,7 @@ recover_flush(struct worker *w, struct recover *r)
 	/* Replayed messages are targets like any MSG. */
 	for (uint32_t i = 0; i < r->n_rep; i++) {
 		w->c.bus_targets++;
+		w->c.replayed++;
 		conn_deliver(c, r->rep[i].f);
 		frame_unref(r->rep[i].f);
 	}

@@ -135,7 +135,21 @@ enum counter_kind { COUNTER_KIND_COUNTER, COUNTER_KIND_GAUGE };
 	X(master_reloads, COUNTER, "wspush_master_reloads_total", NULL, \
 	    "Rolling reloads (SIGHUP) the gateway master started.") \
 	X(master_crash_loops, COUNTER, "wspush_master_crash_loops_total", NULL, \
-	    "Crash loops the gateway master detected.")
+	    "Crash loops the gateway master detected.") \
+	X(recoveries_full, COUNTER, "wspush_recoveries_total", \
+	    "result=\"full\"", \
+	    "History recoveries answered, by result (full: recovered true; " \
+	    "partial: recovered false).") \
+	X(recoveries_partial, COUNTER, "wspush_recoveries_total", \
+	    "result=\"partial\"", NULL) \
+	X(replayed, COUNTER, "wspush_replayed_messages_total", NULL, \
+	    "Stored messages replayed by recoveries (delivery targets, " \
+	    "like bus messages).") \
+	X(history_reads, COUNTER, "wspush_history_reads_total", \
+	    "result=\"ok\"", \
+	    "history requests of clients sent to the bridge, by result.") \
+	X(history_read_errors, COUNTER, "wspush_history_reads_total", \
+	    "result=\"error\"", NULL)
 /* clang-format on */
 
 enum worker_counter {

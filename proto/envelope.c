@@ -6,6 +6,8 @@
  * allocation), then let msgpack unpack exactly that many bytes into the
  * reader's zone and check every field against proto/PROTOCOL.md.
  */
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "addr.h"
@@ -1062,4 +1064,18 @@ range_status_str(enum range_status s)
 		CASE(RANGE_BAD_REQUEST);
 	}
 	return "RANGE_UNKNOWN";
+}
+
+int
+bus_slot_url(const char *bus_url, uint32_t slot, char *buf, size_t len)
+{
+	static const char tail[] = "bus.ipc";
+	size_t n = strlen(bus_url), tl = sizeof(tail) - 1;
+	int w;
+
+	if (n < tl || strcmp(bus_url + n - tl, tail) != 0)
+		return -1;
+	w = snprintf(
+	    buf, len, "%.*sbus%" PRIu32 ".ipc", (int)(n - tl), bus_url, slot);
+	return w < 0 || (size_t)w >= len ? -1 : 0;
 }

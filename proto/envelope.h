@@ -1,7 +1,7 @@
 /*
  * envelope.h - the node-internal wire formats, msgpack over nng ipc.
  *
- * Bus (bridge -> every worker, nng PUB/SUB on bus.ipc): MSG, HEARTBEAT and
+ * Bus (bridge -> workers, nng PUB/SUB, one stream per slot): MSG, HEARTBEAT and
  * ACK envelopes. Upstream (worker -> bridge, nng PUSH/PULL on up.ipc):
  * interest changes, client publishes, inbound sends, connection events and
  * counters, each stamped with the worker's (slot, generation).
@@ -188,6 +188,15 @@ int bus_encode_range(msgpack_sbuffer *out, const struct bus_range *r);
  */
 uint32_t bus_range_chunk(
     const struct bus_range_entry *e, uint32_t n, size_t max_bytes);
+
+/*
+ * The bus stream of one worker slot: bus_url is the node's
+ * "ipc://<dir>/bus.ipc" (conf_bus_url()), the result
+ * "ipc://<dir>/bus<slot>.ipc" (no dot before the number: with the longest
+ * runtime_dir and a 3-digit slot it still fits a unix socket path). Returns 0,
+ * or -1 if bus_url does not end in "bus.ipc" or buf is too small.
+ */
+int bus_slot_url(const char *bus_url, uint32_t slot, char *buf, size_t len);
 
 /* ---- upstream: worker -> bridge ---- */
 

@@ -2,7 +2,8 @@
  * ctl_main.c - wspushctl, the operator's tool: picks the command and reads
  * the config; each command lives in its own ctl_<command>.c.
  *
- *   publish   PUBLISH to an address through Redis        (ctl_publish.c)
+ *   publish   publish to an address through Redis        (ctl_publish.c)
+ *   history   the stored messages of an address          (ctl_history.c)
  *   online    live nodes, or where a user is connected    (ctl_online.c)
  *   stats     the node's figures from the stats socket    (ctl_stats.c)
  *   listen    a WebSocket client that prints what arrives (ctl_listen.c)
@@ -20,6 +21,7 @@
 
 #include "conf.h"
 #include "ctl_common.h"
+#include "ctl_history.h"
 #include "ctl_listen.h"
 #include "ctl_online.h"
 #include "ctl_publish.h"
@@ -37,6 +39,7 @@ static const struct {
 	const char *usage;
 } ctl_main_cmds[] = {
     {"publish", ctl_publish, ctl_publish_usage},
+    {"history", ctl_history, ctl_history_usage},
     {"online", ctl_online, ctl_online_usage},
     {"stats", ctl_stats, ctl_stats_usage},
 };

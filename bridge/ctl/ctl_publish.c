@@ -1,10 +1,14 @@
 /*
- * ctl_publish.c - `wspushctl publish`: PUBLISH <prefix>:<address> with the
- * message as it is, or wrapped in a wspush envelope (proto/wspenv.h) when
- * --from or --id is given; prints the number of Redis receivers.
+ * ctl_publish.c - `wspushctl publish`. With [history] size > 0 (and no
+ * --plain): FCALL wspush_publish <prefix>:<address> MESSAGE [FROM], the
+ * bridge's function that stores the message and publishes it with its id;
+ * prints the id. Otherwise: PUBLISH <prefix>:<address> with the message as
+ * it is, or wrapped in a wspush envelope (proto/wspenv.h) when --from or
+ * --id is given; prints the number of Redis receivers.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,21 +28,26 @@
 
 const char ctl_publish_usage[] =
     "[-c FILE] publish (--user ID | --channel NAME | --all) [--from ID]\n"
-    "                 [--id ID] [--timeout S] MESSAGE\n"
-    "                 PUBLISH <prefix>:<address>; MESSAGE \"-\" reads "
-    "stdin; with --from\n"
-    "                 or --id a wspush envelope is sent; prints the "
-    "receiver count\n";
+    "                 [--id ID] [--plain] [--timeout S] MESSAGE\n"
+    "                 MESSAGE \"-\" reads stdin. [history] size > 0: "
+    "FCALL\n"
+    "                 wspush_publish (stored), prints the id; else or "
+    "--plain:\n"
+    "                 PUBLISH <prefix>:<address> (an envelope with --from "
+    "or --id),\n"
+    "                 prints the receiver count\n";
 
 struct ctl_publish_args {
 	int kind; /* 'u', 'C' or 'a' */
 	const char *target, *from, *id, *message;
 	int timeout_ms;
+	bool plain; /* PUBLISH even with history on */
 };
 
 /* Returns 0, or an exit status after printing why. */
 static int
-ctl_publish_parse(int argc, char **argv, struct ctl_publish_args *a)
+ctl_publish_parse(
+    const struct conf *c, int argc, char **argv, struct ctl_publish_args *a)
 {
 	static const struct option opts[] = {
 	    {"user", required_argument, NULL, 'u'},
@@ -47,6 +56,7 @@ ctl_publish_parse(int argc, char **argv, struct ctl_publish_args *a)
 	    {"from", required_argument, NULL, 'f'},
 	    {"id", required_argument, NULL, 'i'},
 	    {"timeout", required_argument, NULL, 't'},
+	    {"plain", no_argument, NULL, 'p'},
 	    {NULL, 0, NULL, 0},
 	};
 	int opt;
@@ -75,6 +85,9 @@ ctl_publish_parse(int argc, char **argv, struct ctl_publish_args *a)
 		case 'i':
 			a->id = optarg;
 			break;
+		case 'p':
+			a->plain = true;
+			break;
 		case 't':
 			if (ctl_common_timeout(
 				"publish", optarg, &a->timeout_ms) == -1)
@@ -90,6 +103,14 @@ ctl_publish_parse(int argc, char **argv, struct ctl_publish_args *a)
 		return ctl_common_usage(ctl_publish_usage);
 	}
 	a->message = argv[optind];
+	if (a->id != NULL && !a->plain && c->history_size > 0) {
+		/* The function gives every stored message its own id. */
+		fprintf(stderr,
+		    "%s: publish: --id needs --plain while [history] is on "
+		    "(stored messages get their id from Redis)\n",
+		    CTL_PROG);
+		return CTL_EXIT_USAGE;
+	}
 	if (a->target != NULL && !addr_id_valid(a->target, strlen(a->target))) {
 		fprintf(stderr, "%s: publish: invalid %s \"%s\"\n", CTL_PROG,
 		    a->kind == 'u' ? "user id" : "channel name", a->target);
@@ -155,6 +176,32 @@ ctl_publish_channel(const struct conf *c, const struct ctl_publish_args *a,
 	return keys_channel(buf, len, c->prefix, address, (size_t)n);
 }
 
+/* FCALL wspush_publish: stores and publishes; prints the id. */
+static int
+ctl_publish_fcall(const struct conf *c, const struct ctl_publish_args *a,
+    const char *chan, const char *msg, size_t len)
+{
+	struct ctl_redis r;
+	const char *av[6] = {
+	    "FCALL", "wspush_publish", "1", chan, msg, a->from};
+	size_t lens[6] = {
+	    5, 14, 1, strlen(chan), len, a->from != NULL ? strlen(a->from) : 0};
+	redisReply *reply;
+	int rc = CTL_EXIT_FAIL;
+
+	if (ctl_redis_open(&r, c, "publish", a->timeout_ms) == 0 &&
+	    (reply = ctl_redis_command(
+		 &r, a->from != NULL ? 6 : 5, av, lens)) != NULL) {
+		if (reply->type == REDIS_REPLY_STRING) {
+			printf("%s\n", reply->str);
+			rc = CTL_EXIT_OK;
+		}
+		freeReplyObject(reply);
+	}
+	ctl_redis_close(&r);
+	return rc;
+}
+
 /* PUBLISHes the payload (the message or its envelope); prints the
  * receiver count. */
 static int
@@ -204,7 +251,7 @@ ctl_publish(const struct conf *c, int argc, char **argv)
 	msgpack_sbuffer sb;
 	int rc;
 
-	if ((rc = ctl_publish_parse(argc, argv, &a)) != 0)
+	if ((rc = ctl_publish_parse(c, argc, argv, &a)) != 0)
 		return rc;
 	if (ctl_publish_channel(c, &a, chan, sizeof(chan)) == -1) {
 		fprintf(stderr, "%s: publish: address too long\n", CTL_PROG);
@@ -216,6 +263,11 @@ ctl_publish(const struct conf *c, int argc, char **argv)
 		msglen = strlen(msg);
 	if (msg == NULL)
 		return CTL_EXIT_FAIL;
+	if (c->history_size > 0 && !a.plain) {
+		rc = ctl_publish_fcall(c, &a, chan, msg, msglen);
+		free(msg);
+		return rc;
+	}
 	msgpack_sbuffer_init(&sb);
 	if (a.from != NULL || a.id != NULL) {
 		struct wspenv e = {

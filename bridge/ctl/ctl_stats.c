@@ -231,6 +231,53 @@ ctl_stats_print_redis(const json_t *br)
 	printf("\n");
 }
 
+/* Worker counter c summed over every worker of the reply. */
+static uint64_t
+ctl_stats_worker_sum(const json_t *j, enum worker_counter c)
+{
+	size_t i;
+	json_t *w;
+	uint64_t n = 0;
+
+	json_array_foreach(json_object_get(j, "workers"), i, w)
+	{
+		n += ctl_stats_u64(json_object_get(w, "counters"),
+		    worker_counter_info[c].name);
+	}
+	return n;
+}
+
+/* The history line, when [history] is on (an older bridge has no
+ * "history" object: nothing is printed). */
+static void
+ctl_stats_print_history(const json_t *j)
+{
+	const json_t *h =
+	    json_object_get(json_object_get(j, "bridge"), "history");
+	const char *state = json_string_value(json_object_get(h, "state"));
+
+	if (state == NULL || strcmp(state, "off") == 0)
+		return;
+	printf("history  %s  load failures %" PRIu64 "  recoveries %" PRIu64
+	       " full %" PRIu64 " partial  replayed %" PRIu64 "  reads %" PRIu64
+	       " (errors %" PRIu64 ")\n",
+	    state, ctl_stats_u64(h, "load_failures"),
+	    ctl_stats_worker_sum(j, WC_recoveries_full),
+	    ctl_stats_worker_sum(j, WC_recoveries_partial),
+	    ctl_stats_worker_sum(j, WC_replayed),
+	    ctl_stats_worker_sum(j, WC_history_reads),
+	    ctl_stats_worker_sum(j, WC_history_read_errors));
+	printf("         ranges %" PRIu64 "  bad %" PRIu64 "  failed %" PRIu64
+	       "  recovered %" PRIu64 "  entries %" PRIu64 "\n",
+	    ctl_stats_u64(h, "range_requests"), ctl_stats_u64(h, "range_bad"),
+	    ctl_stats_u64(h, "range_failed"),
+	    ctl_stats_u64(h, "ranges_recovered"),
+	    ctl_stats_u64(h, "range_entries"));
+	if (json_string_length(json_object_get(h, "error")) > 0)
+		printf("         history requested but unavailable: %s\n",
+		    json_string_value(json_object_get(h, "error")));
+}
+
 /* The bridge's and the master's lines. */
 static void
 ctl_stats_print_node(const json_t *j, const json_t *prev, double dt)
@@ -263,6 +310,7 @@ ctl_stats_print_node(const json_t *j, const json_t *prev, double dt)
 			ctl_stats_rate(br, pbr, "upstream_writes", dt)));
 	ctl_stats_print_drops(
 	    "         drops: ", json_object_get(br, "drops"), "");
+	ctl_stats_print_history(j);
 	if (json_is_true(json_object_get(ma, "reported")))
 		printf("master   worker restarts %" PRIu64 "  reloads %" PRIu64
 		       "  crash loops %" PRIu64 "\n",

@@ -193,7 +193,7 @@ start redis "$redis_bin" --bind 127.0.0.1 --port "$redis_port" \
 	--protected-mode yes --logfile ''
 wait_for redis 10 redis_ping
 
-bridge_ready() { [ -S "$tmp/run/bus.ipc" ] && [ -S "$tmp/run/up.ipc" ]; }
+bridge_ready() { [ -S "$tmp/run/bus1.ipc" ] && [ -S "$tmp/run/up.ipc" ]; }
 start bridge "$bridge_bin" -c "$tmp/wspush.conf"
 wait_for bridge 15 bridge_ready
 

@@ -61,6 +61,8 @@ HIST_BUCKETS = 32 + 36 * 16
 FANOUT_GRID = [2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 80,
                100, 120, 150, 200, 250, 300, 400, 500, 600, 800, 1000, 1200,
                1500, 2000, 2500, 3000, 4000, 5000]
+USER_GRID = [2000, 3000, 4000, 6000, 8000, 10000, 12000, 15000, 20000,
+             25000, 30000, 40000, 50000]
 PEERS = {"wspush": "wspush", "nchan": "nchan", "sio": "Socket.IO",
          "floor": "C floor"}
 
@@ -305,7 +307,7 @@ log_level = warn
 url = redis://127.0.0.1:{self.redis_port}
 [gateway]
 listen = 127.0.0.1:{self.port}
-workers = 2
+workers = {b.args.workers}
 max_queued_bytes = 67108864
 [auth]
 mode = none
@@ -314,8 +316,11 @@ metrics_listen = 127.0.0.1:{free_port()}
 """)
         bridge = Proc("bridge", [b.bridge, "-c", conf], self.dir)
         self.procs.append(bridge)
-        wait_until(lambda: os.path.exists(os.path.join(run, "bus.ipc")),
-                   10, [bridge], "the bridge's bus.ipc")
+        # bus1.ipc: slot 1's bus stream (bus.ipc: builds before per-slot
+        # routing, for before/after runs).
+        wait_until(lambda: any(os.path.exists(os.path.join(run, s))
+                               for s in ("bus1.ipc", "bus.ipc")),
+                   10, [bridge], "the bridge's bus socket")
         gw = Proc("gateway", [b.gateway, "-c", conf], self.dir)
         self.procs.append(gw)
         wait_until(lambda: port_open(self.port), 15, [bridge, gw],
@@ -358,7 +363,7 @@ class NchanServer(Server):
             f.write(f"""load_module {mod};
 daemon off;
 master_process on;
-worker_processes 2;
+worker_processes {self.bench.args.nginx_workers};
 worker_rlimit_nofile 20000;
 pid {d}/nginx.pid;
 error_log {d}/error.log warn;
@@ -378,6 +383,12 @@ http {{
     location ~ ^/sub/(.+)$ {{
       nchan_subscriber websocket;
       nchan_channel_id $1;
+      nchan_redis_pass redis_bench;
+      nchan_subscriber_first_message newest;
+    }}
+    location ~ ^/msub/(.+)$ {{
+      nchan_subscriber websocket;
+      nchan_channel_id $1 all;
       nchan_redis_pass redis_bench;
       nchan_subscriber_first_message newest;
     }}
@@ -529,7 +540,7 @@ class Group:
     """n connections over several wsb_client processes."""
 
     def __init__(self, bench, srv, n, procs, topic=None, user_prefix=None,
-                 user_base=0, src_slot=0):
+                 user_base=0, src_slot=0, extra=()):
         self.clients = []
         per = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
         base = user_base
@@ -538,7 +549,7 @@ class Group:
                     ",".join(map(str, srv.client_ports())), "--conns",
                     str(k), "--user-base", str(base), "--src-base",
                     str(2 + 16 * ((src_slot + i) % 15)), "--src-count", "16",
-                    "--connect-timeout-s", "120"]
+                    "--connect-timeout-s", "120"] + list(extra)
             if topic:
                 args += ["--topic", topic]
             else:
@@ -633,10 +644,12 @@ class Bench:
         pid = self.next_phase()
         group.phase(pid, expect)
         srv.check_alive()
+        perf = self.perf_start(srv, name)
         c0, r0, k0 = srv.cpu(), srv.redis_cpu(), cpu_us(group.pids())
         pub = self.publish(srv, count, rate, topic, users, user_prefix)
         m = group.wait(quiet_ms, max_ms)
         c1, r1, k1 = srv.cpu(), srv.redis_cpu(), cpu_us(group.pids())
+        perf_out = self.perf_stop(perf)
         want = expect * m["conns"]
         d = m["uniq"]
         res = {
@@ -649,6 +662,19 @@ class Bench:
             "client_cpu_us": k1 - k0,
         }
         res["cpu_us_per_delivery"] = res["cpu_us"] / d if d else None
+        if perf_out is not None and d:
+            res["perf"] = {k: v / d for k, v in perf_out.items()}
+            log(f"  perf stat per delivery: " + ", ".join(
+                f"{k}={v:.2f}" for k, v in sorted(res["perf"].items())))
+            res["perf_threads"] = {
+                who: {k: v / d for k, v in kv.items()}
+                for who, kv in self.perf_by_thread.items()}
+            for who, kv in sorted(res["perf_threads"].items(),
+                                  key=lambda x: -x[1].get("task_clock_us",
+                                                          0)):
+                if kv.get("task_clock_us", 0) >= 0.5:
+                    log(f"    {who}: " + ", ".join(
+                        f"{k}={v:.2f}" for k, v in sorted(kv.items())))
         res["redis_cpu_us_per_delivery"] = (res["redis_cpu_us"] / d
                                             if d else None)
         res["client_cpu_us_per_delivery"] = (res["client_cpu_us"] / d
@@ -656,7 +682,8 @@ class Bench:
         span = (m["last_us"] - pub["start_us"]) / 1e6
         res["deliveries_per_s"] = d / span if d and span > 0 else None
         res["pub_seconds"] = (pub["end_us"] - pub["start_us"]) / 1e6
-        for q, k in ((0.5, "p50_ms"), (0.99, "p99_ms"), (0.999, "p999_ms")):
+        for q, k in ((0.5, "p50_ms"), (0.99, "p99_ms"), (0.999, "p999_ms"),
+                     (1.0, "max_ms")):
             v = percentile(m["hist"], q)
             res[k] = v / 1000 if v is not None else None
         res["clean"] = (res["lost"] == 0 and res["dup"] == 0 and
@@ -674,6 +701,73 @@ class Bench:
             f"p999={fmt(res['p999_ms'])}ms")
         return res
 
+    def perf_start(self, srv, name):
+        """perf stat over every thread of the server (not Redis) for the
+        phases named in --perf; None if not asked for."""
+        if name not in self.args.perf.split(","):
+            return None
+        procs = tree(srv.roots())
+        pids = ",".join(str(p) for p in procs)
+        # tid -> "process/thread" names, to group perf's per-thread lines
+        self.perf_threads = {}
+        for pid in procs:
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    pcomm = f.read().strip()
+                for tid in os.listdir(f"/proc/{pid}/task"):
+                    with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                        self.perf_threads[int(tid)] = \
+                            f"{pcomm}/{f.read().strip()}"
+            except OSError:
+                continue
+        path = os.path.join(srv.dir, f"perf-{name}-{self.phase_no}.txt")
+        p = subprocess.Popen(["perf", "stat", "--per-thread", "-x", ",",
+                              "-o", path, "-e",
+                              "task-clock,context-switches,cpu-migrations",
+                              "-p", pids], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        rec = None
+        if self.args.perf_record:
+            rec = subprocess.Popen(
+                ["perf", "record", "-F", "1999", "-g", "-o",
+                 os.path.join(srv.dir, f"perf-{name}.data"), "-p", pids],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.3)  # perf attaches to every thread
+        return (p, path, rec)
+
+    def perf_stop(self, perf):
+        if perf is None:
+            return None
+        p, path, rec = perf
+        for q in (p, rec):
+            if q is not None:
+                q.send_signal(signal.SIGINT)
+        for q in (p, rec):
+            if q is not None:
+                q.wait(30)
+        out, by = {}, {}
+        with open(path) as f:
+            for line in f:
+                # per thread: comm-tid,value,unit,event,...
+                parts = line.strip().split(",")
+                if len(parts) < 4 or "-" not in parts[0]:
+                    continue
+                try:
+                    tid = int(parts[0].rsplit("-", 1)[1])
+                    v = float(parts[1])
+                except ValueError:
+                    continue
+                key = {"task-clock": "task_clock_us"}.get(parts[3],
+                                                          parts[3])
+                if key == "task_clock_us":
+                    v *= 1000
+                out[key] = out.get(key, 0) + v
+                who = self.perf_threads.get(tid, parts[0].rsplit("-", 1)[0])
+                by.setdefault(who, {}).setdefault(key, 0)
+                by[who][key] += v
+        self.perf_by_thread = by
+        return out
+
     def open_group(self, srv, n, procs, **kw):
         t0 = time.monotonic()
         g = Group(self, srv, n, procs, **kw)
@@ -682,6 +776,7 @@ class Bench:
         except BaseException:
             g.close()
             raise
+        g.ok = ok
         log(f"  {srv.mode}: {ok} connections ready, {fail} failed "
             f"({time.monotonic() - t0:.1f} s)")
         if fail:
@@ -738,6 +833,96 @@ class Bench:
         finally:
             for g in groups:
                 self.close_group(srv, g)
+        time.sleep(2.0)
+
+    def scen_user(self, srv, out):
+        """10,000 users, one connection each; every user gets
+        --user-msgs messages, each with the user's own sequence (the
+        client checks order and exactly-once per connection), at 2,000/s
+        in total."""
+        n = self.n(10000)
+        g = self.open_group(srv, n, 2, user_prefix="t", src_slot=6)
+        try:
+            time.sleep(1.0)
+            self.run_phase(srv, g, "userwarm", n, 4000, users=n,
+                           user_prefix="t", quiet_ms=1000)
+            k = self.args.user_msgs
+            res = self.run_phase(srv, g, "user", n * k, 2000, users=n,
+                                 user_prefix="t", quiet_ms=2000)
+            out["user"] = res
+            self.note(srv, res)
+            if "usermax" in self.args.scenarios.split(","):
+                self.user_max(srv, g, n, out)
+        finally:
+            self.close_group(srv, g)
+        time.sleep(1.5)
+
+    def user_max(self, srv, g, n, out):
+        """The highest user-targeted rate (grid) where every message
+        arrives with p99 < 100 ms, >= 3 s per step, a failing step retried
+        once."""
+        best = None
+        for rate in USER_GRID:
+            if time.monotonic() > self.srv_deadline:
+                out["usermax_note"] = "out of time"
+                break
+            ok = False
+            # Whole rounds over the users (each expects the same count),
+            # at least ~3 s of publishing.
+            count = n * max(1, -(-rate * 3 // n))
+            for _ in range(2):
+                r = self.run_phase(srv, g, f"usermax{rate}", count,
+                                   rate, users=n, user_prefix="t",
+                                   quiet_ms=1000, max_ms=30000)
+                if self.step_ok(r):
+                    ok = True
+                    break
+            if not ok:
+                break
+            best = rate
+        out["user_max_rate"] = best
+
+    def scen_c100k(self, srv, out):
+        """100,000 connections (10,000 per client process), each its own
+        user: RSS per connection of the server's processes, one `all`
+        message (time until every connection has it: p50/p99/max, three
+        times), then user-targeted messages round-robin over every user
+        at --c100k-rate (one per user; order and exactly-once checked per
+        connection). Run with --workers 6 --nginx-workers 6 (20,000
+        descriptors per process)."""
+        n = self.n(100000)
+        procs = max(1, (n + 9999) // 10000)
+        extra = ["--nchan-path", "/msub/"] if srv.mode == "nchan" else []
+        time.sleep(1.0)
+        base = srv.rss()
+        t0 = time.monotonic()
+        g = self.open_group(srv, n, procs, user_prefix="h", src_slot=0,
+                            extra=extra)
+        try:
+            out["c100k_open_s"] = time.monotonic() - t0
+            time.sleep(3.0)
+            r = srv.rss()
+            out["c100k_conns"] = g.ok  # per connection actually open
+            out["c100k_rss_per_conn_kib"] = (r - base) / max(1, g.ok)
+            log(f"  {srv.mode} c100k: {g.ok} conns, RSS {base} -> {r} KiB: "
+                f"{out['c100k_rss_per_conn_kib']:.2f} KiB/conn")
+            alls = []
+            for i in range(3):
+                res = self.run_phase(srv, g, f"all{i}", 1, 0,
+                                     topic="*all*", quiet_ms=1500,
+                                     max_ms=60000)
+                self.note(srv, res)
+                alls.append(res)
+                time.sleep(1.0)
+            out["c100k_all"] = median_out(alls)
+            rate = self.args.c100k_rate
+            res = self.run_phase(srv, g, "user100k", n, rate, users=n,
+                                 user_prefix="h", quiet_ms=2000,
+                                 max_ms=int(n / rate * 1000) + 60000)
+            out["c100k_user"] = res
+            self.note(srv, res)
+        finally:
+            self.close_group(srv, g)
         time.sleep(2.0)
 
     def scen_5k(self, srv, out):
@@ -858,6 +1043,10 @@ class Bench:
                 sc = self.args.scenarios.split(",")
                 if "memory" in sc:
                     self.scen_memory_user(srv, out)
+                if "c100k" in sc:
+                    self.scen_c100k(srv, out)
+                if "user" in sc or "usermax" in sc:
+                    self.scen_user(srv, out)
                 if "5k" in sc:
                     self.scen_5k(srv, out)
                 if "scaling" in sc:
@@ -894,9 +1083,17 @@ class Bench:
                    "machine": machine(), "smoke": self.args.smoke,
                    "servers": {}}
         self.deadline = t0 + self.args.budget_s
-        for i, name in enumerate(self.args.servers):
-            results["servers"][name] = self.run_server(
-                name, len(self.args.servers) - i)
+        rounds = {name: [] for name in self.args.servers}
+        runs = [(r, name) for r in range(self.args.rounds)
+                for name in self.args.servers]
+        for i, (r, name) in enumerate(runs):
+            if r > 0:
+                log(f"round {r + 1} of {self.args.rounds}")
+            rounds[name].append(self.run_server(name, len(runs) - i))
+        for name, outs in rounds.items():
+            results["servers"][name] = median_out(outs)
+            if len(outs) > 1:
+                results["servers"][name]["rounds"] = outs
         results["seconds"] = time.monotonic() - t0
         results["failures"] = self.failures
         if self.args.json:
@@ -927,6 +1124,25 @@ class Bench:
             print(f"logs kept in {self.workdir}")
         print(f"total {results['seconds']:.0f} s")
         return 0 if ok else 1
+
+
+def median_out(outs):
+    """One result dict whose numbers are the medians over the rounds (the
+    middle one for an odd count; lists and strings from the first)."""
+    if len(outs) == 1:
+        return outs[0]
+
+    def med(vals):
+        if all(isinstance(v, dict) for v in vals):
+            keys = [k for k in vals[0] if all(k in v for v in vals)]
+            return {k: med([v[k] for v in vals]) for k in keys}
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool)
+               for v in vals):
+            v = sorted(vals)
+            return v[len(v) // 2] if len(v) % 2 else \
+                (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+        return vals[0]
+    return med(outs)
 
 
 def machine():
@@ -1000,6 +1216,17 @@ def render(results):
         ("user-targeted 10k: CPU-us/delivery",
          ("user", "cpu_us_per_delivery"), 2, L),
         ("  user-targeted p99 ms", ("user", "p99_ms"), 2, L),
+        ("user-targeted max msg/s, p99<100ms, 10k", ("user_max_rate",), 0,
+         H),
+        ("  user-targeted context switches/delivery",
+         ("user", "perf", "context-switches"), 2, L),
+        ("100k conns: RSS KiB/conn", ("c100k_rss_per_conn_kib",), 2, L),
+        ("100k: `all` time-to-all p50 ms", ("c100k_all", "p50_ms"), 1, L),
+        ("100k: `all` time-to-all p99 ms", ("c100k_all", "p99_ms"), 1, L),
+        ("100k: `all` time-to-all max ms", ("c100k_all", "max_ms"), 1, L),
+        ("100k: user-targeted CPU-us/delivery",
+         ("c100k_user", "cpu_us_per_delivery"), 2, L),
+        ("100k: user-targeted p99 ms", ("c100k_user", "p99_ms"), 2, L),
         ("scaling CPU-us/deliv, 1k x 50/s",
          ("scaling_1000", "cpu_us_per_delivery"), 2, L),
         ("scaling CPU-us/deliv, 5k x 10/s",
@@ -1071,8 +1298,29 @@ def main():
                     help="the whole run's time budget (make bench: < 15 "
                     "min with the build and npm ci)")
     ap.add_argument("--scenarios", default="memory,5k,scaling",
-                    help="memory (with user), 5k (latency, burst, fanout), "
-                    "scaling")
+                    help="memory (with user), user (10k users x 2 msgs), "
+                    "usermax (user, then the highest rate with p99 < 100 "
+                    "ms), 5k (latency, burst, fanout), scaling, c100k "
+                    "(100,000 connections: use --workers 6 "
+                    "--nginx-workers 6)")
+    ap.add_argument("--workers", type=int, default=2,
+                    help="wspush gateway workers")
+    ap.add_argument("--nginx-workers", type=int, default=2,
+                    help="nchan's nginx worker processes")
+    ap.add_argument("--c100k-rate", type=int, default=5000,
+                    help="user-targeted msg/s in the c100k scenario")
+    ap.add_argument("--user-msgs", type=int, default=2,
+                    help="messages per user in the user scenario")
+    ap.add_argument("--perf", default="",
+                    help="comma list of phase names (e.g. user) to run "
+                    "under perf stat (context switches, migrations, "
+                    "task-clock; per delivery)")
+    ap.add_argument("--perf-record", action="store_true",
+                    help="with --perf: also perf record -g into the work "
+                    "dir (keep it with --keep)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run the servers this many times, alternating "
+                    "(paired runs); the table shows each figure's median")
     ap.add_argument("--scale", type=float, default=1.0,
                     help="multiply connection counts (development runs)")
     args = ap.parse_args()

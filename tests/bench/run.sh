@@ -66,5 +66,6 @@ extra=()
 if [ $smoke -eq 0 ]; then
 	extra=(--json "$build/bench-results.json" --md "$build/bench-table.md")
 fi
+[ $smoke -eq 1 ] || /usr/bin/python3 "$here/bench_history.py" "$build" --bin-dir "$bindir" --json "$build/bench-history.json" --parts "publish,storm$([ $need_node -eq 1 ] && echo ,sio-storm)" || echo "run.sh: bench_history.py failed (see above)" >&2
 exec /usr/bin/python3 "$here/bench.py" "$build" --bin-dir "$bindir" \
 	"${extra[@]}" "$@"

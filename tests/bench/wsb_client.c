@@ -68,6 +68,7 @@ struct opts {
 	const char *user_prefix; /* per-connection topic prefix */
 	uint32_t user_base;      /* first per-connection index */
 	const char *wspush_path; /* "/ws" */
+	const char *nchan_path;  /* "/sub/"; "/msub/" also subscribes "all" */
 	int src_base, src_count; /* 127.0.0.<src_base + i % src_count> */
 	uint32_t max_inflight;
 	int64_t connect_timeout_us;
@@ -270,7 +271,7 @@ send_upgrade(uint32_t i)
 			    o.wspush_path, topic);
 		break;
 	case MODE_NCHAN:
-		snprintf(path, sizeof(path), "/sub/%s", topic);
+		snprintf(path, sizeof(path), "%s%s", o.nchan_path, topic);
 		break;
 	case MODE_SIO:
 		snprintf(path, sizeof(path),
@@ -753,7 +754,8 @@ usage(void)
 	    "usage: wsb_client --mode wspush|nchan|sio|floor --port P[,P2] "
 	    "--conns N\n"
 	    "       (--topic NAME | --user-prefix PFX [--user-base K])\n"
-	    "       [--host 127.0.0.1] [--path /ws] [--src-base 2] "
+	    "       [--host 127.0.0.1] [--path /ws] [--nchan-path /sub/] "
+	    "[--src-base 2] "
 	    "[--src-count 16]\n"
 	    "       [--inflight 200] [--connect-timeout-s 60] [-v]\n"
 	    "stdin: PHASE id expect | WAIT quiet_ms max_ms | REPORT | QUIT\n");
@@ -767,6 +769,7 @@ main(int argc, char **argv)
 
 	o.host = "127.0.0.1";
 	o.wspush_path = "/ws";
+	o.nchan_path = "/sub/";
 	o.src_base = 2;
 	o.src_count = 16;
 	o.max_inflight = 200;
@@ -813,6 +816,8 @@ main(int argc, char **argv)
 		} else if (strcmp(a, "--user-base") == 0) {
 			o.user_base = (uint32_t)wsb_parse_num(
 			    v, 0, UINT32_MAX / 2, "user-base");
+		} else if (strcmp(a, "--nchan-path") == 0) {
+			o.nchan_path = v;
 		} else if (strcmp(a, "--path") == 0) {
 			o.wspush_path = v;
 		} else if (strcmp(a, "--src-base") == 0) {

@@ -32,6 +32,7 @@ static enum mode mode = MODE_WSPUSH;
 static const char *host = "127.0.0.1";
 static int port;
 static const char *topic;
+static int to_all; /* --all: wspush's "all" address, nchan's channel "all" */
 static const char *user_prefix;
 static uint32_t users, user_base;
 static uint64_t phase, count = 1;
@@ -177,8 +178,11 @@ redis_append(uint64_t i)
 	jl = make_json(js, sizeof(js), s, ts, &padlen);
 	switch (mode) {
 	case MODE_WSPUSH:
-		snprintf(ch, sizeof(ch), "%s:%s:%s", prefix,
-		    topic != NULL ? "channel" : "user", t);
+		if (to_all)
+			snprintf(ch, sizeof(ch), "%s:all", prefix);
+		else
+			snprintf(ch, sizeof(ch), "%s:%s:%s", prefix,
+			    topic != NULL ? "channel" : "user", t);
 		redisAppendCommand(rc, "PUBLISH %s %b", ch, js, jl);
 		break;
 	case MODE_FLOOR:
@@ -336,7 +340,8 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: wsb_pub --mode wspush|nchan|sio|floor --port P\n"
-	    "       (--topic NAME | --users N --user-prefix PFX "
+	    "       (--topic NAME (*all*: every connection) | --users N "
+	    "--user-prefix PFX "
 	    "[--user-base K])\n"
 	    "       --phase ID --count N [--rate MSG_PER_S (0 = unpaced)]\n"
 	    "       [--size 100] [--window 1000] [--prefix wspush] "
@@ -368,6 +373,9 @@ main(int argc, char **argv)
 			port = (int)wsb_parse_num(v, 1, 65535, "port");
 		} else if (strcmp(a, "--topic") == 0) {
 			topic = v;
+			to_all = strcmp(v, "*all*") == 0;
+			if (to_all)
+				topic = "all";
 		} else if (strcmp(a, "--users") == 0) {
 			users =
 			    (uint32_t)wsb_parse_num(v, 1, 10000000, "users");

@@ -6,7 +6,7 @@ bridge and the workers should write (tests/tools/wsp_nngsend).
   each (`drops.bad_upstream`), keeps reading after an unknown version or
   kind within the same nng message (the envelope after it is processed),
   and keeps serving its real workers.
-- Bus (a PUB bound on bus.ipc while the bridge is stopped, which the
+- Bus (a PUB bound on each slot's bus<N>.ipc while the bridge is stopped, which the
   workers dial): the workers count `drop_bad_envelope`, skip the rest of a
   message after a truncated or malformed envelope but not after an
   unknown version, count sequence gaps (`drop_bus_gap`), keep their
@@ -155,8 +155,13 @@ def test_bad_bus_envelopes_are_counted_and_workers_keep_serving(h):
         ("after a gap", msg(5, "fifth"), 0),
         ("heartbeat", pack(1, 2, epoch, 7, node.id, True), 0),
     ]
-    nngsend("pub", f"ipc://{node.runtime_dir}/bus.ipc",
-            [m for _, m, _ in sends], peers=2, linger_ms=500)
+    # One bus stream per worker slot: the same sends on each.
+    fakes = [nngsend("pub", f"ipc://{node.runtime_dir}/bus{slot}.ipc",
+                     [m for _, m, _ in sends], peers=1, linger_ms=500,
+                     background=True) for slot in (1, 2)]
+    for p in fakes:
+        out, err = p.communicate(timeout=wsp.T(30))
+        assert p.returncode == 0, (p.returncode, err)
     for cl in clients:
         got = cl.collect(count=2, timeout=10)
         assert wsp.datas(got) == [{"fake": "first"}, {"fake": "fifth"}], \

@@ -21,7 +21,7 @@ def test_unreachable_bus_is_logged_with_path_and_reason(h):
                     conf={"node": {"runtime_dir": missing}})
     gw = h.spawn("gateway-a", [wsp.binary("gateway/wspush-gateway"), "-c",
                                node.conf], cls=wsp.GatewayProc)
-    path = re.escape(os.path.join(missing, "bus.ipc"))
+    path = re.escape(os.path.join(missing, "bus1.ipc"))
     pattern = f"cannot reach the bridge at {path}: No such file or directory"
     wsp.wait_until(lambda: len(err_lines(gw, pattern)) >= 1, 10,
                    "the first unreachable-bus line", check=gw.check_running)

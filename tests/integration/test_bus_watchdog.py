@@ -8,7 +8,7 @@ watches the bridge's heartbeat on the bus and, after three missed ones,
 recreates the dialer.
 
 The test makes that state on purpose: while the bridge is down, a fake
-listener on bus.ipc completes the SP handshake as a PUB would and then says
+listener on bus1.ipc completes the SP handshake as a PUB would and then says
 nothing, so the worker's SUB sits on a live but silent connection that nng
 has no reason to leave. The real bridge then takes the path; deliveries
 must resume because the worker redials, not because anything reconnects on
@@ -66,11 +66,11 @@ class SilentPeer:
 
 def restart_bridge_behind_fake(node, sock, proto):
     """Kills the bridge, lets the worker dial a SilentPeer on sock
-    ("bus.ipc" or "up.ipc"), then starts the real bridge on fresh paths
+    ("bus1.ipc", slot 1's bus stream, or "up.ipc"), then starts the real bridge on fresh paths
     while the worker's connection to the fake stays open. Returns the fake
     (close it at the end)."""
     node.bridge.kill()
-    for s in ("bus.ipc", "up.ipc"):
+    for s in ("bus1.ipc", "up.ipc"):
         os.unlink(os.path.join(node.runtime_dir, s))
     fake = SilentPeer(os.path.join(node.runtime_dir, sock), proto)
     try:
@@ -92,7 +92,7 @@ def test_silent_bus_is_redialled(h):
     assert cl.request({"op": "subscribe", "channel": ch, "ref": 1}) == \
         {"op": "subscribed", "channel": ch, "ref": 1}
 
-    fake = restart_bridge_behind_fake(c.a, "bus.ipc", SP_PUB)
+    fake = restart_bridge_behind_fake(c.a, "bus1.ipc", SP_PUB)
     try:
         wsp.publish_until_all_receive(
             lambda p: c.publish(f"channel:{ch}", p), [cl], timeout=15,

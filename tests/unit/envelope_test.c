@@ -1362,6 +1362,24 @@ stream_ids_parse_and_order(void **state)
 	assert_int_equal(env_sid_parse(NULL, 0, &a), -1);
 }
 
+static void
+slot_urls_derive_from_the_bus_url(void **state)
+{
+	char buf[128];
+
+	(void)state;
+	assert_int_equal(
+	    bus_slot_url("ipc:///run/w/bus.ipc", 1, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "ipc:///run/w/bus1.ipc");
+	assert_int_equal(
+	    bus_slot_url("ipc:///x/bus.ipc", 256, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "ipc:///x/bus256.ipc");
+	/* Not a bus URL, or no room: refused. */
+	assert_int_equal(
+	    bus_slot_url("ipc:///x/up.ipc", 1, buf, sizeof(buf)), -1);
+	assert_int_equal(bus_slot_url("ipc:///x/bus.ipc", 12, buf, 17), -1);
+}
+
 int
 main(void)
 {
@@ -1395,6 +1413,7 @@ main(void)
 	    cmocka_unit_test(range_decoder_checks_every_field),
 	    cmocka_unit_test(range_chunks_are_bounded),
 	    cmocka_unit_test(stream_ids_parse_and_order),
+	    cmocka_unit_test(slot_urls_derive_from_the_bus_url),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -211,6 +211,37 @@ iter_del_removes_entries_during_iteration(void **state)
 	hmap_free(h);
 }
 
+static int freed;
+
+static void
+count_and_free(void *v)
+{
+	freed++;
+	free(v);
+}
+
+static void
+free_with_frees_every_value_once(void **state)
+{
+	struct hmap *h = hmap_new();
+	char key[16];
+
+	assert_non_null(h);
+	for (int i = 0; i < 100; i++) {
+		int *v = malloc(sizeof(*v));
+
+		assert_non_null(v);
+		*v = i;
+		snprintf(key, sizeof(key), "k%d", i);
+		assert_int_equal(hmap_put(h, key, strlen(key), v), 0);
+	}
+	freed = 0;
+	hmap_free_with(h, count_and_free); /* leaks show under ASan */
+	assert_int_equal(freed, 100);
+	hmap_free_with(NULL, count_and_free);
+	assert_int_equal(freed, 100);
+}
+
 int
 main(void)
 {
@@ -224,6 +255,7 @@ main(void)
 	    cmocka_unit_test(the_map_grows_to_100k_keys_and_shrinks_back),
 	    cmocka_unit_test(iteration_visits_every_entry_once),
 	    cmocka_unit_test(iter_del_removes_entries_during_iteration),
+	    cmocka_unit_test(free_with_frees_every_value_once),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

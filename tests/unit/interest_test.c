@@ -4,6 +4,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -635,6 +636,52 @@ a_single_lost_subscription_is_requested_again(void **state)
 	assert_string_equal(R.cmds[0].first, "channel:c");
 }
 
+static bool
+has_slot(const struct interest_slots *s, uint32_t slot)
+{
+	return (s->bits[(slot - 1) / 64] >> ((slot - 1) % 64)) & 1;
+}
+
+static void
+route_names_the_slots_that_hold_an_address(void **state)
+{
+	struct interest *in = *state;
+	struct interest_slots s;
+
+	assert_int_equal(interest_add(in, W(1, 1), 1, "user:a", 6), 0);
+	assert_int_equal(interest_add(in, W(3, 1), 1, "channel:c", 9), 0);
+	assert_int_equal(interest_add(in, W(2, 1), 1, "channel:c", 9), 0);
+	/* A second generation of slot 2 (a rolling reload). */
+	assert_int_equal(interest_add(in, W(2, 2), 1, "channel:c", 9), 0);
+	assert_int_equal(interest_add(in, W(200, 1), 1, "channel:c", 9), 0);
+
+	assert_int_equal(interest_route(in, "user:a", 6, &s), 1);
+	assert_true(has_slot(&s, 1));
+	assert_false(has_slot(&s, 2) || has_slot(&s, 3));
+	assert_int_equal(interest_route(in, "channel:c", 9, &s), 3);
+	assert_true(has_slot(&s, 2) && has_slot(&s, 3) && has_slot(&s, 200));
+	assert_false(has_slot(&s, 1));
+	assert_int_equal(interest_route(in, "user:zz", 7, &s), 0);
+	assert_false(has_slot(&s, 1));
+
+	/* Slot 2 stays while one of its generations holds the channel. */
+	interest_del(in, W(2, 1), "channel:c", 9);
+	assert_int_equal(interest_route(in, "channel:c", 9, &s), 3);
+	interest_del(in, W(2, 2), "channel:c", 9);
+	assert_int_equal(interest_route(in, "channel:c", 9, &s), 2);
+	assert_false(has_slot(&s, 2));
+	interest_forget(in, W(3, 1));
+	assert_int_equal(interest_route(in, "channel:c", 9, &s), 1);
+	assert_true(has_slot(&s, 200));
+	/* Released, still subscribed (grace or in flight): routed nowhere. */
+	interest_del(in, W(1, 1), "user:a", 6);
+	assert_int_equal(interest_route(in, "user:a", 6, &s), 0);
+	interest_forget(in, W(200, 1));
+	interest_forget(in, W(2, 2));
+	interest_forget(in, W(2, 1));
+	interest_forget(in, W(1, 1));
+}
+
 int
 main(void)
 {
@@ -693,6 +740,8 @@ main(void)
 		a_lost_link_ends_the_grace_period, setup_grace, teardown),
 	    cmocka_unit_test_setup_teardown(
 		a_single_lost_subscription_is_requested_again, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		route_names_the_slots_that_hold_an_address, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -220,6 +220,46 @@ bridge_families_keep_their_names(void **state)
 	free(text);
 }
 
+static void
+history_families(void **state)
+{
+	struct fake_worker fw = {0};
+	struct bridge_worker_info w;
+	struct stats_view v;
+	char *text;
+
+	view_init(&v, &w, &fw);
+	text = render(&v); /* no history state: off */
+	assert_true(has_line(text, "wspush_history_enabled 0"));
+	assert_true(has_line(text, "wspush_history_up 0"));
+	free(text);
+
+	v.bc.history = "unavailable";
+	v.bc.history_load_failures = 3;
+	v.bc.range_requests = 7;
+	v.bc.range_bad = 1;
+	v.bc.range_failed = 2;
+	v.bc.ranges_recovered = 4;
+	v.bc.range_entries = 400;
+	text = render(&v);
+	assert_true(has_line(text, "wspush_history_enabled 1"));
+	assert_true(has_line(text, "wspush_history_up 0"));
+	assert_true(has_line(text, "wspush_history_load_failures_total 3"));
+	assert_true(has_line(text, "wspush_history_range_requests_total 7"));
+	assert_true(has_line(text,
+	    "wspush_history_range_errors_total{reason=\"bad_request\"} 1"));
+	assert_true(has_line(
+	    text, "wspush_history_range_errors_total{reason=\"failed\"} 2"));
+	assert_true(has_line(text, "wspush_history_ranges_recovered_total 4"));
+	assert_true(has_line(text, "wspush_history_range_entries_total 400"));
+	free(text);
+
+	v.bc.history = "ready";
+	text = render(&v);
+	assert_true(has_line(text, "wspush_history_up 1"));
+	free(text);
+}
+
 int
 main(void)
 {
@@ -228,6 +268,7 @@ main(void)
 	    cmocka_unit_test(families_are_contiguous_with_one_help_and_type),
 	    cmocka_unit_test(an_unknown_counter_goes_to_the_generic_family),
 	    cmocka_unit_test(bridge_families_keep_their_names),
+	    cmocka_unit_test(history_families),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

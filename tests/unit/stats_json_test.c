@@ -198,6 +198,55 @@ a_broker_error_that_is_not_utf8_still_makes_a_document(void **state)
 	json_decref(j);
 }
 
+static void
+history_state_in_the_document_and_in_health(void **state)
+{
+	struct bridge_worker_info w[2];
+	struct stats_view v;
+	char body[256];
+	json_t *j, *h;
+
+	view_init(&v, w);
+	/* A broker that says nothing of history: off. */
+	j = stats_json_build(&v);
+	h = json_object_get(json_object_get(j, "bridge"), "history");
+	assert_string_equal(
+	    json_string_value(json_object_get(h, "state")), "off");
+	json_decref(j);
+
+	v.bc.history = "unavailable";
+	snprintf(v.bc.history_error, sizeof(v.bc.history_error),
+	    "Redis 7.0 or newer is needed");
+	v.bc.history_load_failures = 2;
+	v.bc.range_requests = 5;
+	v.bc.range_failed = 5;
+	j = stats_json_build(&v);
+	h = json_object_get(json_object_get(j, "bridge"), "history");
+	assert_string_equal(
+	    json_string_value(json_object_get(h, "state")), "unavailable");
+	assert_string_equal(json_string_value(json_object_get(h, "error")),
+	    "Redis 7.0 or newer is needed");
+	assert_int_equal(jint(j, "bridge.history.load_failures"), 2);
+	assert_int_equal(jint(j, "bridge.history.range_requests"), 5);
+	assert_int_equal(jint(j, "bridge.history.range_failed"), 5);
+	json_decref(j);
+
+	/* Delivery works: 200, the body says what is missing. */
+	assert_int_equal(health_verdict(&v, body, sizeof(body)), 200);
+	assert_string_equal(body,
+	    "ok: redis subscribed, 2 workers attached; history requested "
+	    "but unavailable: Redis 7.0 or newer is needed\n");
+	/* A delivery problem comes first. */
+	v.bc.cmd_up = false;
+	assert_int_equal(health_verdict(&v, body, sizeof(body)), 503);
+	assert_string_equal(body, "redis command link down\n");
+	v.bc.cmd_up = true;
+	v.bc.history = "ready";
+	v.bc.history_error[0] = '\0';
+	assert_int_equal(health_verdict(&v, body, sizeof(body)), 200);
+	assert_string_equal(body, "ok: redis subscribed, 2 workers attached\n");
+}
+
 int
 main(void)
 {
@@ -206,6 +255,7 @@ main(void)
 	    cmocka_unit_test(worker_counters_pass_through_known_or_not),
 	    cmocka_unit_test(master_figures_are_the_largest_reported),
 	    cmocka_unit_test(health_names_the_first_problem),
+	    cmocka_unit_test(history_state_in_the_document_and_in_health),
 	    cmocka_unit_test(
 		a_broker_error_that_is_not_utf8_still_makes_a_document),
 	};

@@ -180,7 +180,7 @@ class Stack {
 		].join("\n"));
 		const bridge = this._start(`${id}-bridge`, this.bridgeBin, ["-c", conf]);
 		await waitFor(`${id} bridge`, 15000, () =>
-			fs.existsSync(path.join(run, "bus.ipc")) && fs.existsSync(path.join(run, "up.ipc")), bridge);
+			fs.existsSync(path.join(run, "bus1.ipc")) && fs.existsSync(path.join(run, "up.ipc")), bridge);
 		const gateway = this._start(`${id}-gateway`, this.gatewayBin, ["-c", conf]);
 		await waitFor(`${id} gateway`, 30000,
 			async () => (await httpStatus(`http://127.0.0.1:${port}/healthz`)) === 200, gateway);
