@@ -12,18 +12,10 @@ const test = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
 const path = require("node:path");
-const { Stack, launchBrowser, stopAll, waitFor } = require("./stack.js");
+const { Stack, chromium, CHROMIUM, launchBrowser, stopAll, waitFor } = require("./stack.js");
 
 const BUILD = process.env.WSPUSH_BUILD_DIR;
-const CHROMIUM = process.env.WSPUSH_CHROMIUM || "/usr/bin/chromium";
 const WAIT = 20000;
-
-let chromium;
-try {
-	({ chromium } = require("playwright-core"));
-} catch (e) {
-	chromium = null;
-}
 
 let stack;
 let browser;
@@ -56,7 +48,7 @@ test.before(async () => {
 		}
 		throw new Error(`${e.message}\n${logs}`);
 	}
-	browser = await launchBrowser(chromium, CHROMIUM);
+	browser = await launchBrowser();
 	ctx = browser.ctx;
 });
 

@@ -261,15 +261,25 @@ http {
 	}
 }
 
-// Debian's Chromium (never a downloaded one), headless, in a fresh profile
-// directory: { ctx, close() }, close() removing the profile too.
-async function launchBrowser(chromium, executablePath) {
+// playwright-core's driver (null until `npm ci`) and the browser it drives:
+// Debian's Chromium, never a downloaded one.
+let chromium;
+try {
+	({ chromium } = require("playwright-core"));
+} catch (e) {
+	chromium = null;
+}
+const CHROMIUM = process.env.WSPUSH_CHROMIUM || "/usr/bin/chromium";
+
+// CHROMIUM, headless, in a fresh profile directory: { ctx, close() },
+// close() removing the profile too.
+async function launchBrowser() {
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wspush-chromium-"));
 	const rm = () => fs.rmSync(dir, { recursive: true, force: true });
 	let ctx;
 	try {
 		ctx = await chromium.launchPersistentContext(dir, {
-			executablePath,
+			executablePath: CHROMIUM,
 			headless: true,
 			args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
 				"--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"],
@@ -297,4 +307,4 @@ async function stopAll(browser, stack) {
 		await stack.stop({ keep: !!process.env.WSPUSH_KEEP_TMP });
 }
 
-module.exports = { Stack, freePort, waitFor, sleep, httpStatus, launchBrowser, stopAll };
+module.exports = { Stack, freePort, waitFor, sleep, httpStatus, chromium, CHROMIUM, launchBrowser, stopAll };
