@@ -1,5 +1,6 @@
 # Entry points for people; CMake does the building.
 #   make run     start a private Redis, the bridge, the gateway and the demo page
+#                (make run BROKER=amqp: a private RabbitMQ instead of Redis)
 #   make test    install missing Debian packages, build (ASan+UBSan, -Werror)
 #                and run every test: unit, fuzz-corpus replay, integration
 #   make bench   the fan-out benchmark against nchan and Socket.IO
@@ -55,8 +56,9 @@ fuzz-build: deps
 
 build: release
 
+# BROKER=amqp: a private RabbitMQ instead of Redis (make run BROKER=amqp).
 run: run-build
-	@deploy/dev/run-stack.sh $(REL_DIR)
+	@BROKER=$(or $(BROKER),redis) deploy/dev/run-stack.sh $(REL_DIR)
 
 test: asan fuzz-build format-check
 	@ctest --test-dir $(FUZZ_DIR) -L fuzz --output-on-failure

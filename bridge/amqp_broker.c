@@ -56,6 +56,7 @@ struct amqp_broker {
 	bool stopping;
 	bool ever_up;
 	bool hooked;
+	bool fatal_told; /* events.fatal() called */
 	struct amqp_conn *conn;
 	struct broker_outage outage;
 	uint64_t all_timer;  /* acknowledges subscribe_all() */
@@ -339,13 +340,17 @@ conn_refused_cb(void *arg, const char *msg)
 	}
 	/*
 	 * At start, an exchange or queue that exists with another type or
-	 * durability is a configuration error no retry fixes: stop, naming
-	 * the key and quoting the broker. The core has no way to fail from
-	 * inside the loop, so the process ends here; _exit because nothing
-	 * of ours needs flushing before the first connection was ever up.
+	 * durability is a configuration error no retry fixes: the core
+	 * stops, naming the key and quoting the broker, and the process
+	 * exits with status 1. Told once: the retries that may follow until
+	 * the core's stop reaches us are not news.
 	 */
-	log_errx("amqp: stopping: %s", msg);
-	_exit(1);
+	if (ab->ev.fatal == NULL || ab->fatal_told) {
+		log_warnx("amqp: the broker refused our declarations: %s", msg);
+		return;
+	}
+	ab->fatal_told = true;
+	ab->ev.fatal(ab->ev.arg, msg);
 }
 
 /* ---- ops ---- */
@@ -473,7 +478,7 @@ ab_publish(struct broker *b, const char *addr, size_t addr_len,
 	 * address in a header, can carry it. */
 	if (!ab->broadcast && addr_len > AMQP_BROKER_KEY_MAX &&
 	    ab->conf->amqp_fanout_exchange[0] == '\0') {
-		/* DROP: unpublishable address; counted as an error drop. */
+		/* DROP: unpublishable address; counted as bad_address. */
 		ab->drops_long++;
 		return BROKER_EFULL;
 	}
@@ -577,11 +582,10 @@ ab_status(struct broker *b, struct broker_status *st)
 	st->writes = ab->writes;
 	st->queued = ab->queue_n;
 	st->drops[BROKER_DROP_DOWN] = ab->drops_down;
-	/* Lost on the way to the broker: nacked, returned as unroutable,
-	 * never confirmed before the connection went, or skipped as too
-	 * large on the way in. */
-	st->drops[BROKER_DROP_ERROR] =
-	    cs.nacked + cs.returned + cs.lost + cs.oversize + ab->drops_long;
+	st->drops[BROKER_DROP_UNCONFIRMED] = cs.nacked + cs.lost;
+	st->drops[BROKER_DROP_RETURNED] = cs.returned;
+	st->drops[BROKER_DROP_OVERSIZE] = cs.oversize;
+	st->drops[BROKER_DROP_BAD_ADDRESS] = ab->drops_long;
 	st->messages = ab->messages;
 	/* History lives in Redis streams: the config refuses it with AMQP. */
 	st->history = "off";

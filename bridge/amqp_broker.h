@@ -40,7 +40,7 @@
  * as is, and reaches it only through the fanout exchange. */
 #define AMQP_BROKER_KEY_MAX 255
 /* Deliveries larger than this are skipped by the bridge (counted as an
- * error drop); smaller ones over max_message_bytes reach the workers,
+ * oversize drop); smaller ones over max_message_bytes reach the workers,
  * which count them per recipient, exactly as for Redis. */
 #define AMQP_BROKER_MAX_BODY (16u * 1024 * 1024)
 

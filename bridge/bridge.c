@@ -39,6 +39,7 @@
 
 struct bridge {
 	const struct conf *conf;
+	bool failed; /* stopping for a fatal broker error: exit status 1 */
 	struct loop *loop;
 	char node[CONF_NODE_ID_MAX];
 	size_t node_len;
@@ -249,6 +250,33 @@ bridge_state_cb(void *arg, bool up)
 	struct bridge *b = arg;
 
 	systemd_status(b->broker->ops->kind, up);
+}
+
+/* The stop runs from a timer, not inside the broker's callback: stopping
+ * the broker from within its own frame handling is not safe. */
+static void
+bridge_fatal_stop_cb(struct loop *l, uint64_t id, void *arg)
+{
+	(void)l;
+	(void)id;
+	bridge_stop(arg);
+}
+
+static void
+bridge_fatal_cb(void *arg, const char *why)
+{
+	struct bridge *b = arg;
+
+	log_errx("stopping: %s", why);
+	b->failed = true;
+	if (loop_timer_add(b->loop, 0, 0, bridge_fatal_stop_cb, b) == 0)
+		bridge_stop(b);
+}
+
+bool
+bridge_failed(const struct bridge *b)
+{
+	return b->failed;
 }
 
 /* interest_flush() callback: one request to the broker. */
@@ -530,6 +558,7 @@ bridge_open_broker(struct bridge *b, char *err, size_t errlen)
 	    .sub_ready = bridge_sub_ready_cb,
 	    .presence_lost = bridge_presence_lost_cb,
 	    .state = bridge_state_cb,
+	    .fatal = bridge_fatal_cb,
 	    .arg = b,
 	};
 
@@ -646,7 +675,14 @@ bridge_counters_broker(struct bridge *b, struct bridge_counters *c)
 	c->upstream_writes = st.writes;
 	c->queued_writes = st.queued;
 	c->drops[BRIDGE_DROP_REDIS_DOWN] = st.drops[BROKER_DROP_DOWN];
-	c->drops[BRIDGE_DROP_REDIS_ERROR] = st.drops[BROKER_DROP_ERROR];
+	/* redis_error keeps its old meaning for Redis nodes and sums every
+	 * reason a write failed at the broker for the others; the reasons
+	 * apart are in broker_drops. */
+	c->drops[BRIDGE_DROP_REDIS_ERROR] = 0;
+	for (int d = 0; d < BROKER_DROP_COUNT; d++)
+		if (d != BROKER_DROP_DOWN)
+			c->drops[BRIDGE_DROP_REDIS_ERROR] += st.drops[d];
+	memcpy(c->broker_drops, st.drops, sizeof(c->broker_drops));
 	c->outages = st.outages;
 	c->last_outage_ms = st.last_outage_ms;
 	c->down_for_ms = st.down_for_ms;

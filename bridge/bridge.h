@@ -80,6 +80,7 @@ struct bridge_counters {
 	/* The broker's last connect or link error ("" if none), e.g.
 	 * "probe: NOAUTH Authentication required." */
 	char last_error[BROKER_ERR_MAX];
+	uint64_t broker_drops[BROKER_DROP_COUNT]; /* the broker's, by reason */
 	uint64_t lingering;         /* subscriptions kept in their grace time */
 	uint64_t listener_restarts; /* bus listeners recreated (nng#1518) */
 	/* [history]: the broker's state and the workers' range requests. */
@@ -116,6 +117,10 @@ struct bridge *bridge_new(struct loop *loop, const struct conf *c,
  * passed, then loop_stop() is called.
  */
 void bridge_stop(struct bridge *b);
+
+/* True when the bridge stopped (or is stopping) because its broker cannot
+ * run with this configuration: the process should exit with status 1. */
+bool bridge_failed(const struct bridge *b);
 
 void bridge_free(struct bridge *b);
 

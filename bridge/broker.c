@@ -12,6 +12,10 @@
 static const char *const broker_drop_names[BROKER_DROP_COUNT] = {
     [BROKER_DROP_DOWN] = "down",
     [BROKER_DROP_ERROR] = "error",
+    [BROKER_DROP_UNCONFIRMED] = "unconfirmed",
+    [BROKER_DROP_RETURNED] = "returned",
+    [BROKER_DROP_OVERSIZE] = "oversize",
+    [BROKER_DROP_BAD_ADDRESS] = "bad_address",
 };
 
 const char *

@@ -134,6 +134,16 @@ struct broker_event {
 enum broker_drop {
 	BROKER_DROP_DOWN,  /* write queue full while the broker was down */
 	BROKER_DROP_ERROR, /* the broker answered a write with an error */
+	/* A publish the broker nacked, or never confirmed before the
+	 * connection went (AMQP publisher confirms). */
+	BROKER_DROP_UNCONFIRMED,
+	/* A mandatory publish the broker returned: no queue took it. */
+	BROKER_DROP_RETURNED,
+	/* A delivery larger than the broker side accepts, skipped unread. */
+	BROKER_DROP_OVERSIZE,
+	/* A write to an address the broker cannot name (AMQP: longer than a
+	 * routing key may be). */
+	BROKER_DROP_BAD_ADDRESS,
 	BROKER_DROP_COUNT,
 };
 
@@ -191,6 +201,15 @@ struct broker_events {
 	void (*presence_lost)(void *arg);
 	/* status().up changed. */
 	void (*state)(void *arg, bool up);
+	/*
+	 * The broker cannot run with this configuration and no retry fixes
+	 * it (AMQP: an exchange or queue exists with another type or
+	 * durability at the first connection). why names the key and quotes
+	 * the broker. The core stops cleanly (its caller then exits with
+	 * status 1); the broker keeps answering ops until free(). May be
+	 * NULL (the broker then only logs and retries).
+	 */
+	void (*fatal)(void *arg, const char *why);
 	void *arg;
 };
 

@@ -11,6 +11,7 @@ health_verdict(const struct stats_view *v, char *body, size_t len)
 {
 	const struct bridge_counters *bc = &v->bc;
 	size_t stale = 0, deaf = 0;
+	const char *kind = bc->broker != NULL ? bc->broker : "redis";
 
 	for (size_t i = 0; i < v->n_workers; i++) {
 		uint64_t hears = 1;
@@ -26,13 +27,15 @@ health_verdict(const struct stats_view *v, char *body, size_t len)
 			 hears == 0)
 			deaf++;
 	}
+	/* Named after the broker ("redis ...", "amqp ..."): the texts a
+	 * Redis node gave before the broker seam stay as they were. */
 	if (!bc->sub_up)
-		snprintf(body, len, "redis subscriber link down%s%s\n",
+		snprintf(body, len, "%s subscriber link down%s%s\n", kind,
 		    bc->last_error[0] != '\0' ? ": " : "", bc->last_error);
 	else if (bc->subscriptions == 0)
-		snprintf(body, len, "redis subscription not confirmed\n");
+		snprintf(body, len, "%s subscription not confirmed\n", kind);
 	else if (!bc->cmd_up)
-		snprintf(body, len, "redis command link down%s%s\n",
+		snprintf(body, len, "%s command link down%s%s\n", kind,
 		    bc->last_error[0] != '\0' ? ": " : "", bc->last_error);
 	else if (stale > 0)
 		snprintf(body, len,
@@ -49,15 +52,15 @@ health_verdict(const struct stats_view *v, char *body, size_t len)
 		 * whole fleet out of the balancer for a loss of recovery
 		 * only. The body (and wspush_history_up) says it. */
 		snprintf(body, len,
-		    "ok: redis subscribed, %zu workers attached; history "
+		    "ok: %s subscribed, %zu workers attached; history "
 		    "requested but unavailable%s%s\n",
-		    v->n_workers, bc->history_error[0] != '\0' ? ": " : "",
+		    kind, v->n_workers,
+		    bc->history_error[0] != '\0' ? ": " : "",
 		    bc->history_error);
 		return 200;
 	} else {
-		snprintf(body, len,
-		    "ok: redis subscribed, %zu workers attached\n",
-		    v->n_workers);
+		snprintf(body, len, "ok: %s subscribed, %zu workers attached\n",
+		    kind, v->n_workers);
 		return 200;
 	}
 	return 503;

@@ -235,6 +235,7 @@ main(int argc, char **argv)
 	struct sigctx sc;
 	struct loop_fd *sw;
 	struct stats *stats;
+	int rc;
 
 	main_args(argc, argv, &path, &check);
 	log_init("wspush-bridge", LOG_INFO);
@@ -277,6 +278,7 @@ main(int argc, char **argv)
 	if (loop_run(loop) == -1)
 		log_err("poll");
 	stats_close(stats);
+	rc = bridge_failed(sc.bridge) ? 1 : 0;
 	bridge_free(sc.bridge);
 	loop_fd_del(sw);
 	loop_free(loop);
@@ -285,5 +287,5 @@ main(int argc, char **argv)
 	 * freed before exit (and leak checkers stay quiet). */
 	nng_fini();
 	log_notice("stopped");
-	return 0;
+	return rc;
 }

@@ -125,6 +125,47 @@ metrics_bridge(FILE *f, const struct stats_view *v)
 	    bc->listener_restarts, v->stats_listener_restarts);
 }
 
+/*
+ * The broker's figures in names that fit any broker (the wspush_redis_*
+ * families above stay, for the dashboards built on them), labelled with
+ * the broker's kind.
+ */
+static void
+metrics_broker(FILE *f, const struct stats_view *v)
+{
+	const struct bridge_counters *bc = &v->bc;
+	const char *k = bc->broker != NULL ? bc->broker : "";
+
+	metrics_head(f, "wspush_broker_up", METRICS_GAUGE,
+	    "1 when every broker link the node needs is up.");
+	fprintf(f, "wspush_broker_up{kind=\"%s\"} %d\n", k, bc->broker_up);
+	metrics_head(f, "wspush_broker_outages_total", METRICS_COUNTER,
+	    "Times the broker became unusable after it had been reached.");
+	fprintf(f, "wspush_broker_outages_total{kind=\"%s\"} %" PRIu64 "\n", k,
+	    bc->outages);
+	metrics_head(f, "wspush_broker_connect_failures_total", METRICS_COUNTER,
+	    "Failed broker connection attempts.");
+	fprintf(f,
+	    "wspush_broker_connect_failures_total{kind=\"%s\"} %" PRIu64 "\n",
+	    k, bc->connect_failures);
+	metrics_head(f, "wspush_broker_subscriptions", METRICS_GAUGE,
+	    "Confirmed broker subscriptions (AMQP: queue bindings).");
+	fprintf(f, "wspush_broker_subscriptions{kind=\"%s\"} %" PRIu64 "\n", k,
+	    bc->subscriptions);
+	metrics_head(f, "wspush_broker_messages_total", METRICS_COUNTER,
+	    "Messages received from the broker.");
+	fprintf(f, "wspush_broker_messages_total{kind=\"%s\"} %" PRIu64 "\n", k,
+	    bc->redis_messages);
+	metrics_head(f, "wspush_broker_drops_total", METRICS_COUNTER,
+	    "Messages the broker side lost, by reason.");
+	for (int r = 0; r < BROKER_DROP_COUNT; r++)
+		fprintf(f,
+		    "wspush_broker_drops_total{kind=\"%s\",reason=\"%s\"} "
+		    "%" PRIu64 "\n",
+		    k, broker_drop_str((enum broker_drop)r),
+		    bc->broker_drops[r]);
+}
+
 static enum metrics_type
 metrics_type(const struct counter_info *ci)
 {
@@ -262,6 +303,7 @@ void
 metrics_render(FILE *f, const struct stats_view *v)
 {
 	metrics_bridge(f, v);
+	metrics_broker(f, v);
 	metrics_master(f, v);
 	metrics_last_seen(f, v);
 	metrics_unknown(f, v);

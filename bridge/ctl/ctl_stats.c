@@ -231,6 +231,35 @@ ctl_stats_print_redis(const json_t *br)
 	printf("\n");
 }
 
+/*
+ * The broker in broker-neutral terms: kind, link state, subscriptions
+ * (bindings for AMQP), outages and the broker's drops by reason. Absent
+ * from an older bridge's answer: then nothing is printed.
+ */
+static void
+ctl_stats_print_broker(const json_t *br)
+{
+	const json_t *bl = json_object_get(br, "broker_link");
+	bool amqp;
+
+	if (!json_is_object(bl))
+		return;
+	amqp = strcmp(ctl_stats_str(bl, "kind"), "amqp") == 0;
+	printf("broker   %s %s  %s %" PRIu64 "  outages %" PRIu64
+	       "  connect failures %" PRIu64,
+	    ctl_stats_str(bl, "kind"), ctl_stats_str(bl, "state"),
+	    amqp ? "bindings" : "subscriptions",
+	    ctl_stats_u64(bl, "subscriptions"), ctl_stats_u64(bl, "outages"),
+	    ctl_stats_u64(bl, "connect_failures"));
+	if (strcmp(ctl_stats_str(bl, "state"), "up") != 0 &&
+	    json_string_length(json_object_get(bl, "last_error")) > 0)
+		printf("  error: %s",
+		    json_string_value(json_object_get(bl, "last_error")));
+	printf("\n");
+	ctl_stats_print_drops(
+	    "         broker drops: ", json_object_get(bl, "drops"), "");
+}
+
 /* Worker counter c summed over every worker of the reply. */
 static uint64_t
 ctl_stats_worker_sum(const json_t *j, enum worker_counter c)
@@ -295,6 +324,7 @@ ctl_stats_print_node(const json_t *j, const json_t *prev, double dt)
 	    ctl_stats_u64(br, "pid"), ctl_stats_u64(br, "uptime_s"),
 	    ctl_stats_str(br, "epoch"));
 	ctl_stats_print_redis(br);
+	ctl_stats_print_broker(br);
 	printf("         subscriptions %" PRIu64 "  from redis %" PRIu64
 	       "  published %" PRIu64 "  upstream writes %" PRIu64
 	       " (queued %" PRIu64 ")\n",

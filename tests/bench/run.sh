@@ -67,5 +67,6 @@ if [ $smoke -eq 0 ]; then
 	extra=(--json "$build/bench-results.json" --md "$build/bench-table.md")
 fi
 [ $smoke -eq 1 ] || /usr/bin/python3 "$here/bench_history.py" "$build" --bin-dir "$bindir" --json "$build/bench-history.json" --parts "publish,storm$([ $need_node -eq 1 ] && echo ,sio-storm)" || echo "run.sh: bench_history.py failed (see above)" >&2
+[ $smoke -eq 1 ] || /usr/bin/python3 "$here/bench_amqp.py" "$build" --bin-dir "$bindir" --budget-s 300 --json "$build/bench-amqp.json" --md "$build/bench-amqp.md" || echo "bench: the RabbitMQ comparison (bench_amqp.py) failed" >&2
 exec /usr/bin/python3 "$here/bench.py" "$build" --bin-dir "$bindir" \
 	"${extra[@]}" "$@"
