@@ -279,7 +279,7 @@ class NsNode(wsp.Node):
 
     def start_bridge(self):
         socks = [os.path.join(self.runtime_dir, s)
-                 for s in ("bus.ipc", "up.ipc")]
+                 for s in ("bus1.ipc", "up.ipc")]
         before = {s: wsp._file_id(s) for s in socks}
         self.bridge = self.h.spawn(f"bridge-{self.name}",
             self.argv("bridge/wspush-bridge"))
