@@ -306,17 +306,28 @@ conf_check_runtime_dir(const char *v, char *why, size_t whylen)
 	return 0;
 }
 
+/* The length of v's leading run of printable ASCII other than space and
+ * the bytes in reject. */
+static size_t
+conf_span_graph(const char *v, const char *reject)
+{
+	size_t i;
+
+	for (i = 0; v[i] != '\0'; i++) {
+		unsigned char ch = (unsigned char)v[i];
+		if (ch <= 0x20 || ch >= 0x7f || strchr(reject, ch) != NULL)
+			break;
+	}
+	return i;
+}
+
 static int
 conf_check_prefix(const char *v, char *why, size_t whylen)
 {
-	size_t len = strlen(v), i;
+	size_t len = strlen(v);
 
-	for (i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)v[i];
-		if (ch <= 0x20 || ch >= 0x7f || ch == ':' || ch == '*')
-			break;
-	}
-	if (len == 0 || len >= CONF_PREFIX_MAX || i < len) {
+	if (len == 0 || len >= CONF_PREFIX_MAX ||
+	    conf_span_graph(v, ":*") < len) {
 		snprintf(why, whylen,
 		    "expected 1..%d printable ASCII characters without "
 		    "whitespace, ':' or '*'",
@@ -329,14 +340,7 @@ conf_check_prefix(const char *v, char *why, size_t whylen)
 static int
 conf_check_path(const char *v, char *why, size_t whylen)
 {
-	const char *p;
-
-	for (p = v; *p != '\0'; p++) {
-		unsigned char ch = (unsigned char)*p;
-		if (ch <= 0x20 || ch >= 0x7f || ch == '?' || ch == '#')
-			break;
-	}
-	if (v[0] != '/' || *p != '\0') {
+	if (v[0] != '/' || v[conf_span_graph(v, "?#")] != '\0') {
 		snprintf(why, whylen,
 		    "expected a URL path starting with '/' (printable ASCII, "
 		    "no whitespace, '?' or '#')");

@@ -71,6 +71,23 @@ cmsg_get_string(json_t *root, const char *key, const char **s, size_t *len)
 	return 0;
 }
 
+/* The optional "since" member: absent, or a message id (stream id). */
+static enum cmsg_err
+cmsg_get_since(struct cmsg *m, const char **msg)
+{
+	struct env_sid sid;
+
+	if (json_object_get(m->root, "since") == NULL)
+		return CMSG_OK;
+	if (cmsg_get_string(m->root, "since", &m->since, &m->since_len) ||
+	    env_sid_parse(m->since, m->since_len, &sid) != 0) {
+		m->since = NULL;
+		*msg = "since must be a message id";
+		return CMSG_E_BAD_REQUEST;
+	}
+	return CMSG_OK;
+}
+
 /* The fields m->op needs, checked; CMSG_OK or an error with *msg set. */
 static enum cmsg_err
 cmsg_parse_fields(struct cmsg *m, const char **msg)
@@ -82,17 +99,8 @@ cmsg_parse_fields(struct cmsg *m, const char **msg)
 			*msg = "token must be a string";
 			return CMSG_E_BAD_REQUEST;
 		}
-		if (json_object_get(m->root, "since") != NULL) {
-			struct env_sid sid;
-
-			if (cmsg_get_string(
-				m->root, "since", &m->since, &m->since_len) ||
-			    env_sid_parse(m->since, m->since_len, &sid) != 0) {
-				m->since = NULL;
-				*msg = "since must be a message id";
-				return CMSG_E_BAD_REQUEST;
-			}
-		}
+		if (cmsg_get_since(m, msg) != CMSG_OK)
+			return CMSG_E_BAD_REQUEST;
 		break;
 	case CMSG_SUBSCRIBE:
 	case CMSG_UNSUBSCRIBE:
@@ -106,17 +114,8 @@ cmsg_parse_fields(struct cmsg *m, const char **msg)
 			return CMSG_E_INVALID_CHANNEL;
 		}
 		if (m->op == CMSG_SUBSCRIBE &&
-		    json_object_get(m->root, "since") != NULL) {
-			struct env_sid sid;
-
-			if (cmsg_get_string(
-				m->root, "since", &m->since, &m->since_len) ||
-			    env_sid_parse(m->since, m->since_len, &sid) != 0) {
-				m->since = NULL;
-				*msg = "since must be a message id";
-				return CMSG_E_BAD_REQUEST;
-			}
-		}
+		    cmsg_get_since(m, msg) != CMSG_OK)
+			return CMSG_E_BAD_REQUEST;
 		break;
 	case CMSG_PUBLISH:
 		if (cmsg_get_string(m->root, "to", &m->to_text, &m->to_len)) {

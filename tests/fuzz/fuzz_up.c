@@ -3,28 +3,14 @@
  * Decoding arbitrary bytes must never crash or loop; every envelope that
  * decodes must re-encode and decode to the same fields.
  */
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "envelope.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void
-same_str(struct env_str a, struct env_str b)
-{
-	if ((a.p == NULL) != (b.p == NULL) || a.len != b.len ||
-	    (a.len != 0 && memcmp(a.p, b.p, a.len) != 0))
-		abort();
-}
+#include "fuzz_env.h"
 
 static void
 same_counters(
     uint32_t n, const struct up_counter *a, const struct up_counter *b)
 {
 	for (uint32_t i = 0; i < n; i++) {
-		same_str(a[i].name, b[i].name);
+		fuzz_same_str(a[i].name, b[i].name);
 		if (a[i].value != b[i].value)
 			abort();
 	}
@@ -40,8 +26,8 @@ same_env(const struct up_env *a, const struct up_env *b)
 		if (a->u.range.req_id != b->u.range.req_id ||
 		    a->u.range.limit != b->u.range.limit)
 			abort();
-		same_str(a->u.range.addr, b->u.range.addr);
-		same_str(a->u.range.since, b->u.range.since);
+		fuzz_same_str(a->u.range.addr, b->u.range.addr);
+		fuzz_same_str(a->u.range.since, b->u.range.since);
 		return;
 	}
 	switch (a->kind) {
@@ -49,7 +35,7 @@ same_env(const struct up_env *a, const struct up_env *b)
 	case UP_INTEREST_DEL:
 		if (a->u.interest.req_id != b->u.interest.req_id)
 			abort();
-		same_str(a->u.interest.addr, b->u.interest.addr);
+		fuzz_same_str(a->u.interest.addr, b->u.interest.addr);
 		break;
 	case UP_INTEREST_SYNC:
 		if (a->u.sync.epoch != b->u.sync.epoch ||
@@ -57,26 +43,26 @@ same_env(const struct up_env *a, const struct up_env *b)
 		    a->u.sync.n_users != b->u.sync.n_users)
 			abort();
 		for (uint32_t i = 0; i < a->u.sync.n_addrs; i++)
-			same_str(a->u.sync.addrs[i], b->u.sync.addrs[i]);
+			fuzz_same_str(a->u.sync.addrs[i], b->u.sync.addrs[i]);
 		same_counters(
 		    a->u.sync.n_users, a->u.sync.users, b->u.sync.users);
 		break;
 	case UP_PUBLISH:
-		same_str(a->u.publish.to, b->u.publish.to);
-		same_str(a->u.publish.from, b->u.publish.from);
-		same_str(a->u.publish.data, b->u.publish.data);
-		same_str(a->u.publish.id, b->u.publish.id);
+		fuzz_same_str(a->u.publish.to, b->u.publish.to);
+		fuzz_same_str(a->u.publish.from, b->u.publish.from);
+		fuzz_same_str(a->u.publish.data, b->u.publish.data);
+		fuzz_same_str(a->u.publish.id, b->u.publish.id);
 		break;
 	case UP_SEND:
-		same_str(a->u.send.user, b->u.send.user);
-		same_str(a->u.send.conn, b->u.send.conn);
-		same_str(a->u.send.data, b->u.send.data);
+		fuzz_same_str(a->u.send.user, b->u.send.user);
+		fuzz_same_str(a->u.send.conn, b->u.send.conn);
+		fuzz_same_str(a->u.send.data, b->u.send.data);
 		break;
 	case UP_EVENT:
-		same_str(a->u.event.type, b->u.event.type);
-		same_str(a->u.event.user, b->u.event.user);
-		same_str(a->u.event.conn, b->u.event.conn);
-		same_str(a->u.event.reason, b->u.event.reason);
+		fuzz_same_str(a->u.event.type, b->u.event.type);
+		fuzz_same_str(a->u.event.user, b->u.event.user);
+		fuzz_same_str(a->u.event.conn, b->u.event.conn);
+		fuzz_same_str(a->u.event.reason, b->u.event.reason);
 		break;
 	case UP_COUNTERS:
 		if (a->u.counters.n != b->u.counters.n)
@@ -116,45 +102,4 @@ encode(msgpack_sbuffer *sb, const struct up_env *e)
 	return -1;
 }
 
-static void
-round_trip(const struct up_env *e)
-{
-	msgpack_sbuffer sb;
-	struct env_reader r;
-	struct up_env back;
-
-	msgpack_sbuffer_init(&sb);
-	if (encode(&sb, e) != 0)
-		abort(); /* what decodes is within every limit */
-	env_reader_init(&r, sb.data, sb.size);
-	if (up_reader_next(&r, &back) != ENV_OK)
-		abort();
-	same_env(e, &back);
-	if (up_reader_next(&r, &back) != ENV_END)
-		abort();
-	env_reader_fini(&r);
-	msgpack_sbuffer_destroy(&sb);
-}
-
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-	struct env_reader r;
-	struct up_env e;
-	size_t calls = 0;
-	int rc;
-
-	env_reader_init(&r, data, size);
-	while ((rc = up_reader_next(&r, &e)) != ENV_END) {
-		if (++calls > size + 1)
-			abort();
-		if (rc == ENV_OK)
-			round_trip(&e);
-		else if (rc != ENV_TRUNCATED && rc != ENV_MALFORMED &&
-			 rc != ENV_VERSION_UNKNOWN && rc != ENV_KIND_UNKNOWN &&
-			 rc != ENV_NOMEM)
-			abort();
-	}
-	env_reader_fini(&r);
-	return 0;
-}
+FUZZ_ENV_READER_TARGET(up_env, up_reader_next, encode, same_env)

@@ -2,21 +2,8 @@
  * fuzz_wspenv.c - libFuzzer target for the Redis envelope decoder. Any
  * bytes: no crash; what decodes re-encodes and decodes to the same fields.
  */
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
+#include "fuzz_env.h"
 #include "wspenv.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void
-same_str(struct env_str a, struct env_str b)
-{
-	if ((a.p == NULL) != (b.p == NULL) || a.len != b.len ||
-	    (a.len != 0 && memcmp(a.p, b.p, a.len) != 0))
-		abort();
-}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -41,9 +28,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (wspenv_decode(sb.data, sb.size, &zone2, &back) != 0)
 		abort();
-	same_str(e.data, back.data);
-	same_str(e.from, back.from);
-	same_str(e.id, back.id);
+	fuzz_same_str(e.data, back.data);
+	fuzz_same_str(e.from, back.from);
+	fuzz_same_str(e.id, back.id);
 	if (e.ts != back.ts || e.json != back.json)
 		abort();
 	msgpack_sbuffer_destroy(&sb);

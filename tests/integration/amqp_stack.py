@@ -18,6 +18,7 @@ import tempfile
 import uuid
 
 import pika
+import pytest
 
 import rabbit
 import wsp
@@ -219,6 +220,20 @@ def fence(stack, clients, timeout=5):
 def make_stack(h, **kw):
     """A Stack on the shared RabbitMQ (see Stack)."""
     return Stack(h, rabbit_server(), **kw)
+
+
+@pytest.fixture
+def stack(h):
+    """A fixture: make_stack(h) with the defaults, closed after the test.
+    A test module takes it with `stack = amqp_stack.stack`."""
+    s = make_stack(h)
+    yield s
+    s.close()
+
+
+def healthz(node):
+    """The status of the node bridge's GET /healthz."""
+    return wsp.http_get(node.metrics_port, "/healthz", timeout=2)[0]
 
 
 def find_key(obj, name):

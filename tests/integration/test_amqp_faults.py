@@ -6,21 +6,12 @@ tests stop and start the session's shared broker and leave it running."""
 
 import json
 
-import pytest
-
 import amqp_stack
 import wsp
 
 
-@pytest.fixture
-def stack(h):
-    s = amqp_stack.make_stack(h)
-    yield s
-    s.close()
-
-
-def healthz(node):
-    return wsp.http_get(node.metrics_port, "/healthz", timeout=2)[0]
+stack = amqp_stack.stack
+healthz = amqp_stack.healthz
 
 
 def resume(stack, node, clients, u):

@@ -5,23 +5,14 @@ outage, /healthz 503, reconnection once it answers again, clients stay."""
 
 import time
 
-import pytest
-
 import amqp_stack
 import wsp
 
 HEARTBEAT_S = 5  # what the bridge asks for
 
 
-@pytest.fixture
-def stack(h):
-    s = amqp_stack.make_stack(h)
-    yield s
-    s.close()
-
-
-def healthz(node):
-    return wsp.http_get(node.metrics_port, "/healthz", timeout=2)[0]
+stack = amqp_stack.stack
+healthz = amqp_stack.healthz
 
 
 def node_queue(stack, u):

@@ -3,45 +3,21 @@ sockets are bound), reports the outage (stats, /healthz, STATUS=), and
 subscribes once Redis comes up."""
 
 import json
-import os
-import socket
-import time
 
 import wsp
-
-
-def notify_messages(sock, want, timeout):
-    """Datagrams received on the fake NOTIFY_SOCKET until one contains
-    want; returns them all."""
-    got = []
-    deadline = time.monotonic() + wsp.T(timeout)
-    while not any(want in m for m in got):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise wsp.HarnessError(f"no {want!r} on NOTIFY_SOCKET within "
-                                   f"{wsp.T(timeout):.0f}s; got {got!r}")
-        sock.settimeout(left)
-        try:
-            got.append(sock.recv(4096).decode())
-        except socket.timeout:
-            pass
-    return got
+from fake_systemd import FakeSystemd
 
 
 def test_bridge_ready_with_redis_down_then_subscribes(h):
     redis = wsp.RedisServer(h)  # not started yet
     node = wsp.Node(h, "a", redis, workers=1)
-    path = os.path.join(h.dir, "notify.sock")
-    ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    ns.bind(path)
+    sd = FakeSystemd(h, "bridge")
     try:
         node.bridge = h.spawn("bridge-a",
             [wsp.binary("bridge/wspush-bridge"), "-c", node.conf],
-            env={"NOTIFY_SOCKET": path})
-        msgs = notify_messages(ns, "READY=1", 15)
-        if not any("STATUS=redis=down" in m for m in msgs):
-            notify_messages(ns, "STATUS=redis=down", 5)
-        node.bridge.check_running()
+            env=sd.env())
+        sd.wait_for("READY", "1", 15, check=node.bridge.check_running)
+        sd.wait_for("STATUS", "redis=down", 5, check=node.bridge.check_running)
 
         cp = node.ctl("stats", "--json")
         assert cp.returncode == 0, cp.stderr
@@ -51,7 +27,7 @@ def test_bridge_ready_with_redis_down_then_subscribes(h):
         assert status == 503 and b"redis" in body, (status, body)
 
         redis.start()
-        notify_messages(ns, "STATUS=redis=up", 20)
+        sd.wait_for("STATUS", "redis=up", 20, check=node.bridge.check_running)
         node.wait_bridge_healthz(200, 20, "bridge /healthz 200 once Redis "
                                  "is up")
         st = json.loads(node.ctl("stats", "--json").stdout)
@@ -66,4 +42,4 @@ def test_bridge_ready_with_redis_down_then_subscribes(h):
                          json.dumps({"hello": 1})) >= 1
         assert wsp.datas(c.collect(count=1, timeout=5)) == [{"hello": 1}]
     finally:
-        ns.close()
+        sd.close()

@@ -15,11 +15,15 @@ def target(user):
     return "/ws?" + urllib.parse.urlencode({"user": user})
 
 
+def one_worker(h, **gateway):
+    """The node of a one-node, one-worker cluster with these [gateway]
+    settings."""
+    return wsp.Cluster(h, nodes=1, workers=1,
+                       conf={"gateway": gateway} if gateway else None).a
+
+
 def test_max_message_bytes_single_and_fragmented(h):
-    c = wsp.Cluster(h, nodes=1, workers=1,
-                    conf={"gateway": {"max_message_bytes": 1024,
-                                      "max_queued_bytes": 65536}})
-    n = c.a
+    n = one_worker(h, max_message_bytes=1024, max_queued_bytes=65536)
     other = n.connect(wsp.uid("bystander"))
     big = n.connect(wsp.uid("big"))
     big.send('{"op":"ping","pad":"' + "x" * 2000 + '"}')
@@ -37,9 +41,7 @@ def test_max_message_bytes_single_and_fragmented(h):
 
 
 def test_max_connections_per_worker(h):
-    c = wsp.Cluster(h, nodes=1, workers=1,
-                    conf={"gateway": {"max_connections": 2}})
-    n = c.a
+    n = one_worker(h, max_connections=2)
     # The harness' readiness probe is gone once start() returned.
     wsp.wait_until(lambda: wsp.handshake_status(n.port, target("p")) == 101, 5,
                    "a free connection slot")
@@ -53,10 +55,7 @@ def test_max_connections_per_worker(h):
 
 
 def test_rate_limit_then_1008(h):
-    c = wsp.Cluster(h, nodes=1, workers=1,
-                    conf={"gateway": {"rate_limit_per_s": 2,
-                                      "rate_burst": 4}})
-    n = c.a
+    n = one_worker(h, rate_limit_per_s=2, rate_burst=4)
     other = n.connect(wsp.uid("calm"))
     x = n.connect(wsp.uid("abuser"))
     for i in range(8):
@@ -78,8 +77,7 @@ def test_rate_limit_then_1008(h):
 
 
 def test_huge_url_and_header(h):
-    c = wsp.Cluster(h, nodes=1, workers=1)
-    n = c.a
+    n = one_worker(h)
     # Within the 16 KiB of header space a worker has: upgraded and served.
     for what, tgt, hdrs in (
             ("5 KB URL", target("u1") + "&pad=" + "a" * 5000, None),
@@ -103,9 +101,7 @@ def test_huge_url_and_header(h):
 
 
 def test_handshake_timeout(h):
-    c = wsp.Cluster(h, nodes=1, workers=1,
-                    conf={"gateway": {"handshake_timeout_s": 1}})
-    n = c.a
+    n = one_worker(h, handshake_timeout_s=1)
     with wsp.RawWs.connect(n.port) as ws:
         t0 = time.monotonic()
         ws.send_raw(b"GET /ws?user=slow HTTP/1.1\r\nHost: x\r\n")

@@ -44,6 +44,12 @@ SANITIZER_RE = re.compile(
     rb"ERROR: UndefinedBehaviorSanitizer|AddressSanitizer:DEADLYSIGNAL")
 
 
+
+def healthz_ok_re(workers):
+    """The bridge's healthy /healthz body for `workers` attached workers,
+    whatever its broker kind ("redis", "redis-cluster", "amqp")."""
+    return re.compile(rf"ok: [a-z-]+ subscribed, {workers} workers attached")
+
 class HarnessError(AssertionError):
     """A process or a wait went wrong; the message says which and why."""
 
@@ -505,13 +511,14 @@ class Node:
         """The bridge's /healthz says every worker is attached both ways
         (reports upstream, hears the bus). A welcome proves it for one
         worker only; tests that spread clients over workers need all."""
-        want = f"ok: redis subscribed, {self.workers} workers attached"
+        want = healthz_ok_re(self.workers)
 
         def ok():
             st, body = http_get(self.metrics_port, "/healthz", timeout=2)
-            # startswith: a note may follow (history unavailable).
+            # match, not fullmatch: a note may follow (history
+            # unavailable).
             return st == 200 and \
-                body.decode(errors="replace").startswith(want)
+                want.match(body.decode(errors="replace")) is not None
         wait_until(ok, 20, f"{self.bridge.name} to see {self.workers} "
                    f"workers attached", check=self.check_running,
                    interval=0.05)

@@ -15,37 +15,36 @@
 
 #define S(lit) lit, sizeof(lit) - 1
 
+/* s (of len bytes) parses as kind with the id `id` (NULL: none). */
 static void
-user_channel_and_all_parse(void **state)
+expect_addr(const char *s, size_t len, enum addr_kind kind, const char *id)
 {
 	struct addr a;
 
-	assert_int_equal(addr_parse(S("user:42"), &a), 0);
-	assert_int_equal(a.kind, ADDR_USER);
-	assert_int_equal(a.idlen, 2);
-	assert_memory_equal(a.id, "42", 2);
+	assert_int_equal(addr_parse(s, len, &a), 0);
+	assert_int_equal(a.kind, kind);
+	if (id == NULL) {
+		assert_null(a.id);
+		assert_int_equal(a.idlen, 0);
+		return;
+	}
+	assert_int_equal(a.idlen, strlen(id));
+	assert_memory_equal(a.id, id, strlen(id));
+}
 
-	assert_int_equal(addr_parse(S("channel:news"), &a), 0);
-	assert_int_equal(a.kind, ADDR_CHANNEL);
-	assert_memory_equal(a.id, "news", 4);
-
-	assert_int_equal(addr_parse(S("all"), &a), 0);
-	assert_int_equal(a.kind, ADDR_ALL);
-	assert_null(a.id);
-	assert_int_equal(a.idlen, 0);
+static void
+user_channel_and_all_parse(void **state)
+{
+	expect_addr(S("user:42"), ADDR_USER, "42");
+	expect_addr(S("channel:news"), ADDR_CHANNEL, "news");
+	expect_addr(S("all"), ADDR_ALL, NULL);
 }
 
 static void
 the_address_splits_at_the_first_colon(void **state)
 {
-	struct addr a;
-
-	assert_int_equal(addr_parse(S("channel:chat:room:7"), &a), 0);
-	assert_int_equal(a.kind, ADDR_CHANNEL);
-	assert_int_equal(a.idlen, 11);
-	assert_memory_equal(a.id, "chat:room:7", 11);
-	assert_int_equal(addr_parse(S("user::"), &a), 0);
-	assert_int_equal(a.idlen, 1);
+	expect_addr(S("channel:chat:room:7"), ADDR_CHANNEL, "chat:room:7");
+	expect_addr(S("user::"), ADDR_USER, ":");
 }
 
 static void

@@ -232,6 +232,32 @@ check_up(int i, const struct up_env *e)
 	}
 }
 
+/* Reads what encode_bus_all wrote, from r's position to the end. */
+static void
+read_bus_all(struct env_reader *r)
+{
+	struct bus_env e;
+
+	for (int i = 0; i < N_BUS; i++) {
+		assert_int_equal(bus_reader_next(r, &e), ENV_OK);
+		check_bus(i, &e);
+	}
+	assert_int_equal(bus_reader_next(r, &e), ENV_END);
+}
+
+/* Reads what encode_up_all wrote, from r's position to the end. */
+static void
+read_up_all(struct env_reader *r)
+{
+	struct up_env u;
+
+	for (int i = 0; i < N_UP; i++) {
+		assert_int_equal(up_reader_next(r, &u), ENV_OK);
+		check_up(i, &u);
+	}
+	assert_int_equal(up_reader_next(r, &u), ENV_END);
+}
+
 /* ---- tests ---- */
 
 static void
@@ -240,16 +266,11 @@ every_bus_kind_round_trips_in_one_buffer(void **state)
 	msgpack_sbuffer sb;
 	struct env_reader r;
 	struct bus_env e;
-	int i;
 
 	msgpack_sbuffer_init(&sb);
 	encode_bus_all(&sb);
 	env_reader_init(&r, sb.data, sb.size);
-	for (i = 0; i < N_BUS; i++) {
-		assert_int_equal(bus_reader_next(&r, &e), ENV_OK);
-		check_bus(i, &e);
-	}
-	assert_int_equal(bus_reader_next(&r, &e), ENV_END);
+	read_bus_all(&r);
 	assert_int_equal(bus_reader_next(&r, &e), ENV_END);
 	env_reader_fini(&r);
 	msgpack_sbuffer_destroy(&sb);
@@ -260,17 +281,11 @@ every_up_kind_round_trips_in_one_buffer(void **state)
 {
 	msgpack_sbuffer sb;
 	struct env_reader r;
-	struct up_env e;
-	int i;
 
 	msgpack_sbuffer_init(&sb);
 	encode_up_all(&sb);
 	env_reader_init(&r, sb.data, sb.size);
-	for (i = 0; i < N_UP; i++) {
-		assert_int_equal(up_reader_next(&r, &e), ENV_OK);
-		check_up(i, &e);
-	}
-	assert_int_equal(up_reader_next(&r, &e), ENV_END);
+	read_up_all(&r);
 	env_reader_fini(&r);
 	msgpack_sbuffer_destroy(&sb);
 }
@@ -589,20 +604,28 @@ append_sentinel(msgpack_sbuffer *sb, bool up)
 		assert_int_equal(bus_encode_heartbeat(sb, &hb1), 0);
 }
 
+/* Appends the sentinel to sb, decodes it, checks the first and second
+ * results and frees sb. */
+static void
+expect_decode(bool up, msgpack_sbuffer *sb, int want, int want_second)
+{
+	int second;
+
+	append_sentinel(sb, up);
+	assert_int_equal(decode_one(up, sb->data, sb->size, &second), want);
+	assert_int_equal(second, want_second);
+	msgpack_sbuffer_destroy(sb);
+}
+
 static void
 templates_decode(void **state)
 {
 	for (size_t t = 0; t < sizeof(tmpls) / sizeof(tmpls[0]); t++) {
 		msgpack_sbuffer sb;
-		int second;
 
 		msgpack_sbuffer_init(&sb);
 		pack_fields(&sb, tmpls[t].f, tmpls[t].n);
-		append_sentinel(&sb, tmpls[t].up);
-		assert_int_equal(
-		    decode_one(tmpls[t].up, sb.data, sb.size, &second), ENV_OK);
-		assert_int_equal(second, ENV_OK);
-		msgpack_sbuffer_destroy(&sb);
+		expect_decode(tmpls[t].up, &sb, ENV_OK, ENV_OK);
 	}
 }
 
@@ -673,16 +696,10 @@ missing_fields_are_malformed(void **state)
 	for (size_t t = 0; t < sizeof(tmpls) / sizeof(tmpls[0]); t++) {
 		for (size_t n = 0; n < tmpls[t].n; n++) {
 			msgpack_sbuffer sb;
-			int second;
 
 			msgpack_sbuffer_init(&sb);
 			pack_fields(&sb, tmpls[t].f, n);
-			append_sentinel(&sb, tmpls[t].up);
-			assert_int_equal(
-			    decode_one(tmpls[t].up, sb.data, sb.size, &second),
-			    ENV_MALFORMED);
-			assert_int_equal(second, ENV_END);
-			msgpack_sbuffer_destroy(&sb);
+			expect_decode(tmpls[t].up, &sb, ENV_MALFORMED, ENV_END);
 		}
 	}
 }
@@ -694,7 +711,6 @@ extra_trailing_fields_are_accepted(void **state)
 		struct field f[10];
 		msgpack_sbuffer sb;
 		msgpack_packer pk;
-		int second;
 
 		memcpy(f, tmpls[t].f, sizeof(f));
 		msgpack_sbuffer_init(&sb);
@@ -709,11 +725,7 @@ extra_trailing_fields_are_accepted(void **state)
 		msgpack_pack_ext_with_body(&pk, "abcd", 4, -1);
 		msgpack_pack_nil(&pk);
 		msgpack_pack_int64(&pk, -7);
-		append_sentinel(&sb, tmpls[t].up);
-		assert_int_equal(
-		    decode_one(tmpls[t].up, sb.data, sb.size, &second), ENV_OK);
-		assert_int_equal(second, ENV_OK);
-		msgpack_sbuffer_destroy(&sb);
+		expect_decode(tmpls[t].up, &sb, ENV_OK, ENV_OK);
 	}
 }
 
@@ -743,11 +755,7 @@ an_unknown_version_is_skipped_and_reading_continues(void **state)
 	assert_int_equal(bus_reader_next(&r, &e), ENV_VERSION_UNKNOWN);
 	assert_int_equal(bus_reader_next(&r, &e), ENV_VERSION_UNKNOWN);
 	assert_int_equal(bus_reader_next(&r, &e), ENV_VERSION_UNKNOWN);
-	for (int i = 0; i < N_BUS; i++) {
-		assert_int_equal(bus_reader_next(&r, &e), ENV_OK);
-		check_bus(i, &e);
-	}
-	assert_int_equal(bus_reader_next(&r, &e), ENV_END);
+	read_bus_all(&r);
 	env_reader_fini(&r);
 	msgpack_sbuffer_destroy(&sb);
 }
@@ -774,11 +782,7 @@ an_unknown_kind_is_skipped_and_reading_continues(void **state)
 	env_reader_init(&r, sb.data, sb.size);
 	for (size_t i = 0; i < 5; i++)
 		assert_int_equal(bus_reader_next(&r, &e), ENV_KIND_UNKNOWN);
-	for (int i = 0; i < N_BUS; i++) {
-		assert_int_equal(bus_reader_next(&r, &e), ENV_OK);
-		check_bus(i, &e);
-	}
-	assert_int_equal(bus_reader_next(&r, &e), ENV_END);
+	read_bus_all(&r);
 	env_reader_fini(&r);
 	msgpack_sbuffer_destroy(&sb);
 
@@ -795,11 +799,7 @@ an_unknown_kind_is_skipped_and_reading_continues(void **state)
 	env_reader_init(&r, sb.data, sb.size);
 	assert_int_equal(up_reader_next(&r, &u), ENV_KIND_UNKNOWN);
 	assert_int_equal(up_reader_next(&r, &u), ENV_KIND_UNKNOWN);
-	for (int i = 0; i < N_UP; i++) {
-		assert_int_equal(up_reader_next(&r, &u), ENV_OK);
-		check_up(i, &u);
-	}
-	assert_int_equal(up_reader_next(&r, &u), ENV_END);
+	read_up_all(&r);
 	env_reader_fini(&r);
 	msgpack_sbuffer_destroy(&sb);
 }

@@ -167,6 +167,31 @@ publish_json_argv(void **state)
 
 /* ---- replies, captured ---- */
 
+/* The reply raw (RESP) to FUNCTION LOAD: want, and why holding why_has
+ * unless that is NULL. */
+static void
+expect_load(const char *raw, enum history_load want, const char *why_has)
+{
+	char why[256];
+	redisReply *r = resp(raw);
+
+	assert_int_equal(history_load_parse(r, why, sizeof(why)), want);
+	if (why_has != NULL)
+		assert_non_null(strstr(why, why_has));
+	freeReplyObject(r);
+}
+
+/* The reply raw (RESP) to the config call, against CONF10: want. */
+static void
+expect_config(const char *raw, enum history_loaded want)
+{
+	struct history_conf got;
+	redisReply *r = resp(raw);
+
+	assert_int_equal(history_config_parse(r, &CONF10, &got), want);
+	freeReplyObject(r);
+}
+
 static void
 load_replies(void **state)
 {
@@ -180,22 +205,13 @@ load_replies(void **state)
 	assert_string_equal(why, "");
 	freeReplyObject(r);
 	/* What Redis 6.2 answers. */
-	r = resp("-ERR unknown command 'FUNCTION', with args beginning with: "
-		 "'LOAD' 'REPLACE' \r\n");
-	assert_int_equal(
-	    history_load_parse(r, why, sizeof(why)), HISTORY_LOAD_OLD_REDIS);
-	assert_non_null(strstr(why, "Redis 7.0 or newer"));
-	freeReplyObject(r);
-	r = resp("-NOPERM this user has no permissions to run the 'function' "
-		 "command or its subcommand\r\n");
-	assert_int_equal(
-	    history_load_parse(r, why, sizeof(why)), HISTORY_LOAD_REFUSED);
-	assert_non_null(strstr(why, "NOPERM"));
-	freeReplyObject(r);
-	r = resp("$5\r\nother\r\n");
-	assert_int_equal(
-	    history_load_parse(r, why, sizeof(why)), HISTORY_LOAD_REFUSED);
-	freeReplyObject(r);
+	expect_load("-ERR unknown command 'FUNCTION', with args beginning "
+		    "with: 'LOAD' 'REPLACE' \r\n",
+	    HISTORY_LOAD_OLD_REDIS, "Redis 7.0 or newer");
+	expect_load("-NOPERM this user has no permissions to run the "
+		    "'function' command or its subcommand\r\n",
+	    HISTORY_LOAD_REFUSED, "NOPERM");
+	expect_load("$5\r\nother\r\n", HISTORY_LOAD_REFUSED, NULL);
 	assert_int_equal(
 	    history_load_parse(NULL, why, sizeof(why)), HISTORY_LOAD_LOST);
 	assert_int_equal(history_load_parse(NULL, NULL, 0), HISTORY_LOAD_LOST);
@@ -217,31 +233,20 @@ config_replies(void **state)
 	    history_config_parse(r, &CONF10, &got), HISTORY_LOADED_OTHER);
 	assert_int_equal(got.size, 11);
 	freeReplyObject(r);
-	r = resp("*6\r\n:2\r\n:10\r\n:300\r\n:20\r\n:86400\r\n:0\r\n");
-	assert_int_equal(
-	    history_config_parse(r, &CONF10, &got), HISTORY_LOADED_OTHER);
-	freeReplyObject(r);
-	r = resp("-ERR Function not found\r\n");
-	assert_int_equal(
-	    history_config_parse(r, &CONF10, &got), HISTORY_LOADED_NONE);
-	freeReplyObject(r);
-	r = resp("-ERR unknown command 'FCALL_RO', with args beginning "
-		 "with: \r\n");
-	assert_int_equal(
-	    history_config_parse(r, &CONF10, &got), HISTORY_LOADED_NONE);
-	freeReplyObject(r);
+	expect_config("*6\r\n:2\r\n:10\r\n:300\r\n:20\r\n:86400\r\n:0\r\n",
+	    HISTORY_LOADED_OTHER);
+	expect_config("-ERR Function not found\r\n", HISTORY_LOADED_NONE);
+	expect_config("-ERR unknown command 'FCALL_RO', with args beginning "
+		      "with: \r\n",
+	    HISTORY_LOADED_NONE);
 	static const char *bad[] = {"-NOPERM no\r\n",
 	    "*5\r\n:1\r\n:10\r\n:300\r\n:20\r\n:86400\r\n",
 	    "*6\r\n:1\r\n:10\r\n:300\r\n:20\r\n:86400\r\n:2\r\n",
 	    "*6\r\n:1\r\n:-1\r\n:300\r\n:20\r\n:86400\r\n:0\r\n",
 	    "*6\r\n:1\r\n$2\r\n10\r\n:300\r\n:20\r\n:86400\r\n:0\r\n",
 	    "$2\r\nok\r\n"};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		r = resp(bad[i]);
-		assert_int_equal(history_config_parse(r, &CONF10, &got),
-		    HISTORY_LOADED_ERROR);
-		freeReplyObject(r);
-	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_config(bad[i], HISTORY_LOADED_ERROR);
 	assert_int_equal(
 	    history_config_parse(NULL, &CONF10, &got), HISTORY_LOADED_ERROR);
 }

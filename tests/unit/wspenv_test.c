@@ -279,13 +279,33 @@ truncation_at_every_offset_is_malformed(void **state)
 	msgpack_sbuffer_destroy(&sb);
 }
 
+/* Decodes magic + {v: 1, data: bin "", key: str val}; returns the result. */
+static int
+decode_with_str(
+    msgpack_sbuffer *sb, const char *key, const char *val, size_t len)
+{
+	msgpack_packer pk;
+	struct wspenv out;
+
+	msgpack_sbuffer_clear(sb);
+	msgpack_sbuffer_write(sb, WSPENV_MAGIC, WSPENV_MAGIC_LEN);
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 3);
+	msgpack_pack_str_with_body(&pk, "v", 1);
+	msgpack_pack_uint64(&pk, 1);
+	msgpack_pack_str_with_body(&pk, "data", 4);
+	msgpack_pack_bin_with_body(&pk, "", 0);
+	msgpack_pack_str_with_body(&pk, key, strlen(key));
+	msgpack_pack_str_with_body(&pk, val, len);
+	return wspenv_decode(sb->data, sb->size, &zone, &out);
+}
+
 static void
 from_and_id_must_be_utf8(void **state)
 {
 	struct wspenv e = {{"x", 1}, {"\xff", 1}, {NULL, 0}, 0, false};
 	struct wspenv out;
 	msgpack_sbuffer sb;
-	msgpack_packer pk;
 
 	msgpack_sbuffer_init(&sb);
 	assert_int_equal(wspenv_encode(&sb, &e), -1);
@@ -295,18 +315,8 @@ from_and_id_must_be_utf8(void **state)
 	assert_int_equal(wspenv_decode(sb.data, sb.size, &zone, &out), 0);
 	assert_int_equal(out.id.len, 2);
 	for (int id = 0; id < 2; id++) {
-		msgpack_sbuffer_clear(&sb);
-		msgpack_sbuffer_write(&sb, WSPENV_MAGIC, WSPENV_MAGIC_LEN);
-		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-		msgpack_pack_map(&pk, 3);
-		msgpack_pack_str_with_body(&pk, "v", 1);
-		msgpack_pack_uint64(&pk, 1);
-		msgpack_pack_str_with_body(&pk, "data", 4);
-		msgpack_pack_bin_with_body(&pk, "", 0);
-		msgpack_pack_str_with_body(&pk, id ? "id" : "from", id ? 2 : 4);
-		msgpack_pack_str_with_body(&pk, "a\xc3", 2);
 		assert_int_equal(
-		    wspenv_decode(sb.data, sb.size, &zone, &out), -1);
+		    decode_with_str(&sb, id ? "id" : "from", "a\xc3", 2), -1);
 	}
 	msgpack_sbuffer_destroy(&sb);
 }
@@ -316,24 +326,13 @@ oversize_strings_are_malformed(void **state)
 {
 	static char big[ENV_ID_MAX + 1];
 	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	struct wspenv out;
 
 	memset(big, 'a', sizeof(big));
 	msgpack_sbuffer_init(&sb);
 	for (int id = 0; id < 2; id++) {
-		msgpack_sbuffer_clear(&sb);
-		msgpack_sbuffer_write(&sb, WSPENV_MAGIC, WSPENV_MAGIC_LEN);
-		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-		msgpack_pack_map(&pk, 3);
-		msgpack_pack_str_with_body(&pk, "v", 1);
-		msgpack_pack_uint64(&pk, 1);
-		msgpack_pack_str_with_body(&pk, "data", 4);
-		msgpack_pack_bin_with_body(&pk, "", 0);
-		msgpack_pack_str_with_body(&pk, id ? "id" : "from", id ? 2 : 4);
-		msgpack_pack_str_with_body(&pk, big, sizeof(big));
 		assert_int_equal(
-		    wspenv_decode(sb.data, sb.size, &zone, &out), -1);
+		    decode_with_str(&sb, id ? "id" : "from", big, sizeof(big)),
+		    -1);
 	}
 	msgpack_sbuffer_destroy(&sb);
 }

@@ -11,25 +11,16 @@
 const test = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
-const os = require("node:os");
 const path = require("node:path");
-const { Stack, waitFor } = require("./stack.js");
+const { Stack, chromium, CHROMIUM, launchBrowser, stopAll, waitFor } = require("./stack.js");
 
 const BUILD = process.env.WSPUSH_BUILD_DIR;
-const CHROMIUM = process.env.WSPUSH_CHROMIUM || "/usr/bin/chromium";
 const SHOTS = BUILD ? path.join(path.resolve(BUILD), "screenshots") : null;
 const WAIT = 20000;
 
-let chromium;
-try {
-	({ chromium } = require("playwright-core"));
-} catch (e) {
-	chromium = null;
-}
-
 let stack;
+let browser;
 let ctx;
-let userDataDir;
 const pageErrors = [];
 
 function requireSetup() {
@@ -50,6 +41,19 @@ async function openDemo(base, user, label) {
 }
 
 const text = (page, sel) => page.textContent(sel);
+
+// Runs body; a failure carries the stack's logs. Closes the pages either way.
+async function withPages(t, pages, body) {
+	try {
+		await body();
+	} catch (e) {
+		t.diagnostic(stack.logs());
+		throw e;
+	} finally {
+		for (const page of pages)
+			await page.close();
+	}
+}
 
 async function join(page, channel) {
 	const before = await page.locator(`#log li[data-channel="${channel}"]`).count();
@@ -87,31 +91,18 @@ test.before(async () => {
 		await stack.stop();
 		throw new Error(`${e.message}\n${logs}`);
 	}
-	userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "wspush-chromium-"));
-	ctx = await chromium.launchPersistentContext(userDataDir, {
-		executablePath: CHROMIUM,
-		headless: true,
-		args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-			"--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"],
-		viewport: { width: 1100, height: 760 },
-	});
+	browser = await launchBrowser();
+	ctx = browser.ctx;
 });
 
-test.after(async () => {
-	if (ctx)
-		await ctx.close().catch(() => {});
-	if (userDataDir)
-		fs.rmSync(userDataDir, { recursive: true, force: true });
-	if (stack)
-		await stack.stop({ keep: !!process.env.WSPUSH_KEEP_TMP });
-});
+test.after(() => stopAll(browser, stack));
 
 test("two nodes, one Redis: user to user with from, channel publish to both", { timeout: 120000 }, async (t) => {
 	const a = stack.nodes["node-a"];
 	const b = stack.nodes["node-b"];
 	const alice = await openDemo(a.url, "alice", "alice");
 	const bob = await openDemo(b.url, "bob", "bob");
-	try {
+	await withPages(t, [alice, bob], async () => {
 		assert.equal(await text(alice, "#node"), "node-a");
 		assert.equal(await text(bob, "#node"), "node-b");
 		assert.match(await text(alice, "#worker"), /^\d+$/);
@@ -149,13 +140,7 @@ test("two nodes, one Redis: user to user with from, channel publish to both", { 
 		await shot(alice, "alice.png");
 		await shot(bob, "bob.png");
 		assert.deepEqual(pageErrors, []);
-	} catch (e) {
-		t.diagnostic(stack.logs());
-		throw e;
-	} finally {
-		await alice.close();
-		await bob.close();
-	}
+	});
 });
 
 test("through nginx: stopping bob's node, the page reconnects to the other, resubscribes, receives", { timeout: 180000 }, async (t) => {
@@ -168,7 +153,7 @@ test("through nginx: stopping bob's node, the page reconnects to the other, resu
 	}
 	const alice = await openDemo(base, "alice", "alice/nginx");
 	const bob = await openDemo(base, "bob", "bob/nginx");
-	try {
+	await withPages(t, [alice, bob], async () => {
 		await join(alice, "room1");
 		await join(bob, "room1");
 		await stack.redis("PUBLISH", "wspush:channel:room1", '{"n":"before"}');
@@ -204,11 +189,5 @@ test("through nginx: stopping bob's node, the page reconnects to the other, resu
 		assert.match(log, /GET \/ws /);
 		assert.doesNotMatch(log, /user=/);
 		assert.deepEqual(pageErrors, []);
-	} catch (e) {
-		t.diagnostic(stack.logs());
-		throw e;
-	} finally {
-		await alice.close();
-		await bob.close();
-	}
+	});
 });

@@ -11,24 +11,15 @@
 const test = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
-const os = require("node:os");
 const path = require("node:path");
-const { Stack, waitFor } = require("./stack.js");
+const { Stack, chromium, CHROMIUM, launchBrowser, stopAll, waitFor } = require("./stack.js");
 
 const BUILD = process.env.WSPUSH_BUILD_DIR;
-const CHROMIUM = process.env.WSPUSH_CHROMIUM || "/usr/bin/chromium";
 const WAIT = 20000;
 
-let chromium;
-try {
-	({ chromium } = require("playwright-core"));
-} catch (e) {
-	chromium = null;
-}
-
 let stack;
+let browser;
 let ctx;
-let userDataDir;
 let skip = null;
 
 function cmpId(a, b) {
@@ -57,24 +48,11 @@ test.before(async () => {
 		}
 		throw new Error(`${e.message}\n${logs}`);
 	}
-	userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "wspush-chromium-"));
-	ctx = await chromium.launchPersistentContext(userDataDir, {
-		executablePath: CHROMIUM,
-		headless: true,
-		args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-			"--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"],
-		viewport: { width: 1100, height: 760 },
-	});
+	browser = await launchBrowser();
+	ctx = browser.ctx;
 });
 
-test.after(async () => {
-	if (ctx)
-		await ctx.close().catch(() => {});
-	if (userDataDir)
-		fs.rmSync(userDataDir, { recursive: true, force: true });
-	if (stack)
-		await stack.stop({ keep: !!process.env.WSPUSH_KEEP_TMP });
-});
+test.after(() => stopAll(browser, stack));
 
 test("a cut connection recovers what was published meanwhile, once, in order", { timeout: 120000 }, async (t) => {
 	if (skip) {

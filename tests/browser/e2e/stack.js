@@ -261,4 +261,50 @@ http {
 	}
 }
 
-module.exports = { Stack, freePort, waitFor, sleep, httpStatus };
+// playwright-core's driver (null until `npm ci`) and the browser it drives:
+// Debian's Chromium, never a downloaded one.
+let chromium;
+try {
+	({ chromium } = require("playwright-core"));
+} catch (e) {
+	chromium = null;
+}
+const CHROMIUM = process.env.WSPUSH_CHROMIUM || "/usr/bin/chromium";
+
+// CHROMIUM, headless, in a fresh profile directory: { ctx, close() },
+// close() removing the profile too.
+async function launchBrowser() {
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wspush-chromium-"));
+	const rm = () => fs.rmSync(dir, { recursive: true, force: true });
+	let ctx;
+	try {
+		ctx = await chromium.launchPersistentContext(dir, {
+			executablePath: CHROMIUM,
+			headless: true,
+			args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+				"--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"],
+			viewport: { width: 1100, height: 760 },
+		});
+	} catch (e) {
+		rm();
+		throw e;
+	}
+	return {
+		ctx,
+		async close() {
+			await ctx.close().catch(() => {});
+			rm();
+		},
+	};
+}
+
+// The end of an e2e file: the browser closed, then the stack stopped (its
+// directory kept when WSPUSH_KEEP_TMP is set). Either may be unset.
+async function stopAll(browser, stack) {
+	if (browser)
+		await browser.close();
+	if (stack)
+		await stack.stop({ keep: !!process.env.WSPUSH_KEEP_TMP });
+}
+
+module.exports = { Stack, freePort, waitFor, sleep, httpStatus, chromium, CHROMIUM, launchBrowser, stopAll };

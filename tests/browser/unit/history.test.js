@@ -1,7 +1,7 @@
 // Unit tests of the history side of gateway/web/wspush.js: last ids per
 // address, "since" on resubscribe / auth / ?since= after a reconnect, the
-// "recovery" event, duplicates dropped, and history(). Same fakes as
-// wspush.test.js (fake WebSocket and clock through the client's options).
+// "recovery" event, duplicates dropped, and history(). The fakes of
+// fakes.js (fake WebSocket and clock through the client's options).
 //   node --test tests/browser/unit/
 "use strict";
 
@@ -10,66 +10,7 @@ const assert = require("node:assert/strict");
 const path = require("node:path");
 
 const WSPush = require(path.join(__dirname, "../../../gateway/web/wspush.js"));
-
-class FakeClock {
-	constructor() {
-		this.t = 1000;
-		this.seq = 0;
-		this.timers = new Map();
-		this.setTimeout = (fn, ms) => {
-			const id = ++this.seq;
-			this.timers.set(id, { at: this.t + Math.max(0, ms | 0), fn, seq: id });
-			return id;
-		};
-		this.clearTimeout = (id) => { this.timers.delete(id); };
-		this.now = () => this.t;
-	}
-	advance(ms) {
-		const end = this.t + ms;
-		for (let guard = 0; guard < 100000; guard++) {
-			let next = null;
-			for (const [id, tm] of this.timers)
-				if (tm.at <= end && (!next || tm.at < next.at ||
-				    (tm.at === next.at && tm.seq < next.seq)))
-					next = { id, ...tm };
-			if (!next)
-				break;
-			this.timers.delete(next.id);
-			this.t = next.at;
-			next.fn();
-		}
-		this.t = end;
-	}
-}
-
-function makeFakeWS() {
-	const sockets = [];
-	class FakeWS {
-		constructor(url) {
-			this.url = url;
-			this.readyState = 0;
-			this.sent = [];
-			sockets.push(this);
-		}
-		send(s) {
-			if (this.readyState !== 1)
-				throw new Error("InvalidStateError: not open");
-			this.sent.push(JSON.parse(s));
-		}
-		close() { this.readyState = 2; }
-		open() { this.readyState = 1; this.onopen && this.onopen({}); }
-		recv(obj) { this.onmessage && this.onmessage({ data: JSON.stringify(obj) }); }
-		welcome(extra) {
-			this.recv({ op: "welcome", user: "alice", node: "n", worker: 1, conn: "c", ...extra });
-		}
-		serverClose(code) {
-			this.readyState = 3;
-			this.onclose && this.onclose({ code, reason: "", wasClean: true });
-		}
-		last(op) { return [...this.sent].reverse().find((f) => f.op === op); }
-	}
-	return { FakeWS, sockets };
-}
+const { FakeClock, makeFakeWS } = require("./fakes.js");
 
 function b64url(s) {
 	return Buffer.from(s).toString("base64").replace(/=+$/, "")
