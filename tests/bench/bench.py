@@ -165,6 +165,54 @@ def pss_kib(roots):
     return mem_kib(roots, "smaps_rollup", "Pss:")
 
 
+# The kernel's counters that say why loopback connections or deliveries
+# stalled: a full accept queue (ListenOverflows: the SYN or final ACK is
+# dropped and the client retransmits it after 1, 3, 7... s), SYN
+# retransmissions, retransmission timeouts, packets dropped because a CPU's
+# input queue was full (softnet, net.core.netdev_max_backlog). They are
+# machine-wide: on a shared machine other runs add to them.
+NET_KEYS = ("ListenOverflows", "ListenDrops", "TCPReqQFullDrop",
+            "TCPReqQFullDoCookies", "TCPSynRetrans", "TCPTimeouts",
+            "RetransSegs", "TCPAbortOnMemory", "TCPMemoryPressures",
+            "TCPTimeWaitOverflow", "EstabResets", "softnet_dropped",
+            "softnet_squeezed")
+
+
+def net_counters():
+    out = {}
+    for path in ("/proc/net/netstat", "/proc/net/snmp"):
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            continue
+        for head, vals in zip(lines[::2], lines[1::2]):
+            for k, v in zip(head.split()[1:], vals.split()[1:]):
+                if k in NET_KEYS:
+                    try:
+                        out[k] = int(v)
+                    except ValueError:
+                        pass
+    try:
+        with open("/proc/net/softnet_stat") as f:
+            for line in f:
+                col = line.split()
+                out["softnet_dropped"] = (out.get("softnet_dropped", 0) +
+                                          int(col[1], 16))
+                out["softnet_squeezed"] = (out.get("softnet_squeezed", 0) +
+                                           int(col[2], 16))
+    except (OSError, IndexError, ValueError):
+        pass
+    return out
+
+
+def delta_text(before, after):
+    """The counters that changed, "k=+n ...", or "none"."""
+    parts = [f"{k}=+{after[k] - before.get(k, 0)}" for k in sorted(after)
+             if after[k] - before.get(k, 0) > 0]
+    return " ".join(parts) or "none"
+
+
 class Proc:
     """A child process with its output in a log file, stopped by PID."""
 
@@ -276,6 +324,11 @@ class Server:
                     found.append(f"{p.name}: {mark} (see {p.logpath})")
         return found
 
+    def diag(self):
+        """Counters of the server that explain refusals and losses
+        (name -> value), compared before/after a step; {} if none."""
+        return {}
+
     # What the clients and the publisher need.
     def client_ports(self):
         return [self.port]
@@ -297,6 +350,7 @@ class WspushServer(Server):
         self.port = free_port()
         run = os.path.join(self.dir, "run")
         os.makedirs(run, exist_ok=True)
+        self.metrics_port = free_port()
         conf = os.path.join(self.dir, "wspush.conf")
         with open(conf, "w") as f:
             f.write(f"""[node]
@@ -312,7 +366,7 @@ max_queued_bytes = 67108864
 [auth]
 mode = none
 [bridge]
-metrics_listen = 127.0.0.1:{free_port()}
+metrics_listen = 127.0.0.1:{self.metrics_port}
 """)
             # --wspush-set section.key=value: after the defaults above
             # (a section may appear twice in the file).
@@ -342,6 +396,51 @@ metrics_listen = 127.0.0.1:{free_port()}
                 time.sleep(0.1)
         if oks == 0:
             log("wspush: /healthz never answered 200; going on")
+
+    # Series (worker and gen labels summed away) whose growth means a
+    # refusal, a drop or an outage; and gauges worth a look.
+    DIAG_WORDS = ("drop", "reject", "closed", "outage", "restart", "fail",
+                  "gap", "crash")
+    DIAG_GAUGES = ("wspush_interest_pending", "wspush_handshakes_pending",
+                   "wspush_queue_bytes")
+
+    def diag(self):
+        """The bridge's /metrics (workers report to it about once a
+        second, so a count may lag a little)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.metrics_port),
+                                          timeout=5) as s:
+                s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n"
+                          b"Connection: close\r\n\r\n")
+                data = b""
+                while True:
+                    chunk = s.recv(1 << 16)
+                    if not chunk:
+                        break
+                    data += chunk
+        except OSError:
+            return {}
+        out = {}
+        for line in data.decode(errors="replace").split("\r\n\r\n", 1)[-1] \
+                .splitlines():
+            if line.startswith("#") or " " not in line:
+                continue
+            name, _, val = line.rpartition(" ")
+            base = name.split("{", 1)[0]
+            if not (base in self.DIAG_GAUGES or (
+                    base.endswith("_total") and
+                    any(w in base for w in self.DIAG_WORDS))):
+                continue
+            labels = ""
+            if "{" in name:
+                kept = [kv for kv in name[name.index("{") + 1:-1].split(",")
+                        if kv and not kv.startswith(("worker=", "gen="))]
+                labels = "{" + ",".join(kept) + "}" if kept else ""
+            try:
+                out[base + labels] = out.get(base + labels, 0) + float(val)
+            except ValueError:
+                pass
+        return out
 
 
 def http_status(port, path):
@@ -385,7 +484,7 @@ http {{
   scgi_temp_path {d}/tmp_scgi;
   upstream redis_bench {{ nchan_redis_server redis://127.0.0.1:{self.redis_port}; }}
   server {{
-    listen 127.0.0.1:{self.port} reuseport;
+    listen 127.0.0.1:{self.port} reuseport backlog=4096;
     location ~ ^/sub/(.+)$ {{
       nchan_subscriber websocket;
       nchan_channel_id $1;
@@ -412,6 +511,34 @@ http {{
         wait_until(lambda: port_open(self.port), 10, [ngx], "nginx")
         # Let both workers connect to Redis.
         time.sleep(1.0)
+
+    # error.log lines that explain refusals and losses: a worker that
+    # crashed (its connections are gone), Redis marked failed (nchan then
+    # answers 503 and stops delivering), shared memory exhausted, too few
+    # worker_connections.
+    DIAG_MARKS = (("worker_crashed", "exited on signal"),
+                  ("redis_timeouts", "took longer than the timeout"),
+                  ("redis_errors", "nchan: Redis"),
+                  ("shm_exhausted", "shared memory"),
+                  ("conns_exhausted", "worker_connections are not enough"),
+                  ("fd_exhausted", "Too many open files"))
+
+    def diag(self):
+        out = {k: 0 for k, _ in self.DIAG_MARKS}
+        out["error_lines"] = 0
+        try:
+            with open(os.path.join(self.dir, "error.log"), "rb") as f:
+                for raw in f:
+                    line = raw.decode(errors="replace")
+                    if "[error]" in line or "[alert]" in line or \
+                            "[crit]" in line or "[emerg]" in line:
+                        out["error_lines"] += 1
+                    for k, mark in self.DIAG_MARKS:
+                        if mark in line:
+                            out[k] += 1
+        except OSError:
+            pass
+        return out
 
     def pub_args(self):
         return ["--mode", "nchan", "--port", str(self.port)]
@@ -505,12 +632,12 @@ class Client:
 
 def merge(reports):
     m = {"conns": 0, "uniq": 0, "dup": 0, "reorder": 0, "stray": 0, "bad": 0,
-         "other": 0, "closed": 0, "expect": reports[0]["expect"],
+         "other": 0, "closed": 0, "late": 0, "expect": reports[0]["expect"],
          "first_us": 0, "last_us": 0, "hist": [0] * HIST_BUCKETS}
     for r in reports:
         for k in ("conns", "uniq", "dup", "reorder", "stray", "bad", "other",
-                  "closed"):
-            m[k] += r[k]
+                  "closed", "late"):
+            m[k] += r.get(k, 0)
         if r["first_us"] and (not m["first_us"] or
                               r["first_us"] < m["first_us"]):
             m["first_us"] = r["first_us"]
@@ -546,16 +673,25 @@ class Group:
     """n connections over several wsb_client processes."""
 
     def __init__(self, bench, srv, n, procs, topic=None, user_prefix=None,
-                 user_base=0, src_slot=0, extra=()):
+                 user_base=0, src_slot=0, extra=(), inflight=200,
+                 connect_rate=0, connect_timeout_s=120):
+        """inflight and connect_rate are for the whole group (split over
+        its processes), so that a group's pace does not depend on how
+        many processes it has."""
         self.clients = []
         per = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
         base = user_base
         for i, k in enumerate(per):
+            pace = ["--inflight", str(max(1, inflight // procs))]
+            if connect_rate:
+                pace += ["--connect-rate",
+                         str(max(1, int(connect_rate / procs)))]
             args = [bench.bin("wsb_client"), "--mode", srv.mode, "--port",
                     ",".join(map(str, srv.client_ports())), "--conns",
                     str(k), "--user-base", str(base), "--src-base",
                     str(2 + 16 * ((src_slot + i) % 15)), "--src-count", "16",
-                    "--connect-timeout-s", "120"] + list(extra)
+                    "--connect-timeout-s", str(int(connect_timeout_s))
+                    ] + pace + list(extra)
             if topic:
                 args += ["--topic", topic]
             else:
@@ -566,14 +702,29 @@ class Group:
         self.n = n
 
     def wait_ready(self, timeout=150):
+        """Sums the clients' READY lines: (ok, failed); self.why gets the
+        reasons (fail_*, drop_* counts summed; the handshake times' worst
+        client)."""
         ok = fail = 0
+        self.why = {}
+        end = time.monotonic() + timeout
         for c in self.clients:
-            line = c.readline(timeout)
+            line = c.readline(max(1.0, end - time.monotonic()))
             parts = line.split()
-            if parts[0] != "READY":
+            if not parts or parts[0] != "READY":
                 raise BenchError(f"client said {line!r}")
             ok += int(parts[1])
             fail += int(parts[2])
+            for kv in parts[3:]:
+                k, _, v = kv.partition("=")
+                try:
+                    v = float(v)
+                except ValueError:
+                    continue
+                if k.startswith("hs_") or k == "open_s":
+                    self.why[k] = max(self.why.get(k, 0), v)
+                else:
+                    self.why[k] = self.why.get(k, 0) + int(v)
         return ok, fail
 
     def phase(self, pid, expect):
@@ -663,6 +814,7 @@ class Bench:
             "rate": rate, "deliveries": d, "expected": want,
             "lost": want - d, "dup": m["dup"], "reorder": m["reorder"],
             "closed": m["closed"], "stray": m["stray"], "bad": m["bad"],
+            "late": m["late"],
             "pub_errors": pub["err"],
             "cpu_us": c1 - c0, "redis_cpu_us": r1 - r0,
             "client_cpu_us": k1 - k0,
@@ -704,7 +856,10 @@ class Bench:
             f"client={fmt(res['client_cpu_us_per_delivery'])}us "
             f"deliv/s={fmt(res['deliveries_per_s'], 0)} "
             f"p50={fmt(res['p50_ms'])} p99={fmt(res['p99_ms'])} "
-            f"p999={fmt(res['p999_ms'])}ms")
+            f"p999={fmt(res['p999_ms'])}ms" +
+            (f" late={m['late']}" if m["late"] else "") +
+            (f" stray={m['stray']}" if m["stray"] else "") +
+            (f" pub_err={pub['err']}" if pub["err"] else ""))
         return res
 
     def perf_start(self, srv, name):
@@ -778,16 +933,26 @@ class Bench:
         t0 = time.monotonic()
         g = Group(self, srv, n, procs, **kw)
         try:
-            ok, fail = g.wait_ready()
+            ok, fail = g.wait_ready(
+                timeout=kw.get("connect_timeout_s", 120) + 30)
         except BaseException:
             g.close()
             raise
         g.ok = ok
-        log(f"  {srv.mode}: {ok} connections ready, {fail} failed "
-            f"({time.monotonic() - t0:.1f} s)")
-        if fail:
-            self.failures.append(f"{srv.mode}: {fail} of {n} connections "
-                                 "failed to open")
+        dropped = g.why.get("dropped", 0)
+        log(f"  {srv.mode}: {ok} connections ready, {fail} failed, "
+            f"{dropped} dropped after opening "
+            f"({time.monotonic() - t0:.1f} s; handshake p50 "
+            f"{g.why.get('hs_p50_ms', 0):.1f} p99 "
+            f"{g.why.get('hs_p99_ms', 0):.1f} max "
+            f"{g.why.get('hs_max_ms', 0):.1f} ms)")
+        reasons = " ".join(f"{k}={v}" for k, v in sorted(g.why.items())
+                           if k.startswith(("fail_", "drop_", "http_")))
+        if fail or dropped:
+            log(f"  {srv.mode}: why: {reasons}")
+            self.failures.append(f"{srv.mode}: {fail + dropped} of {n} "
+                                 f"connections failed to open or were "
+                                 f"dropped ({reasons})")
         return g
 
     def close_group(self, srv, g):
@@ -889,47 +1054,93 @@ class Bench:
         out["user_max_rate"] = best
 
     def scen_c100k(self, srv, out):
-        """100,000 connections (10,000 per client process), each its own
-        user: RSS per connection of the server's processes, one `all`
-        message (time until every connection has it: p50/p99/max, three
-        times), then user-targeted messages round-robin over every user
-        at --c100k-rate (one per user; order and exactly-once checked per
-        connection). Run with --workers 6 --nginx-workers 6 (20,000
-        descriptors per process)."""
+        """100,000 connections (10,000 per client process: the per-process
+        descriptor limit is 20,000), each its own user: RSS per connection
+        of the server's processes, one `all` message (time until every
+        connection has it: p50/p99/max, three times), then user-targeted
+        messages round-robin over every user at --c100k-rate (one per
+        user; order and exactly-once checked per connection). Run with
+        --workers 6 --nginx-workers 6.
+
+        Both servers get the same pace: --c100k-connect-rate connections
+        started per second and at most --c100k-inflight unfinished
+        handshakes, summed over the client processes, and the same connect
+        time limit. Unpaced (200 in flight per process, 2,000 in all) the
+        handshakes came faster than the 2 cores could serve them: nchan's
+        Redis fell more than 5 s behind, nchan marked it failed and its
+        workers crashed; wspush's handshakes queued up past the time
+        limit. A phase's window closes once every connection has its
+        messages, else after quiet_ms without any message (of this phase
+        or a late one of an earlier phase, which a connection must get
+        through first), else at max_ms: both long enough that a slow but
+        complete delivery is measured, not counted lost."""
+        a = self.args
         n = self.n(100000)
         procs = max(1, (n + 9999) // 10000)
         extra = ["--nchan-path", "/msub/"] if srv.mode == "nchan" else []
+        rate = a.c100k_connect_rate
+        limit_s = a.c100k_connect_timeout_s or int(n / rate + 120)
         time.sleep(1.0)
-        base = srv.rss()
+        base, pbase = srv.rss(), srv.pss()
+        log(f"  {srv.mode} c100k: opening {n} connections from {procs} "
+            f"processes at {rate}/s, <= {a.c100k_inflight} in flight, "
+            f"limit {limit_s} s")
+        net0, d0 = net_counters(), srv.diag()
+        r0 = srv.redis_cpu()
         t0 = time.monotonic()
         g = self.open_group(srv, n, procs, user_prefix="h", src_slot=0,
-                            extra=extra)
+                            extra=extra, inflight=a.c100k_inflight,
+                            connect_rate=rate, connect_timeout_s=limit_s)
         try:
             out["c100k_open_s"] = time.monotonic() - t0
+            out["c100k_open_why"] = g.why
+            log(f"  {srv.mode} c100k open: redis CPU "
+                f"{(srv.redis_cpu() - r0) / 1e6:.1f} s; net: "
+                f"{delta_text(net0, net_counters())}; server: "
+                f"{delta_text(d0, srv.diag())}")
+            # Settle, and measure what the idle server costs: the user
+            # phase's CPU per delivery includes it.
+            c0, t1 = srv.cpu(), time.monotonic()
             time.sleep(3.0)
-            r = srv.rss()
+            out["c100k_idle_cpu_cores"] = ((srv.cpu() - c0) / 1e6 /
+                                           (time.monotonic() - t1))
+            r, p = srv.rss(), srv.pss()
             out["c100k_conns"] = g.ok  # per connection actually open
             out["c100k_rss_per_conn_kib"] = (r - base) / max(1, g.ok)
+            out["c100k_pss_per_conn_kib"] = (p - pbase) / max(1, g.ok)
             log(f"  {srv.mode} c100k: {g.ok} conns, RSS {base} -> {r} KiB: "
-                f"{out['c100k_rss_per_conn_kib']:.2f} KiB/conn")
+                f"{out['c100k_rss_per_conn_kib']:.2f} KiB/conn (PSS "
+                f"{out['c100k_pss_per_conn_kib']:.2f}); idle server CPU "
+                f"{out['c100k_idle_cpu_cores']:.2f} cores")
             alls = []
             for i in range(3):
-                res = self.run_phase(srv, g, f"all{i}", 1, 0,
-                                     topic="*all*", quiet_ms=1500,
-                                     max_ms=60000)
-                self.note(srv, res)
+                res = self.c100k_phase(srv, g, f"all{i}", 1, 0,
+                                       topic="*all*", quiet_ms=15000,
+                                       max_ms=180000)
                 alls.append(res)
-                time.sleep(1.0)
+                time.sleep(2.0)
             out["c100k_all"] = median_out(alls)
-            rate = self.args.c100k_rate
-            res = self.run_phase(srv, g, "user100k", n, rate, users=n,
-                                 user_prefix="h", quiet_ms=2000,
-                                 max_ms=int(n / rate * 1000) + 60000)
+            rate = a.c100k_rate
+            res = self.c100k_phase(srv, g, "user100k", n, rate, users=n,
+                                   user_prefix="h", quiet_ms=15000,
+                                   max_ms=int(n / rate * 1000) + 180000)
             out["c100k_user"] = res
-            self.note(srv, res)
         finally:
             self.close_group(srv, g)
         time.sleep(2.0)
+
+    def c100k_phase(self, srv, g, name, *args, **kw):
+        """run_phase, with the machine's and the server's counters that
+        explain a shortfall logged beside it."""
+        net0, d0 = net_counters(), srv.diag()
+        res = self.run_phase(srv, g, name, *args, **kw)
+        net1, d1 = net_counters(), srv.diag()
+        if not res["clean"] or res["late"] or res["stray"]:
+            log(f"    {name}: net: {delta_text(net0, net1)}; server: "
+                f"{delta_text(d0, d1)}")
+        res["net"] = {k: net1[k] - net0.get(k, 0) for k in net1}
+        self.note(srv, res)
+        return res
 
     def scen_5k(self, srv, out):
         g = self.open_group(srv, self.n(5000), 2, topic="c5k", src_slot=4)
@@ -1315,6 +1526,16 @@ def main():
                     help="nchan's nginx worker processes")
     ap.add_argument("--c100k-rate", type=int, default=5000,
                     help="user-targeted msg/s in the c100k scenario")
+    ap.add_argument("--c100k-connect-rate", type=int, default=2000,
+                    help="c100k: connections started per second, all "
+                    "client processes together (both servers alike)")
+    ap.add_argument("--c100k-inflight", type=int, default=1000,
+                    help="c100k: unfinished handshakes at most, all client "
+                    "processes together (below the servers' listen "
+                    "backlog of 4,096)")
+    ap.add_argument("--c100k-connect-timeout-s", type=int, default=0,
+                    help="c100k: connect time limit (0: connections / "
+                    "rate + 120 s)")
     ap.add_argument("--user-msgs", type=int, default=2,
                     help="messages per user in the user scenario")
     ap.add_argument("--perf", default="",

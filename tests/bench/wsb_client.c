@@ -41,6 +41,41 @@ enum cstate {
 	CS_CLOSED  /* closed after READY */
 };
 
+/*
+ * Why a connection did not become READY (or, dropped: closed after READY
+ * but before the READY line). The READY line counts each, so that a
+ * shortfall says what happened: SYNs nobody answered (a full accept
+ * queue) show as timeout_tcp, a server slow to answer the upgrade as
+ * timeout_upgrade, one slow to confirm the subscription as timeout_welcome,
+ * a refusal by its HTTP status.
+ */
+enum why {
+	W_CONNREFUSED,  /* connect: ECONNREFUSED */
+	W_CONNTIMEDOUT, /* ETIMEDOUT: SYNs or data unanswered */
+	W_NOPORT,       /* EADDRNOTAVAIL: no free source port */
+	W_CONNOTHER,    /* another connect/socket error */
+	W_HTTP,         /* a non-101 answer (also counted by status) */
+	W_EOF,          /* the server closed the socket */
+	W_RESET,        /* ECONNRESET, EPIPE */
+	W_WSCLOSE,      /* the server sent a close frame */
+	W_PROTO,        /* a frame or head this client cannot take */
+	W_SUBERR,       /* wspush subscribe error, Socket.IO "44" */
+	W_TO_TCP,       /* deadline: TCP connect not finished */
+	W_TO_UPGRADE,   /* deadline: no HTTP answer to the upgrade */
+	W_TO_WELCOME,   /* deadline: wspush welcome not received */
+	W_TO_SUB,       /* deadline: wspush subscribed not received */
+	W_TO_SIO,       /* deadline: Socket.IO open/namespace not received */
+	W_NOT_STARTED,  /* deadline: never started (pacing too slow) */
+	W_LOCAL,        /* out of memory here */
+	W_N
+};
+
+static const char *const why_name[W_N] = {"connect_refused", "connect_timedout",
+    "no_source_port", "connect_error", "http", "eof", "reset", "ws_close",
+    "protocol", "subscribe_error", "timeout_tcp", "timeout_upgrade",
+    "timeout_welcome", "timeout_subscribe", "timeout_sio", "not_started",
+    "local"};
+
 #define MAX_FRAME (1u << 20)
 #define RBUF_SIZE (256 * 1024)
 
@@ -48,6 +83,7 @@ struct conn {
 	int fd;
 	uint8_t state;
 	uint8_t fragop; /* opcode of a fragmented message being assembled */
+	uint8_t why;    /* enum why of a parse failure, for conn_close() */
 	uint8_t *buf;   /* unparsed bytes (partial frame or HTTP head) */
 	uint32_t blen, bcap;
 	uint8_t *frag; /* fragmented message assembly; rare */
@@ -71,6 +107,8 @@ struct opts {
 	const char *nchan_path;  /* "/sub/"; "/msub/" also subscribes "all" */
 	int src_base, src_count; /* 127.0.0.<src_base + i % src_count> */
 	uint32_t max_inflight;
+	uint32_t
+	    connect_rate; /* connections started per second, 0: no pacing */
 	int64_t connect_timeout_us;
 	int verbose;
 };
@@ -81,9 +119,12 @@ static int epfd;
 static uint8_t rbuf[RBUF_SIZE];
 
 /* Connection progress. */
-static uint32_t next_start, n_inflight, n_ready, n_failed;
+static uint32_t next_start, n_inflight, n_ready, n_failed, n_dropped;
+static uint32_t fail_n[W_N], drop_n[W_N], http_n[600];
 static int ready_reported;
-static int64_t connect_deadline;
+static int64_t open_start_us, connect_deadline;
+/* Handshake times (socket() to READY), us. */
+static uint64_t hs_hist[WSB_HIST_BUCKETS];
 
 /* Phase accounting. */
 static uint64_t phase_id = UINT64_MAX;
@@ -91,6 +132,11 @@ static uint64_t phase_expect;
 static uint64_t *bits; /* nconns * words */
 static size_t bits_words;
 static uint64_t st_uniq, st_dup, st_reorder, st_stray, st_bad, st_other;
+/* Messages of an earlier phase: that phase's window closed before they
+ * came (slow, not lost); they also keep this phase's WAIT from going
+ * quiet, since a connection's messages arrive in order. */
+static uint64_t st_late;
+static int64_t last_any_us;
 static uint64_t st_closed, st_pings;
 static uint32_t phase_conns;
 static int64_t first_recv_us, last_recv_us, phase_start_us;
@@ -156,8 +202,28 @@ send_frame(struct conn *c, int opcode, const void *data, size_t len)
 	return 0;
 }
 
+static enum why
+why_errno(int e)
+{
+	switch (e) {
+	case ECONNREFUSED:
+		return W_CONNREFUSED;
+	case ETIMEDOUT:
+		return W_CONNTIMEDOUT;
+	case EADDRNOTAVAIL:
+		return W_NOPORT;
+	case ECONNRESET:
+	case EPIPE:
+		return W_RESET;
+	default:
+		return W_CONNOTHER;
+	}
+}
+
+/* Closes connection i; why says why, if it was not READY yet (or is
+ * dropped before the READY line). */
 static void
-conn_close(uint32_t i, int failed)
+conn_close(uint32_t i, enum why why)
 {
 	struct conn *c = &conns[i];
 
@@ -176,21 +242,29 @@ conn_close(uint32_t i, int failed)
 		c->state = CS_CLOSED;
 		n_ready--;
 		st_closed++;
-		if (o.verbose)
-			fprintf(stderr, "wsb_client: conn %u closed\n", i);
+		if (!ready_reported) {
+			n_dropped++;
+			drop_n[why]++;
+		}
+		if (o.verbose || !ready_reported)
+			fprintf(stderr, "wsb_client: conn %u closed (%s)\n", i,
+			    why_name[why]);
 	} else if (c->state != CS_FAILED && c->state != CS_CLOSED) {
 		c->state = CS_FAILED;
 		n_inflight--;
 		n_failed++;
-		if (o.verbose || failed)
-			fprintf(stderr,
-			    "wsb_client: conn %u failed during handshake\n", i);
+		fail_n[why]++;
+		fprintf(stderr, "wsb_client: conn %u failed: %s\n", i,
+		    why_name[why]);
 	}
 }
 
 static void
 conn_set_ready(struct conn *c)
 {
+	int64_t t = wsb_now_us() - c->started_us;
+
+	hs_hist[wsb_hist_bucket(t < 0 ? 0 : (uint64_t)t)]++;
 	c->state = CS_READY;
 	n_inflight--;
 	n_ready++;
@@ -208,6 +282,7 @@ conn_start(uint32_t i)
 		fprintf(stderr, "wsb_client: socket: %s\n", strerror(errno));
 		return -1;
 	}
+	c->why = W_PROTO;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (o.src_count > 0) {
 		setsockopt(
@@ -235,8 +310,9 @@ conn_start(uint32_t i)
 	n_inflight++;
 	if (connect(fd, (struct sockaddr *)&dst, sizeof(dst)) == -1 &&
 	    errno != EINPROGRESS) {
-		fprintf(stderr, "wsb_client: connect: %s\n", strerror(errno));
-		conn_close(i, 1);
+		int e = errno;
+		fprintf(stderr, "wsb_client: connect: %s\n", strerror(e));
+		conn_close(i, why_errno(e));
 		return 0;
 	}
 	struct epoll_event ev = {.events = EPOLLOUT, .data.u32 = i};
@@ -258,7 +334,7 @@ send_upgrade(uint32_t i)
 	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el) == -1 ||
 	    err != 0) {
 		fprintf(stderr, "wsb_client: connect: %s\n", strerror(err));
-		conn_close(i, 1);
+		conn_close(i, why_errno(err));
 		return;
 	}
 	switch (o.mode) {
@@ -288,7 +364,7 @@ send_upgrade(uint32_t i)
 	    "Sec-WebSocket-Version: 13\r\n\r\n",
 	    path, o.host, o.ports[i % (uint32_t)o.nports]);
 	if (write(c->fd, req, (size_t)n) != n) {
-		conn_close(i, 1);
+		conn_close(i, why_errno(errno));
 		return;
 	}
 	c->state = CS_HTTP;
@@ -363,8 +439,12 @@ account(uint32_t i, const uint8_t *d, size_t len, int64_t now)
 	}
 	ph = s / WSB_PHASE_MUL;
 	seq = s % WSB_PHASE_MUL;
+	last_any_us = now;
 	if (ph != phase_id) {
-		st_stray++;
+		if (phase_id != UINT64_MAX && ph < phase_id)
+			st_late++;
+		else
+			st_stray++;
 		return;
 	}
 	if (seq >= phase_expect) {
@@ -411,7 +491,7 @@ on_message(uint32_t i, const uint8_t *d, size_t len, int64_t now)
 			    "1}",
 			    o.topic);
 			if (send_frame(c, 1, m, (size_t)n) == -1) {
-				conn_close(i, 1);
+				conn_close(i, W_RESET);
 				return;
 			}
 		}
@@ -423,13 +503,13 @@ on_message(uint32_t i, const uint8_t *d, size_t len, int64_t now)
 		else if (memmem(d, len, "\"error\"", 7) != NULL) {
 			fprintf(stderr, "wsb_client: subscribe: %.*s\n",
 			    (int)len, (const char *)d);
-			conn_close(i, 1);
+			conn_close(i, W_SUBERR);
 		}
 		return;
 	case CS_WAIT_OPEN:
 		if (len >= 1 && d[0] == '0') {
 			if (send_frame(c, 1, "40", 2) == -1) {
-				conn_close(i, 1);
+				conn_close(i, W_RESET);
 				return;
 			}
 			c->state = CS_WAIT_NSP;
@@ -439,7 +519,7 @@ on_message(uint32_t i, const uint8_t *d, size_t len, int64_t now)
 		if (len >= 2 && d[0] == '4' && d[1] == '0')
 			conn_set_ready(c);
 		else if (len >= 2 && d[0] == '4' && d[1] == '4')
-			conn_close(i, 1);
+			conn_close(i, W_SUBERR);
 		else if (len == 1 && d[0] == '2')
 			send_frame(c, 1, "3", 1);
 		return;
@@ -447,7 +527,7 @@ on_message(uint32_t i, const uint8_t *d, size_t len, int64_t now)
 		if (o.mode == MODE_SIO && len == 1 && d[0] == '2') {
 			st_pings++;
 			if (send_frame(c, 1, "3", 1) == -1)
-				conn_close(i, 0);
+				conn_close(i, W_RESET);
 			return;
 		}
 		account(i, d, len, now);
@@ -465,9 +545,16 @@ parse_http(uint32_t i, const uint8_t *d, size_t len)
 	struct conn *c = &conns[i];
 	const uint8_t *e = memmem(d, len, "\r\n\r\n", 4);
 
-	if (e == NULL)
+	if (e == NULL) {
+		c->why = W_PROTO;
 		return len > 8192 ? -1 : 0;
+	}
 	if (len < 12 || memcmp(d, "HTTP/1.1 101", 12) != 0) {
+		int status = 0;
+		if (sscanf((const char *)d, "HTTP/1.%*d %d", &status) == 1 &&
+		    status > 0 && status < 600)
+			http_n[status]++;
+		c->why = W_HTTP;
 		fprintf(stderr, "wsb_client: upgrade refused: %.*s\n",
 		    (int)(memchr(d, '\r', len)
 			      ? (const uint8_t *)memchr(d, '\r', len) - d
@@ -522,8 +609,10 @@ parse_frames(uint32_t i, uint8_t *d, size_t len, int64_t now)
 				pl = pl << 8 | d[off + 2 + k];
 			h = 10;
 		}
-		if (pl > MAX_FRAME)
+		if (pl > MAX_FRAME) {
+			c->why = W_PROTO;
 			return -1;
+		}
 		uint8_t *mk = NULL;
 		if (b1 & 0x80) {
 			if (len - off < h + 4)
@@ -541,6 +630,7 @@ parse_frames(uint32_t i, uint8_t *d, size_t len, int64_t now)
 		off += h + pl;
 		switch (op) {
 		case 0x0:
+			c->why = W_PROTO;
 			if (c->fragop == 0)
 				return -1;
 			if (buf_append(&c->frag, &c->flen, &c->fcap, p, pl))
@@ -558,15 +648,18 @@ parse_frames(uint32_t i, uint8_t *d, size_t len, int64_t now)
 			} else {
 				c->fragop = (uint8_t)op;
 				c->flen = 0;
+				c->why = W_PROTO;
 				if (buf_append(
 					&c->frag, &c->flen, &c->fcap, p, pl))
 					return -1;
 			}
 			break;
 		case 0x8:
+			c->why = W_WSCLOSE;
 			return -1;
 		case 0x9:
 			st_pings++;
+			c->why = W_RESET;
 			if (send_frame(c, 0xA, p, pl) == -1)
 				return -1;
 			break;
@@ -586,8 +679,12 @@ on_readable(uint32_t i)
 	int64_t now;
 
 	n = read(c->fd, rbuf, sizeof(rbuf));
-	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
-		conn_close(i, c->state != CS_READY);
+	if (n == 0) {
+		conn_close(i, W_EOF);
+		return;
+	}
+	if (n == -1 && errno != EAGAIN && errno != EINTR) {
+		conn_close(i, why_errno(errno));
 		return;
 	}
 	if (n == -1)
@@ -596,22 +693,22 @@ on_readable(uint32_t i)
 	if (c->blen == 0) {
 		used = parse_frames(i, rbuf, (size_t)n, now);
 		if (used < 0) {
-			conn_close(i, c->state != CS_READY);
+			conn_close(i, (enum why)c->why);
 			return;
 		}
 		if (c->fd >= 0 && (size_t)used < (size_t)n &&
 		    buf_append(&c->buf, &c->blen, &c->bcap, rbuf + used,
 			(size_t)n - (size_t)used) == -1)
-			conn_close(i, 1);
+			conn_close(i, W_LOCAL);
 		return;
 	}
 	if (buf_append(&c->buf, &c->blen, &c->bcap, rbuf, (size_t)n) == -1) {
-		conn_close(i, 1);
+		conn_close(i, W_LOCAL);
 		return;
 	}
 	used = parse_frames(i, c->buf, c->blen, now);
 	if (used < 0) {
-		conn_close(i, c->state != CS_READY);
+		conn_close(i, (enum why)c->why);
 		return;
 	}
 	if (c->fd >= 0) {
@@ -627,14 +724,15 @@ report(void)
 
 	printf("{\"phase\":%" PRIu64 ",\"conns\":%u,\"ready\":%u,"
 	       "\"expect\":%" PRIu64 ",\"uniq\":%" PRIu64 ",\"dup\":%" PRIu64
-	       ",\"reorder\":%" PRIu64 ",\"stray\":%" PRIu64 ",\"bad\":%" PRIu64
-	       ",\"other\":%" PRIu64 ",\"closed\":%" PRIu64
-	       ",\"pings\":%" PRIu64 ",\"start_us\":%" PRId64
-	       ",\"first_us\":%" PRId64 ",\"last_us\":%" PRId64 ",\"hist\":[",
+	       ",\"reorder\":%" PRIu64 ",\"stray\":%" PRIu64
+	       ",\"late\":%" PRIu64 ",\"bad\":%" PRIu64 ",\"other\":%" PRIu64
+	       ",\"closed\":%" PRIu64 ",\"pings\":%" PRIu64
+	       ",\"start_us\":%" PRId64 ",\"first_us\":%" PRId64
+	       ",\"last_us\":%" PRId64 ",\"hist\":[",
 	    phase_id == UINT64_MAX ? 0 : phase_id, phase_conns, n_ready,
-	    phase_expect, st_uniq, st_dup, st_reorder, st_stray, st_bad,
-	    st_other, st_closed, st_pings, phase_start_us, first_recv_us,
-	    last_recv_us);
+	    phase_expect, st_uniq, st_dup, st_reorder, st_stray, st_late,
+	    st_bad, st_other, st_closed, st_pings, phase_start_us,
+	    first_recv_us, last_recv_us);
 	for (int b = 0; b < WSB_HIST_BUCKETS; b++) {
 		if (hist[b] == 0)
 			continue;
@@ -659,6 +757,7 @@ phase_begin(uint64_t id, uint64_t expect)
 	phase_id = id;
 	phase_expect = expect;
 	st_uniq = st_dup = st_reorder = st_stray = st_bad = st_other = 0;
+	st_late = 0;
 	st_closed = st_pings = 0;
 	first_recv_us = last_recv_us = 0;
 	phase_start_us = wsb_now_us();
@@ -714,31 +813,86 @@ on_stdin(void)
 		inlen = 0;
 }
 
+/*
+ * "READY ok failed dropped=N fail_<why>=N... drop_<why>=N... http_<s>=N...
+ * hs_p50_ms= hs_p99_ms= hs_max_ms= open_s=": ok + failed + dropped is
+ * --conns. The harness reads the first two numbers; the rest is for the
+ * log.
+ */
+static void
+ready_report(int64_t now)
+{
+	printf("READY %u %u dropped=%u", n_ready, n_failed, n_dropped);
+	for (int w = 0; w < W_N; w++)
+		if (fail_n[w] != 0)
+			printf(" fail_%s=%u", why_name[w], fail_n[w]);
+	for (int w = 0; w < W_N; w++)
+		if (drop_n[w] != 0)
+			printf(" drop_%s=%u", why_name[w], drop_n[w]);
+	for (int st = 0; st < 600; st++)
+		if (http_n[st] != 0)
+			printf(" http_%d=%u", st, http_n[st]);
+	printf(" hs_p50_ms=%.1f hs_p99_ms=%.1f hs_max_ms=%.1f open_s=%.1f\n",
+	    wsb_hist_quantile(hs_hist, 0.5) / 1000,
+	    wsb_hist_quantile(hs_hist, 0.99) / 1000,
+	    wsb_hist_quantile(hs_hist, 1.0) / 1000,
+	    (double)(now - open_start_us) / 1e6);
+	fflush(stdout);
+	ready_reported = 1;
+}
+
+static enum why
+why_deadline(uint8_t state)
+{
+	switch (state) {
+	case CS_CONNECTING:
+		return W_TO_TCP;
+	case CS_HTTP:
+		return W_TO_UPGRADE;
+	case CS_WAIT_WELCOME:
+		return W_TO_WELCOME;
+	case CS_WAIT_SUB:
+		return W_TO_SUB;
+	default:
+		return W_TO_SIO;
+	}
+}
+
 static void
 tick(int64_t now)
 {
-	while (next_start < o.nconns && n_inflight < o.max_inflight)
+	/* --connect-rate: at most rate * elapsed started so far (plus one),
+	 * and never more than --inflight unfinished at once. */
+	uint32_t allowed = o.nconns;
+	if (o.connect_rate > 0) {
+		double a = (double)o.connect_rate *
+			       (double)(now - open_start_us) / 1e6 +
+			   1;
+		if (a < (double)allowed)
+			allowed = (uint32_t)a;
+	}
+	while (next_start < allowed && n_inflight < o.max_inflight)
 		if (conn_start(next_start++) == -1)
 			die("cannot open connection %u", next_start - 1);
-	if (!ready_reported && next_start == o.nconns && n_inflight == 0) {
-		printf("READY %u %u\n", n_ready, n_failed);
-		fflush(stdout);
-		ready_reported = 1;
-	}
+	if (!ready_reported && next_start == o.nconns && n_inflight == 0)
+		ready_report(now);
 	if (!ready_reported && now > connect_deadline) {
 		for (uint32_t i = 0; i < next_start; i++)
 			if (conns[i].fd >= 0 && conns[i].state != CS_READY)
-				conn_close(i, 1);
+				conn_close(i, why_deadline(conns[i].state));
 		n_failed += o.nconns - next_start;
+		fail_n[W_NOT_STARTED] += o.nconns - next_start;
 		next_start = o.nconns;
-		printf("READY %u %u\n", n_ready, n_failed);
-		fflush(stdout);
-		ready_reported = 1;
+		ready_report(now);
 	}
 	if (waiting) {
 		uint64_t want = phase_expect * phase_conns;
+		/* Quiet: nothing of this phase nor of an earlier one (which
+		 * the connections still had to get through first). */
 		int64_t last =
-		    last_recv_us > wait_start_us ? last_recv_us : wait_start_us;
+		    last_recv_us > last_any_us ? last_recv_us : last_any_us;
+		if (wait_start_us > last)
+			last = wait_start_us;
 		if (st_uniq >= want || now - last >= wait_quiet_us ||
 		    now - wait_start_us >= wait_max_us) {
 			waiting = 0;
@@ -757,7 +911,8 @@ usage(void)
 	    "       [--host 127.0.0.1] [--path /ws] [--nchan-path /sub/] "
 	    "[--src-base 2] "
 	    "[--src-count 16]\n"
-	    "       [--inflight 200] [--connect-timeout-s 60] [-v]\n"
+	    "       [--inflight 200] [--connect-rate 0 (per s)] "
+	    "[--connect-timeout-s 60] [-v]\n"
 	    "stdin: PHASE id expect | WAIT quiet_ms max_ms | REPORT | QUIT\n");
 	exit(2);
 }
@@ -828,6 +983,9 @@ main(int argc, char **argv)
 		} else if (strcmp(a, "--inflight") == 0) {
 			o.max_inflight =
 			    (uint32_t)wsb_parse_num(v, 1, 100000, "inflight");
+		} else if (strcmp(a, "--connect-rate") == 0) {
+			o.connect_rate = (uint32_t)wsb_parse_num(
+			    v, 0, 10000000, "connect-rate");
 		} else if (strcmp(a, "--connect-timeout-s") == 0) {
 			o.connect_timeout_us =
 			    wsb_parse_num(v, 1, 3600, "connect-timeout-s") *
@@ -856,7 +1014,8 @@ main(int argc, char **argv)
 	struct epoll_event sev = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
 	if (epoll_ctl(epfd, EPOLL_CTL_ADD, 0, &sev) == -1)
 		die("epoll_ctl(stdin): %s", strerror(errno));
-	connect_deadline = wsb_now_us() + o.connect_timeout_us;
+	open_start_us = wsb_now_us();
+	connect_deadline = open_start_us + o.connect_timeout_us;
 	for (;;) {
 		int n = epoll_wait(epfd, evs, 512, 20);
 		if (n == -1 && errno != EINTR)

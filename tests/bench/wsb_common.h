@@ -45,6 +45,35 @@ wsb_hist_bucket(uint64_t v)
 	return b < WSB_HIST_BUCKETS ? b : WSB_HIST_BUCKETS - 1;
 }
 
+/* The middle of bucket b in microseconds (bench.py's bucket_mid). */
+static inline double
+wsb_hist_mid(int b)
+{
+	if (b < 32)
+		return b + 0.5;
+	int e = 5 + (b - 32) / 16, m = (b - 32) % 16;
+	double lo = (double)((uint64_t)(16 + m) << (e - 4));
+	return lo + (double)((uint64_t)1 << (e - 4)) / 2;
+}
+
+/* The q-quantile (0..1) of hist in microseconds, -1 when it is empty. */
+static inline double
+wsb_hist_quantile(const uint64_t *hist, double q)
+{
+	uint64_t total = 0, acc = 0;
+
+	for (int b = 0; b < WSB_HIST_BUCKETS; b++)
+		total += hist[b];
+	if (total == 0)
+		return -1;
+	for (int b = 0; b < WSB_HIST_BUCKETS; b++) {
+		acc += hist[b];
+		if ((double)acc >= q * (double)total)
+			return wsb_hist_mid(b);
+	}
+	return wsb_hist_mid(WSB_HIST_BUCKETS - 1);
+}
+
 /* Parses a decimal option value in [lo, hi] or exits with a message. */
 static inline long long
 wsb_parse_num(const char *s, long long lo, long long hi, const char *what)
