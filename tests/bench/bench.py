@@ -142,6 +142,21 @@ def cpu_us(roots):
     return total
 
 
+def fds_by_process(roots):
+    """[(comm, open descriptors)] for every process of the trees, most
+    first: how the connections spread over a server's workers (each has
+    a 20,000-descriptor limit here)."""
+    out = []
+    for p in tree(roots):
+        try:
+            with open(f"/proc/{p}/comm") as f:
+                comm = f.read().strip()
+            out.append((comm, len(os.listdir(f"/proc/{p}/fd"))))
+        except OSError:
+            pass
+    return sorted(out, key=lambda x: -x[1])
+
+
 def mem_kib(roots, path="status", field="VmRSS:"):
     """Summed VmRSS (or, with smaps_rollup/Pss:, proportional set size,
     which splits pages shared between a master and its workers)."""
@@ -503,6 +518,9 @@ http {{
       nchan_redis_pass redis_bench;
       nchan_subscriber_first_message newest;
     }}
+    location = /nchan_status {{
+      nchan_stub_status;
+    }}
     location ~ ^/pub/(.+)$ {{
       nchan_publisher;
       nchan_channel_id $1;
@@ -528,6 +546,32 @@ http {{
                   ("shm_exhausted", "shared memory"),
                   ("conns_exhausted", "worker_connections are not enough"),
                   ("fd_exhausted", "Too many open files"))
+
+    def status(self):
+        """nchan_stub_status as name -> number (shared memory used and
+        its limit in KiB, channels, subscribers, ...)."""
+        out = {}
+        try:
+            with socket.create_connection(("127.0.0.1", self.port),
+                                          timeout=5) as s:
+                s.sendall(b"GET /nchan_status HTTP/1.1\r\nHost: x\r\n"
+                          b"Connection: close\r\n\r\n")
+                data = b""
+                while True:
+                    chunk = s.recv(1 << 16)
+                    if not chunk:
+                        break
+                    data += chunk
+        except OSError:
+            return out
+        for line in data.decode(errors="replace").splitlines():
+            k, sep, v = line.partition(":")
+            if sep:
+                try:
+                    out[k.strip()] = float(v.strip().rstrip("K"))
+                except ValueError:
+                    pass
+        return out
 
     def diag(self):
         out = {k: 0 for k, _ in self.DIAG_MARKS}
@@ -1108,18 +1152,33 @@ class Bench:
                 f"{delta_text(d0, srv.diag())}")
             # Settle, and measure what the idle server costs: the user
             # phase's CPU per delivery includes it.
-            c0, t1 = srv.cpu(), time.monotonic()
+            c0, rc0, t1 = srv.cpu(), srv.redis_cpu(), time.monotonic()
             time.sleep(3.0)
-            out["c100k_idle_cpu_cores"] = ((srv.cpu() - c0) / 1e6 /
-                                           (time.monotonic() - t1))
+            dt = time.monotonic() - t1
+            out["c100k_idle_cpu_cores"] = (srv.cpu() - c0) / 1e6 / dt
+            out["c100k_idle_redis_cpu_cores"] = ((srv.redis_cpu() - rc0) /
+                                                 1e6 / dt)
             r, p = srv.rss(), srv.pss()
             out["c100k_conns"] = g.ok  # per connection actually open
             out["c100k_rss_per_conn_kib"] = (r - base) / max(1, g.ok)
             out["c100k_pss_per_conn_kib"] = (p - pbase) / max(1, g.ok)
+            fds = fds_by_process(srv.roots())
+            out["c100k_fds"] = [n for _, n in fds]
+            log(f"  {srv.mode} c100k: descriptors per process: " +
+                " ".join(f"{c}={n}" for c, n in fds))
+            if srv.mode == "nchan":
+                st = srv.status()
+                out["c100k_nchan_status"] = st
+                log(f"  nchan c100k: shared memory used "
+                    f"{st.get('shared memory used', -1):.0f} of "
+                    f"{st.get('shared memory limit', -1):.0f} KiB, "
+                    f"channels {st.get('channels', -1):.0f}, subscribers "
+                    f"{st.get('subscribers', -1):.0f}")
             log(f"  {srv.mode} c100k: {g.ok} conns, RSS {base} -> {r} KiB: "
                 f"{out['c100k_rss_per_conn_kib']:.2f} KiB/conn (PSS "
                 f"{out['c100k_pss_per_conn_kib']:.2f}); idle server CPU "
-                f"{out['c100k_idle_cpu_cores']:.2f} cores")
+                f"{out['c100k_idle_cpu_cores']:.2f} cores, its Redis "
+                f"{out['c100k_idle_redis_cpu_cores']:.2f}")
             alls = []
             for i in range(3):
                 res = self.c100k_phase(srv, g, f"all{i}", 1, 0,
