@@ -24,6 +24,7 @@
 #include "counters.h"
 #include "dlist.h"
 #include "jwtauth.h"
+#include "keepalive.h"
 
 struct busrx;
 struct fanout;
@@ -73,6 +74,7 @@ struct worker {
 	char node[CONF_NODE_ID_MAX];
 
 	struct dlist conns; /* struct conn.node: every websocket */
+	struct keepalive ka; /* struct conn.ka: pings and idle hang-ups */
 	/* Connections with frames queued during this loop pass (struct
 	 * conn.flush_node); send_flush_pending() writes them after it. */
 	struct dlist flush;

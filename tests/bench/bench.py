@@ -314,6 +314,12 @@ mode = none
 [bridge]
 metrics_listen = 127.0.0.1:{free_port()}
 """)
+            # --wspush-set section.key=value: after the defaults above
+            # (a section may appear twice in the file).
+            for kv in b.args.wspush_set:
+                key, _, val = kv.partition("=")
+                sec, _, name = key.partition(".")
+                f.write(f"[{sec}]\n{name} = {val}\n")
         bridge = Proc("bridge", [b.bridge, "-c", conf], self.dir)
         self.procs.append(bridge)
         # bus1.ipc: slot 1's bus stream (bus.ipc: builds before per-slot
@@ -1318,6 +1324,10 @@ def main():
     ap.add_argument("--perf-record", action="store_true",
                     help="with --perf: also perf record -g into the work "
                     "dir (keep it with --keep)")
+    ap.add_argument("--wspush-set", action="append", default=[],
+                    metavar="SECTION.KEY=VALUE",
+                    help="a wspush config value for this run (e.g. "
+                    "bridge.bus_batch_ms=0); repeatable")
     ap.add_argument("--rounds", type=int, default=1,
                     help="run the servers this many times, alternating "
                     "(paired runs); the table shows each figure's median")
