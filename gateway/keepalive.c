@@ -3,6 +3,7 @@
  */
 #include "keepalive.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 void
@@ -47,9 +48,16 @@ keepalive_head(const struct dlist *l)
 	return n != NULL ? DLIST_ENTRY(n, struct keepalive_entry, node) : NULL;
 }
 
+/* True if e is in a list and due at now after delay_ms. */
+static bool
+keepalive_due(const struct keepalive_entry *e, uint64_t now, uint64_t delay_ms)
+{
+	return e != NULL && now - e->valid_ms >= delay_ms;
+}
+
 uint32_t
 keepalive_tick(struct keepalive *k, uint64_t now, keepalive_fn *ping,
-    keepalive_fn *hangup, void *arg)
+    keepalive_fn *hangup, void *arg, bool *more)
 {
 	struct keepalive_entry *e;
 	uint32_t pings = 0, hangups = 0;
@@ -78,5 +86,7 @@ keepalive_tick(struct keepalive *k, uint64_t now, keepalive_fn *ping,
 		pings++;
 		ping(e, arg);
 	}
+	*more = keepalive_due(keepalive_head(&k->pinged), now, k->idle_ms) ||
+		keepalive_due(keepalive_head(&k->quiet), now, k->ping_ms);
 	return pings + hangups;
 }

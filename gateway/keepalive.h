@@ -29,10 +29,12 @@
 
 #include "dlist.h"
 
-/* At most this many pings and as many hang-ups per tick; the rest wait
- * for the next tick, so a crowd that connected at once cannot stall the
- * loop for one long pass. */
-#define KEEPALIVE_TICK_MAX 4096
+/* At most this many pings and as many hang-ups per tick, so a crowd that
+ * connected at once cannot stall the loop for one long pass; the caller
+ * ticks again soon when more is due (keepalive_tick()'s *more). */
+#define KEEPALIVE_TICK_MAX 1024
+/* The tick period while nothing more is due. */
+#define KEEPALIVE_TICK_MS 250
 
 /* Embedded in each connection; owned by the connection. */
 struct keepalive_entry {
@@ -66,9 +68,10 @@ void keepalive_valid(
 /* Stops tracking e (its connection is closing). Safe if not tracked. */
 void keepalive_del(struct keepalive_entry *e);
 
-/* Pings and hangs up whatever is due at now. Returns the number of
- * connections pinged plus hung up. */
+/* Pings and hangs up what is due at now, up to KEEPALIVE_TICK_MAX of
+ * each. Returns the number of connections pinged plus hung up; *more is
+ * set when a cap stopped it with more due. */
 uint32_t keepalive_tick(struct keepalive *k, uint64_t now, keepalive_fn *ping,
-    keepalive_fn *hangup, void *arg);
+    keepalive_fn *hangup, void *arg, bool *more);
 
 #endif

@@ -292,13 +292,25 @@ worker_hangup_cb(struct keepalive_entry *e, void *arg)
 }
 
 static void
+worker_keepalive(lws_sorted_usec_list_t *sul)
+{
+	struct worker *w = lws_container_of(sul, struct worker, ka_sul);
+	bool more;
+
+	keepalive_tick(&w->ka, clock_mono_ms(), worker_ping_cb,
+	    worker_hangup_cb, w, &more);
+	/* A crowd due at once goes in slices, with lws' service between. */
+	lws_sul_schedule(w->ctx, 0, &w->ka_sul, worker_keepalive,
+	    more ? 1 : KEEPALIVE_TICK_MS * LWS_US_PER_MS);
+}
+
+static void
 worker_tick(lws_sorted_usec_list_t *sul)
 {
 	struct worker *w = lws_container_of(sul, struct worker, tick_sul);
 	uint64_t now = clock_mono_ms();
 
 	busrx_tick(w->bus, now);
-	keepalive_tick(&w->ka, now, worker_ping_cb, worker_hangup_cb, w);
 	recover_tick(w, now);
 	report_send(w, now);
 	/* Requests re-sent for want of an ACK while the bridge is up and
@@ -555,6 +567,8 @@ worker_open(struct worker *w)
 	}
 	lws_sul_schedule(w->ctx, 0, &w->tick_sul, worker_tick,
 	    WORKER_TICK_MS * LWS_US_PER_MS);
+	lws_sul_schedule(w->ctx, 0, &w->ka_sul, worker_keepalive,
+	    KEEPALIVE_TICK_MS * LWS_US_PER_MS);
 	return 0;
 }
 

@@ -94,6 +94,7 @@ struct worker {
 	int sig_pipe[2]; /* signal handler -> loop */
 	int master_fd;   /* ready and heartbeat bytes to the master */
 	lws_sorted_usec_list_t tick_sul;
+	lws_sorted_usec_list_t ka_sul; /* keepalive ticks */
 
 	bool draining;
 	bool accept_stopped; /* the listening socket is left to others */

@@ -3,6 +3,7 @@
  * lists that stay sorted by construction.
  */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,7 +47,9 @@ on_hangup(struct keepalive_entry *e, void *arg)
 static uint32_t
 tick(struct keepalive *k, struct rec *r, uint64_t now)
 {
-	return keepalive_tick(k, now, on_ping, on_hangup, r);
+	bool more;
+
+	return keepalive_tick(k, now, on_ping, on_hangup, r, &more);
 }
 
 static void
@@ -160,13 +163,17 @@ a_tick_does_a_bounded_amount_of_work(void **state)
 	static struct keepalive_entry many[KEEPALIVE_TICK_MAX + 10];
 	struct keepalive k;
 	uint32_t calls = 0;
+	bool more;
 
 	keepalive_init(&k, 1, 3);
 	for (size_t i = 0; i < KEEPALIVE_TICK_MAX + 10; i++)
 		keepalive_add(&k, &many[i], 0);
-	assert_int_equal(keepalive_tick(&k, 1000, count, count, &calls),
+	assert_int_equal(keepalive_tick(&k, 1000, count, count, &calls, &more),
 	    KEEPALIVE_TICK_MAX);
-	assert_int_equal(keepalive_tick(&k, 1000, count, count, &calls), 10);
+	assert_true(more);
+	assert_int_equal(
+	    keepalive_tick(&k, 1000, count, count, &calls, &more), 10);
+	assert_false(more);
 	assert_int_equal(calls, KEEPALIVE_TICK_MAX + 10);
 }
 
