@@ -347,6 +347,7 @@ conn_close_msg(struct conn *c, int code, const char *reason, const char *msg)
 	/* Its memberships go after this loop pass (conn_release()): not
 	 * here, where a fan-out may be walking them. */
 	conn_mark(c);
+	keepalive_del(&c->ka); /* the backstop below bounds the close */
 	lws_callback_on_writable(c->wsi);
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_REASON_BASE + 1,
 	    CONN_CLOSE_BACKSTOP_S);
@@ -520,7 +521,8 @@ conn_new(struct worker *w, struct lws *wsi)
 	connq_init(&c->q, w->conf->max_queued_bytes);
 	rate_init(
 	    &c->rate, w->conf->rate_limit_per_s, w->conf->rate_burst, now);
-	c->established_ms = c->last_valid_ms = now;
+	c->established_ms = now;
+	keepalive_add(&w->ka, &c->ka, now);
 	dlist_insert_tail(&w->conns, &c->node);
 	w->n_conns++;
 	(void)conn_id(c);
@@ -583,6 +585,7 @@ conn_free(struct conn *c)
 	w->c.drop_closed += c->q.count; /* DROP: never written */
 	connq_fini(&c->q);
 	dlist_remove(&c->flush_node);
+	keepalive_del(&c->ka);
 	free(c->rx);
 	lws_sul_cancel(&c->auth_sul);
 	jwtauth_claims_free(c->claims);

@@ -39,6 +39,7 @@
 #include "dlist.h"
 #include "frame.h"
 #include "jwtauth.h"
+#include "keepalive.h"
 #include "rate.h"
 
 struct worker;
@@ -76,7 +77,8 @@ struct conn {
 	bool rx_busy; /* inside a message that spans chunks */
 
 	uint64_t established_ms;
-	uint64_t last_valid_ms; /* established or last PONG */
+	struct keepalive_entry ka; /* in w->ka while open (keepalive.h) */
+	bool ping_due; /* a ping waits for the queue to drain (send.c) */
 	const char *close_msg;  /* its reason text; NULL: by code */
 	const char *reason;     /* for the disconnect event */
 

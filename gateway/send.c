@@ -18,6 +18,15 @@
  * with lws' headroom in front. */
 static unsigned char send_buf[LWS_PRE + SEND_COALESCE_MAX];
 
+/*
+ * A server's ping: FIN + opcode 9 and a 2-byte payload. Not empty: lws
+ * 4.1.6 does not pass a PONG without payload to the protocol callback,
+ * and keepalive.c needs to see the answer. Never written to (lws copies a
+ * short write's tail, it does not modify the buffer).
+ */
+static unsigned char send_ping_frame[LWS_PRE + 4] = {
+    [LWS_PRE] = 0x89, 2, 'k', 'a'};
+
 size_t
 send_header(unsigned char *p, uint64_t len, bool binary)
 {
@@ -152,7 +161,29 @@ send_queue(struct conn *c)
 		w->c.frames_out += n;
 		w->c.bytes_out += bytes;
 	}
+	if (c->ping_due && connq_empty(&c->q) && !lws_partial_buffered(c->wsi)) {
+		c->ping_due = false;
+		return send_bytes(c, send_ping_frame + LWS_PRE, 4);
+	}
 	return 0;
+}
+
+void
+send_ping(struct conn *c)
+{
+	if (c->close_code != 0 || c->peer_closed || c->dead)
+		return;
+	c->ping_due = true;
+	if (!connq_empty(&c->q) || lws_partial_buffered(c->wsi)) {
+		lws_callback_on_writable(c->wsi); /* after the queue */
+		return;
+	}
+	if (send_queue(c) == -1) {
+		c->dead = true;
+		c->reason = "error";
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_REASON_BASE + 2,
+		    LWS_TO_KILL_ASYNC);
+	}
 }
 
 static const char *

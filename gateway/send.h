@@ -70,6 +70,13 @@ size_t send_copy(const struct connq *q, uint32_t n, unsigned char *buf);
 int send_writeable(struct conn *c);
 
 /*
+ * A WebSocket ping to c (keepalive.c): written at once when nothing is
+ * queued or held for c, otherwise right after its queue drains, so it
+ * never splits a frame. Nothing for a connection that is closing.
+ */
+void send_ping(struct conn *c);
+
+/*
  * After each pass of the worker's loop, outside every lws callback: lets
  * closing connections leave their memberships (conn_release()) and writes
  * the queue of every connection marked meanwhile. Safe for plain ws over

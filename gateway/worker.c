@@ -264,6 +264,47 @@ worker_adopt_raw(struct worker *w, int fd, enum worker_raw what)
 /* ---- timers, drain ---- */
 
 static void
+worker_keepalive_init(struct worker *w)
+{
+	uint32_t ping = w->conf->ping_interval_s, idle = w->conf->idle_timeout_s;
+
+	/* A hang-up is never due before the ping that could prevent it. */
+	keepalive_init(&w->ka, ping, idle > ping ? idle : ping + 1);
+}
+
+static void
+worker_ping_cb(struct keepalive_entry *e, void *arg)
+{
+	send_ping(lws_container_of(e, struct conn, ka));
+}
+
+/* No valid frame for idle_timeout_s: the peer or the path is gone, so no
+ * close handshake (nobody would answer it); lws drops the socket. */
+static void
+worker_hangup_cb(struct keepalive_entry *e, void *arg)
+{
+	struct conn *c = lws_container_of(e, struct conn, ka);
+
+	if (c->reason == NULL)
+		c->reason = "idle";
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_REASON_BASE + 3,
+	    LWS_TO_KILL_ASYNC);
+}
+
+static void
+worker_keepalive(lws_sorted_usec_list_t *sul)
+{
+	struct worker *w = lws_container_of(sul, struct worker, ka_sul);
+	bool more;
+
+	keepalive_tick(&w->ka, clock_mono_ms(), worker_ping_cb,
+	    worker_hangup_cb, w, &more);
+	/* A crowd due at once goes in slices, with lws' service between. */
+	lws_sul_schedule(w->ctx, 0, &w->ka_sul, worker_keepalive,
+	    more ? 1 : KEEPALIVE_TICK_MS * LWS_US_PER_MS);
+}
+
+static void
 worker_tick(lws_sorted_usec_list_t *sul)
 {
 	struct worker *w = lws_container_of(sul, struct worker, tick_sul);
@@ -428,15 +469,10 @@ worker_lws_tables(const struct conf *c)
 	worker_protocols[1].name = WORKER_RAW_PROTOCOL;
 	worker_protocols[1].callback = worker_raw_cb;
 
+	/* No validity timers in lws (secs_since_valid_hangup = 0): pings and
+	 * idle hang-ups are keepalive.c's, at O(1) per connection event
+	 * instead of lws' sorted-list walk (keepalive.h says why). */
 	memset(&worker_retry, 0, sizeof(worker_retry));
-	worker_retry.secs_since_valid_ping = (uint16_t)c->ping_interval_s;
-	worker_retry.secs_since_valid_hangup = (uint16_t)c->idle_timeout_s;
-	if (worker_retry.secs_since_valid_hangup <=
-	    worker_retry.secs_since_valid_ping) {
-		/* lws asserts hangup > ping. */
-		worker_retry.secs_since_valid_hangup =
-		    (uint16_t)(worker_retry.secs_since_valid_ping + 1);
-	}
 }
 
 /* The lws context (and its epoll loop, *loop, when configured and
@@ -531,6 +567,8 @@ worker_open(struct worker *w)
 	}
 	lws_sul_schedule(w->ctx, 0, &w->tick_sul, worker_tick,
 	    WORKER_TICK_MS * LWS_US_PER_MS);
+	lws_sul_schedule(w->ctx, 0, &w->ka_sul, worker_keepalive,
+	    KEEPALIVE_TICK_MS * LWS_US_PER_MS);
 	return 0;
 }
 
@@ -575,6 +613,7 @@ worker_main(const struct conf *c, const struct jwtauth *jwt,
 	w->master_fd = master_fd;
 	w->sig_pipe[0] = w->sig_pipe[1] = -1;
 	dlist_init(&w->conns);
+	worker_keepalive_init(w);
 	dlist_init(&w->recovering);
 	dlist_init(&w->history_reads);
 	dlist_init(&w->flush);

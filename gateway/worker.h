@@ -24,6 +24,7 @@
 #include "counters.h"
 #include "dlist.h"
 #include "jwtauth.h"
+#include "keepalive.h"
 
 struct busrx;
 struct fanout;
@@ -73,6 +74,7 @@ struct worker {
 	char node[CONF_NODE_ID_MAX];
 
 	struct dlist conns; /* struct conn.node: every websocket */
+	struct keepalive ka; /* struct conn.ka: pings and idle hang-ups */
 	/* Connections with frames queued during this loop pass (struct
 	 * conn.flush_node); send_flush_pending() writes them after it. */
 	struct dlist flush;
@@ -92,6 +94,7 @@ struct worker {
 	int sig_pipe[2]; /* signal handler -> loop */
 	int master_fd;   /* ready and heartbeat bytes to the master */
 	lws_sorted_usec_list_t tick_sul;
+	lws_sorted_usec_list_t ka_sul; /* keepalive ticks */
 
 	bool draining;
 	bool accept_stopped; /* the listening socket is left to others */

@@ -697,16 +697,9 @@ ws_peer_close(struct worker *w, struct lws *wsi, struct conn *c,
 static void
 ws_closed(struct worker *w, struct conn *c)
 {
-	uint64_t idle_ms = (uint64_t)w->conf->idle_timeout_s * 1000;
-
-	if (c->reason == NULL) {
-		if (c->peer_closed)
-			c->reason = "client_close";
-		else if (clock_mono_ms() - c->last_valid_ms + 1000 >= idle_ms)
-			c->reason = "idle";
-		else
-			c->reason = "connection_lost";
-	}
+	/* An idle hang-up set its reason already (worker.c). */
+	if (c->reason == NULL)
+		c->reason = c->peer_closed ? "client_close" : "connection_lost";
 	conn_free(c);
 	if (w->draining && w->n_conns == 0)
 		w->done = true; /* drained: leave the loop */
@@ -793,7 +786,8 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
 	case LWS_CALLBACK_RECEIVE_PONG:
 		if (pss->conn != NULL)
-			pss->conn->last_valid_ms = clock_mono_ms();
+			keepalive_valid(&ws_worker(wsi)->ka, &pss->conn->ka,
+			    clock_mono_ms());
 		return 0;
 
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
