@@ -853,8 +853,10 @@ class Bench:
         srv.check_alive()
         perf = self.perf_start(srv, name)
         c0, r0, k0 = srv.cpu(), srv.redis_cpu(), cpu_us(group.pids())
+        t0 = time.monotonic()
         pub = self.publish(srv, count, rate, topic, users, user_prefix)
         m = group.wait(quiet_ms, max_ms)
+        wall = time.monotonic() - t0
         c1, r1, k1 = srv.cpu(), srv.redis_cpu(), cpu_us(group.pids())
         perf_out = self.perf_stop(perf)
         want = expect * m["conns"]
@@ -867,7 +869,7 @@ class Bench:
             "late": m["late"],
             "pub_errors": pub["err"],
             "cpu_us": c1 - c0, "redis_cpu_us": r1 - r0,
-            "client_cpu_us": k1 - k0,
+            "client_cpu_us": k1 - k0, "wall_s": wall,
         }
         res["cpu_us_per_delivery"] = res["cpu_us"] / d if d else None
         if perf_out is not None and d:
@@ -1191,6 +1193,14 @@ class Bench:
             res = self.c100k_phase(srv, g, "user100k", n, rate, users=n,
                                    user_prefix="h", quiet_ms=15000,
                                    max_ms=int(n / rate * 1000) + 180000)
+            # Less what the server burns idle with this many connections
+            # over the same time.
+            if res["deliveries"]:
+                res["cpu_us_per_delivery_less_idle"] = (
+                    res["cpu_us"] - out["c100k_idle_cpu_cores"] * 1e6 *
+                    res["wall_s"]) / res["deliveries"]
+                log(f"    user100k: CPU-us/delivery less idle "
+                    f"{res['cpu_us_per_delivery_less_idle']:.2f}")
             out["c100k_user"] = res
         finally:
             self.close_group(srv, g)
@@ -1506,6 +1516,7 @@ def render(results):
          H),
         ("  user-targeted context switches/delivery",
          ("user", "perf", "context-switches"), 2, L),
+        ("100k: connections open", ("c100k_conns",), 0, H),
         ("100k conns: RSS KiB/conn", ("c100k_rss_per_conn_kib",), 2, L),
         ("100k: `all` time-to-all p50 ms", ("c100k_all", "p50_ms"), 1, L),
         ("100k: `all` time-to-all p99 ms", ("c100k_all", "p99_ms"), 1, L),
