@@ -6,6 +6,9 @@
 #   tests/bench/run.sh BUILD_DIR --smoke    200 connections, wspush only, a
 #                                           few seconds; non-zero on any loss
 #   extra options go to bench.py: --servers nchan,floor --keep --json F ...
+#   with --scenarios (a run of chosen scenarios, e.g. --scenarios c100k
+#   --workers 6 --nginx-workers 6) only bench.py runs: the history and
+#   RabbitMQ comparisons (bench_history.py, bench_amqp.py) are left out.
 #
 # The C tools come from BUILD_DIR/tests/bench when CMake built them there,
 # otherwise they are compiled here with gcc. The Socket.IO peer's packages
@@ -23,10 +26,12 @@ shift
 
 smoke=0
 servers=""
+scenarios=0
 prev=""
 for a in "$@"; do
 	[ "$a" = "--smoke" ] && smoke=1
 	[ "$prev" = "--servers" ] && servers=$a
+	case "$a" in --scenarios | --scenarios=*) scenarios=1 ;; esac
 	prev=$a
 done
 
@@ -66,7 +71,9 @@ extra=()
 if [ $smoke -eq 0 ]; then
 	extra=(--json "$build/bench-results.json" --md "$build/bench-table.md")
 fi
-[ $smoke -eq 1 ] || /usr/bin/python3 "$here/bench_history.py" "$build" --bin-dir "$bindir" --json "$build/bench-history.json" --parts "publish,storm$([ $need_node -eq 1 ] && echo ,sio-storm)" || echo "run.sh: bench_history.py failed (see above)" >&2
-[ $smoke -eq 1 ] || /usr/bin/python3 "$here/bench_amqp.py" "$build" --bin-dir "$bindir" --budget-s 300 --json "$build/bench-amqp.json" --md "$build/bench-amqp.md" || echo "bench: the RabbitMQ comparison (bench_amqp.py) failed" >&2
+others=1
+[ $smoke -eq 0 ] && [ $scenarios -eq 0 ] || others=0
+[ $others -eq 0 ] || /usr/bin/python3 "$here/bench_history.py" "$build" --bin-dir "$bindir" --json "$build/bench-history.json" --parts "publish,storm$([ $need_node -eq 1 ] && echo ,sio-storm)" || echo "run.sh: bench_history.py failed (see above)" >&2
+[ $others -eq 0 ] || /usr/bin/python3 "$here/bench_amqp.py" "$build" --bin-dir "$bindir" --budget-s 300 --json "$build/bench-amqp.json" --md "$build/bench-amqp.md" || echo "bench: the RabbitMQ comparison (bench_amqp.py) failed" >&2
 exec /usr/bin/python3 "$here/bench.py" "$build" --bin-dir "$bindir" \
 	"${extra[@]}" "$@"
