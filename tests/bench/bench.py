@@ -143,16 +143,22 @@ def cpu_us(roots):
 
 
 def fds_by_process(roots):
-    """[(comm, open descriptors)] for every process of the trees, most
-    first: how the connections spread over a server's workers (each has
-    a 20,000-descriptor limit here)."""
+    """[(comm, open descriptors, soft limit)] for every process of the
+    trees, most first: how the connections spread over a server's
+    workers (each has a 20,000-descriptor limit here)."""
     out = []
     for p in tree(roots):
         try:
             with open(f"/proc/{p}/comm") as f:
                 comm = f.read().strip()
-            out.append((comm, len(os.listdir(f"/proc/{p}/fd"))))
-        except OSError:
+            n = len(os.listdir(f"/proc/{p}/fd"))
+            limit = 0
+            with open(f"/proc/{p}/limits") as f:
+                for line in f:
+                    if line.startswith("Max open files"):
+                        limit = int(line.split()[3])
+            out.append((comm, n, limit))
+        except (OSError, ValueError, IndexError):
             pass
     return sorted(out, key=lambda x: -x[1])
 
@@ -376,7 +382,7 @@ log_level = warn
 url = redis://127.0.0.1:{self.redis_port}
 [gateway]
 listen = 127.0.0.1:{self.port}
-workers = {b.args.workers}
+workers = {getattr(b.args, "workers", 2)}
 max_queued_bytes = 67108864
 [auth]
 mode = none
@@ -385,7 +391,9 @@ metrics_listen = 127.0.0.1:{self.metrics_port}
 """)
             # --wspush-set section.key=value: after the defaults above
             # (a section may appear twice in the file).
-            for kv in b.args.wspush_set:
+            # (getattr: bench_history.py and others bring their own
+            # options, without these two.)
+            for kv in getattr(b.args, "wspush_set", []):
                 key, _, val = kv.partition("=")
                 sec, _, name = key.partition(".")
                 f.write(f"[{sec}]\n{name} = {val}\n")
@@ -1165,9 +1173,15 @@ class Bench:
             out["c100k_rss_per_conn_kib"] = (r - base) / max(1, g.ok)
             out["c100k_pss_per_conn_kib"] = (p - pbase) / max(1, g.ok)
             fds = fds_by_process(srv.roots())
-            out["c100k_fds"] = [n for _, n in fds]
+            out["c100k_fds"] = [n for _, n, _ in fds]
             log(f"  {srv.mode} c100k: descriptors per process: " +
-                " ".join(f"{c}={n}" for c, n in fds))
+                " ".join(f"{c}={n}" for c, n, _ in fds))
+            # A process at its limit refuses (nginx) or stops accepting
+            # (wspush pauses that worker's accepts): say so when near.
+            for c, k, lim in fds:
+                if lim and k > 0.9 * lim:
+                    log(f"  {srv.mode} c100k: WARNING {c} holds {k} of its "
+                        f"{lim} descriptors")
             if srv.mode == "nchan":
                 st = srv.status()
                 out["c100k_nchan_status"] = st
