@@ -1118,9 +1118,9 @@ class Bench:
         descriptor limit is 20,000), each its own user: RSS per connection
         of the server's processes, one `all` message (time until every
         connection has it: p50/p99/max, three times), then user-targeted
-        messages round-robin over every user at --c100k-rate (one per
-        user; order and exactly-once checked per connection). Run with
-        --workers 6 --nginx-workers 6.
+        messages round-robin over every user at --c100k-rate
+        (--c100k-user-msgs per user; order and exactly-once checked per
+        connection). Run with --workers 6 --nginx-workers 6.
 
         Both servers get the same pace: --c100k-connect-rate connections
         started per second and at most --c100k-inflight unfinished
@@ -1204,9 +1204,13 @@ class Bench:
                 time.sleep(0.5)
             out["c100k_all"] = median_out(alls)
             rate = a.c100k_rate
-            res = self.c100k_phase(srv, g, "user100k", n, rate, users=n,
+            # Round-robin over every user, --c100k-user-msgs rounds: a
+            # connection that gets a user's second message before the
+            # first counts as reordered.
+            count = n * a.c100k_user_msgs
+            res = self.c100k_phase(srv, g, "user100k", count, rate, users=n,
                                    user_prefix="h", quiet_ms=15000,
-                                   max_ms=int(n / rate * 1000) + 180000)
+                                   max_ms=int(count / rate * 1000) + 180000)
             # Less what the server burns idle with this many connections
             # over the same time.
             if res["deliveries"]:
@@ -1620,6 +1624,9 @@ def main():
                     help="nchan's nginx worker processes")
     ap.add_argument("--c100k-rate", type=int, default=5000,
                     help="user-targeted msg/s in the c100k scenario")
+    ap.add_argument("--c100k-user-msgs", type=int, default=2,
+                    help="c100k: user-targeted messages per user (rounds "
+                    "over every user; 2 or more checks their order)")
     ap.add_argument("--c100k-connect-rate", type=int, default=2000,
                     help="c100k: connections started per second, all "
                     "client processes together (both servers alike; 0: "
