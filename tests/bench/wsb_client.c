@@ -832,11 +832,12 @@ ready_report(int64_t now)
 	for (int st = 0; st < 600; st++)
 		if (http_n[st] != 0)
 			printf(" http_%d=%u", st, http_n[st]);
-	printf(" hs_p50_ms=%.1f hs_p99_ms=%.1f hs_max_ms=%.1f open_s=%.1f\n",
-	    wsb_hist_quantile(hs_hist, 0.5) / 1000,
-	    wsb_hist_quantile(hs_hist, 0.99) / 1000,
-	    wsb_hist_quantile(hs_hist, 1.0) / 1000,
-	    (double)(now - open_start_us) / 1e6);
+	if (wsb_hist_quantile(hs_hist, 1.0) >= 0) /* some handshake done */
+		printf(" hs_p50_ms=%.1f hs_p99_ms=%.1f hs_max_ms=%.1f",
+		    wsb_hist_quantile(hs_hist, 0.5) / 1000,
+		    wsb_hist_quantile(hs_hist, 0.99) / 1000,
+		    wsb_hist_quantile(hs_hist, 1.0) / 1000);
+	printf(" open_s=%.1f\n", (double)(now - open_start_us) / 1e6);
 	fflush(stdout);
 	ready_reported = 1;
 }
