@@ -355,14 +355,22 @@ loop_once(struct loop *l, int max_wait_ms)
 		h->fn(l, h->arg);
 	}
 	loop_sweep(l);
+	l->now = clock_mono_ms(); /* the hooks took time: rests may be over */
 	npfd = loop_build_pollset(l);
 	if (npfd == -1)
 		return -1;
 	l->now = clock_mono_ms();
 	timeout = loop_next_timeout(l);
-	if (l->rest_until > l->now &&
-	    (timeout == -1 || (uint64_t)timeout > l->rest_until - l->now))
-		timeout = (int)(l->rest_until - l->now);
+	if (l->rest_until != 0) {
+		/* A resting fd left out of the set: wake when its rest ends
+		 * (it may have ended since the set was built: then at once). */
+		uint64_t left = l->rest_until > l->now
+				    ? l->rest_until - l->now
+				    : 0;
+
+		if (timeout == -1 || (uint64_t)timeout > left)
+			timeout = (int)left;
+	}
 	if (max_wait_ms >= 0 && (timeout == -1 || timeout > max_wait_ms))
 		timeout = max_wait_ms;
 	if (l->stop)

@@ -342,6 +342,47 @@ the_first_message_after_a_quiet_spell_is_read_at_once(void **state)
 	assert_true(clock_mono_ms() - t0 < 15);
 }
 
+static void
+slow_hook(struct loop *l, void *arg)
+{
+	int *armed = arg;
+
+	if (*armed) {
+		*armed = 0;
+		usleep(40 * 1000);
+	}
+}
+
+/*
+ * A rest that ends while the loop is busy elsewhere (here a slow hook)
+ * must not leave the fd out of a long poll: before the fix the set was
+ * built against the time before the hooks and the poll had no timeout, so
+ * the waiting message sat there until some other event.
+ */
+static void
+a_rest_that_ended_meanwhile_does_not_stall_the_loop(void **state)
+{
+	struct ctx *c = *state;
+	struct rd r = {.per_call = 64};
+	int armed = 0;
+	uint64_t t0;
+
+	c->w = loop_fd_add(c->l, c->fds[0], POLLIN, flow_cb, &r);
+	loop_fd_coalesce(c->w, 20);
+	assert_int_equal(loop_hook_add(c->l, slow_hook, &armed), 0);
+	put(c);
+	run_until(c, &r, 1, 1000);
+	put(c);
+	run_until(c, &r, 2, 1000); /* dense: resting for 20 ms now */
+	put(c);
+	armed = 1; /* the next pass's hook outlasts the rest */
+	t0 = clock_mono_ms();
+	for (int i = 0; i < 3 && r.calls < 3; i++)
+		loop_once(c->l, 2000);
+	assert_int_equal(r.calls, 3);
+	assert_true(clock_mono_ms() - t0 < 500);
+}
+
 int
 main(void)
 {
@@ -369,6 +410,9 @@ main(void)
 		a_backlog_is_drained_without_resting, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		the_first_message_after_a_quiet_spell_is_read_at_once, setup,
+		teardown),
+	    cmocka_unit_test_setup_teardown(
+		a_rest_that_ended_meanwhile_does_not_stall_the_loop, setup,
 		teardown),
 	};
 
