@@ -674,6 +674,7 @@ amqp_broker_new(const struct broker_env *env, const struct broker_events *ev,
 	    .queue_max_length = AMQP_BROKER_QUEUE_MAX_LENGTH,
 	    .queue_max_bytes = AMQP_BROKER_QUEUE_MAX_BYTES,
 	    .max_body = AMQP_BROKER_MAX_BODY,
+	    .coalesce_ms = c->coalesce_ms,
 	};
 	cbs.arg = ab;
 	ab->conn = amqp_conn_new(env->loop, &cf, &cbs, err, errlen);

@@ -60,6 +60,7 @@ struct amqp_conn {
 	/* configuration (owned copies) */
 	char *url, *exchange, *fanout, *inbound, *events, *name;
 	uint32_t queue_max_length, max_body;
+	uint32_t coalesce_ms; /* input coalescing of the socket */
 	uint64_t queue_max_bytes;
 	struct amqp_connection_info ci; /* points into url_parsed */
 	char *url_parsed;
@@ -426,6 +427,8 @@ connect_attempt(struct amqp_conn *c)
 	freeaddrinfo(ai);
 	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->w = loop_fd_add(c->loop, c->fd, POLLOUT, io_cb, c);
+	if (c->w != NULL)
+		loop_fd_coalesce(c->w, c->coalesce_ms);
 	c->attempt_timer = loop_timer_add(
 	    c->loop, AMQP_CONN_ATTEMPT_MS, 0, attempt_timeout_cb, c);
 	if (c->w == NULL || c->attempt_timer == 0)
@@ -963,6 +966,7 @@ amqp_conn_new(struct loop *loop, const struct amqp_conn_conf *cf,
 	c->queue_max_length = cf->queue_max_length;
 	c->queue_max_bytes = cf->queue_max_bytes;
 	c->max_body = cf->max_body;
+	c->coalesce_ms = cf->coalesce_ms;
 	c->url = dup_str(cf->url);
 	c->url_parsed = dup_str(cf->url);
 	c->exchange = dup_str(cf->exchange);

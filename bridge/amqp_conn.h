@@ -57,6 +57,7 @@ struct amqp_conn_conf {
 	uint32_t queue_max_length;   /* x-max-length of the node's queue */
 	uint64_t queue_max_bytes;    /* its x-max-length-bytes */
 	uint32_t max_body;           /* larger deliveries are skipped */
+	uint32_t coalesce_ms;        /* input coalescing (loop_fd_coalesce()) */
 };
 
 /* One delivery; everything is borrowed for the callback only. */

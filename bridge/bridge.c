@@ -537,7 +537,6 @@ bridge_open_bus(struct bridge *b, char *err, size_t errlen)
 	    b->loop, bus_url, up_url, conf_workers(b->conf), &cbs, err, errlen);
 	if (b->bus == NULL)
 		return -1;
-	bus_set_batch_ms(b->bus, b->conf->bus_batch_ms);
 	log_notice("bridge started node=%s epoch=%016" PRIx64
 		   " bus=%s (one stream per slot 1..%" PRIu32
 		   ") up=%s routing=%s",

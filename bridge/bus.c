@@ -40,9 +40,6 @@ struct bus_stream {
 	uint64_t last_seq;
 	bool dirty;                    /* on b->dirty */
 	struct bus_stream *next_dirty; /* {dirty} */
-	uint64_t last_flush_ms;        /* loop time of the last batch sent */
-	uint64_t hold_timer;           /* batch held until the window ends */
-	struct bus *bus;               /* for the hold timer */
 };
 
 struct bus {
@@ -52,8 +49,7 @@ struct bus {
 	struct bus_stream *slots[BUS_SLOTS_MAX + 1]; /* [0] unused */
 	uint32_t open[BUS_SLOTS_MAX]; /* slots with a stream, in open order */
 	uint32_t n_open;
-	struct bus_stream *dirty; /* streams with a batch due this pass */
-	uint32_t batch_ms;        /* the coalescing window (bus_set_batch_ms) */
+	struct bus_stream *dirty; /* streams with a pending batch */
 	nng_socket pull;
 	bool pull_open;
 	struct ipc_listener *lsn_up;
@@ -69,8 +65,6 @@ struct bus {
 	size_t n_gone, cap_gone;
 	bool gone_lost; /* {mtx} allocation failed: ids were lost */
 };
-
-static void bus_stream_flush(struct bus *b, struct bus_stream *st);
 
 static void
 bus_err(char *err, size_t errlen, const char *call, const char *url, int rv)
@@ -208,8 +202,6 @@ bus_stream_free(struct bus_stream *st)
 {
 	if (st == NULL)
 		return;
-	if (st->hold_timer != 0)
-		loop_timer_del(st->bus->loop, st->hold_timer);
 	/* The listener's pipe callback must be gone before it is freed. */
 	if (st->pub_open)
 		nng_close(st->pub);
@@ -231,7 +223,6 @@ bus_stream_new(struct bus *b, uint32_t slot, char *err, size_t errlen)
 		return NULL;
 	}
 	st->slot = slot;
-	st->bus = b;
 	msgpack_sbuffer_init(&st->batch);
 	if (bus_slot_url(b->bus_url, slot, url, sizeof(url)) == -1) {
 		snprintf(err, errlen, "bus url %s: cannot derive slot %" PRIu32,
@@ -393,8 +384,6 @@ bus_close(struct bus *b)
 	if (b == NULL)
 		return;
 	bus_flush(b);
-	for (uint32_t i = 0; i < b->n_open; i++)
-		bus_stream_flush(b, b->slots[b->open[i]]); /* held batches */
 	if (b->w_up != NULL)
 		loop_fd_del(b->w_up);
 	if (b->w_ev != NULL)
@@ -421,13 +410,8 @@ bus_stream_flush(struct bus *b, struct bus_stream *st)
 	nng_msg *m;
 	int rv;
 
-	if (st->hold_timer != 0) {
-		loop_timer_del(b->loop, st->hold_timer);
-		st->hold_timer = 0;
-	}
 	if (st->batch_n == 0)
 		return;
-	st->last_flush_ms = loop_now(b->loop);
 	rv = nng_msg_alloc(&m, st->batch.size);
 	if (rv == 0) {
 		memcpy(nng_msg_body(m), st->batch.data, st->batch.size);
@@ -468,47 +452,9 @@ bus_stream(const struct bus *b, uint32_t slot)
 	return slot >= 1 && slot <= BUS_SLOTS_MAX ? b->slots[slot] : NULL;
 }
 
-/* Puts st on the list of streams flushed at the end of this loop pass. */
-static void
-bus_stream_due(struct bus *b, struct bus_stream *st)
-{
-	if (st->hold_timer != 0) {
-		loop_timer_del(b->loop, st->hold_timer);
-		st->hold_timer = 0;
-	}
-	if (!st->dirty) {
-		st->dirty = true;
-		st->next_dirty = b->dirty;
-		b->dirty = st;
-	}
-}
-
-static void
-bus_hold_cb(struct loop *l, uint64_t id, void *arg)
-{
-	struct bus_stream *st = arg;
-
-	st->hold_timer = 0; /* a one-shot timer is gone once it fired */
-	bus_stream_due(st->bus, st);
-}
-
-/*
- * Decides when st's batch goes out after an envelope was appended. A full
- * batch goes now. Otherwise it goes at the end of this loop pass, unless
- * the envelope may be held (a MSG), the stream sent a batch less than
- * batch_ms ago and nothing urgent is waiting: then it is held until
- * batch_ms after that batch. Under sustained traffic a stream therefore
- * sends at most one batch per window, while a message after a quiet
- * spell, an ACK, a heartbeat or a range answer never waits. Why: every
- * nng message costs the bridge and the receiving worker a fixed ~50 us of
- * nng thread hand-offs whatever it carries (README "Performance").
- */
 static int
-bus_appended(
-    struct bus *b, struct bus_stream *st, size_t before, int rc, bool may_hold)
+bus_appended(struct bus *b, struct bus_stream *st, size_t before, int rc)
 {
-	uint64_t now, since;
-
 	if (rc != 0) {
 		st->batch.size = before; /* undo a partial envelope */
 		return -1;
@@ -517,21 +463,10 @@ bus_appended(
 	b->stats.bus_envelopes++;
 	if (st->batch_n >= BUS_BATCH_MAX || st->batch.size >= BUS_BATCH_BYTES) {
 		bus_stream_flush(b, st); /* stays on the dirty list: harmless */
-		return 0;
-	}
-	if (st->dirty)
-		return 0; /* already due this pass */
-	now = loop_now(b->loop);
-	since = now - st->last_flush_ms;
-	if (!may_hold || b->batch_ms == 0 || since >= b->batch_ms) {
-		bus_stream_due(b, st);
-		return 0;
-	}
-	if (st->hold_timer == 0) {
-		st->hold_timer = loop_timer_add(
-		    b->loop, b->batch_ms - since, 0, bus_hold_cb, st);
-		if (st->hold_timer == 0) /* out of memory: send it now */
-			bus_stream_due(b, st);
+	} else if (!st->dirty) {
+		st->dirty = true;
+		st->next_dirty = b->dirty;
+		b->dirty = st;
 	}
 	return 0;
 }
@@ -542,8 +477,7 @@ bus_stream_msg(struct bus *b, struct bus_stream *st, struct bus_msg *m)
 	size_t before = st->batch.size;
 
 	m->seq = st->last_seq + 1;
-	if (bus_appended(b, st, before, bus_encode_msg(&st->batch, m), true) ==
-	    -1)
+	if (bus_appended(b, st, before, bus_encode_msg(&st->batch, m)) == -1)
 		return -1;
 	st->last_seq = m->seq;
 	return 0;
@@ -581,8 +515,7 @@ bus_send_ack(struct bus *b, const struct bus_ack *a)
 	if (st == NULL)
 		return -1;
 	before = st->batch.size;
-	return bus_appended(
-	    b, st, before, bus_encode_ack(&st->batch, a), false);
+	return bus_appended(b, st, before, bus_encode_ack(&st->batch, a));
 }
 
 int
@@ -596,7 +529,7 @@ bus_send_heartbeat(struct bus *b, struct bus_heartbeat *hb)
 
 		hb->last_seq = st->last_seq;
 		if (bus_appended(b, st, before,
-			bus_encode_heartbeat(&st->batch, hb), false) == 0)
+			bus_encode_heartbeat(&st->batch, hb)) == 0)
 			n++;
 	}
 	return n;
@@ -612,7 +545,7 @@ bus_send_worker(
 	if (st == NULL)
 		return -1;
 	before = st->batch.size;
-	return bus_appended(b, st, before, enc(&st->batch, env), false);
+	return bus_appended(b, st, before, enc(&st->batch, env));
 }
 
 uint64_t
@@ -633,12 +566,6 @@ int
 bus_send_range(struct bus *b, const struct bus_range *r)
 {
 	return bus_send_worker(b, r->slot, bus_encode_range_fn, r);
-}
-
-void
-bus_set_batch_ms(struct bus *b, uint32_t ms)
-{
-	b->batch_ms = ms;
 }
 
 void

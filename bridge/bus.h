@@ -10,12 +10,8 @@
  *
  * Bus envelopes are appended to the stream's pending batch, sent as one
  * nng message when it holds BUS_BATCH_MAX envelopes or BUS_BATCH_BYTES,
- * and otherwise at the end of the loop iteration (a loop hook). With a
- * coalescing window (bus_set_batch_ms), a stream that sent a batch less
- * than a window ago holds further MSGs until the window ends: under
- * sustained traffic one nng message per window carries them all, while a
- * message after a quiet spell (and every ACK, heartbeat and range answer)
- * goes at the end of its iteration. Upstream messages are
+ * and at the end of every loop iteration (a loop hook), so batching only
+ * happens under load and never adds latency. Upstream messages are
  * drained from the PULL socket's RECVFD (at most BUS_DRAIN_MAX per wakeup)
  * and decoded; each envelope is handed to the recv callback with the nng
  * pipe it came on. Pipe removals (an nng thread) are passed to the loop
@@ -131,12 +127,6 @@ uint64_t bus_slot_last_seq(const struct bus *b, uint32_t slot);
 
 /* Sends every pending batch now (also done by the loop hook). */
 void bus_flush(struct bus *b);
-
-/*
- * Sets the coalescing window in ms (0: none, every batch goes at the end
- * of its loop iteration). A MSG waits at most this long on the bridge.
- */
-void bus_set_batch_ms(struct bus *b, uint32_t ms);
 
 /* A snapshot of the counters. */
 void bus_stats(const struct bus *b, struct bus_stats *out);

@@ -278,6 +278,9 @@ cb_link(struct cluster_broker *cb, const char *name, const char *host,
 	    .user = c->redis_user[0] != '\0' ? c->redis_user : NULL,
 	    .password = c->redis_password,
 	    .pubsub = pubsub,
+	    /* Messages come on the subscriber links: read them in batches
+	     * under sustained traffic. */
+	    .coalesce_ms = pubsub ? c->coalesce_ms : 0,
 	    .ping_interval_ms = cb_ping_ms(cb),
 	    .on_push = push,
 	    .on_state = state,

@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 
 #include "clock.h"
 #include "dlist.h"
@@ -25,6 +26,9 @@ struct loop_fd {
 	bool deleted;
 	loop_fd_fn *fn;
 	void *arg;
+	uint32_t coalesce_ms; /* loop_fd_coalesce() */
+	uint64_t last_in_ms;  /* when fn last ran for POLLIN */
+	uint64_t rest_until;  /* POLLIN not watched before this */
 };
 
 struct loop_timer {
@@ -52,6 +56,7 @@ struct loop {
 	size_t npfd_cap;
 	uint64_t next_timer_id;
 	uint64_t now;
+	uint64_t rest_until; /* earliest end of a resting fd's rest, or 0 */
 	bool stop;
 };
 
@@ -126,6 +131,27 @@ int
 loop_fd_events(const struct loop_fd *w)
 {
 	return w->events;
+}
+
+void
+loop_fd_coalesce(struct loop_fd *w, uint32_t ms)
+{
+	w->coalesce_ms = ms;
+	w->rest_until = 0;
+}
+
+/* After w's callback ran for POLLIN at now: rest if the flow is dense. */
+static void
+loop_fd_after_input(struct loop_fd *w, uint64_t now)
+{
+	int unread = 0;
+	bool dense = now - w->last_in_ms < 2 * (uint64_t)w->coalesce_ms;
+
+	w->last_in_ms = now;
+	if (!dense || w->deleted)
+		return;
+	if (ioctl(w->fd, FIONREAD, &unread) == 0 && unread == 0)
+		w->rest_until = now + w->coalesce_ms;
 }
 
 void
@@ -270,13 +296,22 @@ loop_build_pollset(struct loop *l)
 		l->pws = w;
 		l->npfd_cap = cap;
 	}
+	l->rest_until = 0;
 	DLIST_FOREACH(n, &l->fds) {
 		struct loop_fd *w = DLIST_ENTRY(n, struct loop_fd, node);
+		int events = w->events;
 
-		if (w->deleted || w->events == 0)
+		if (w->deleted || events == 0)
 			continue;
+		if (w->rest_until > l->now && (events & POLLIN)) {
+			/* Still polled with what is left: errors and hang-ups
+			 * are reported whatever the events. */
+			events &= ~POLLIN;
+			if (l->rest_until == 0 || w->rest_until < l->rest_until)
+				l->rest_until = w->rest_until;
+		}
 		l->pfds[i].fd = w->fd;
-		l->pfds[i].events = (short)w->events;
+		l->pfds[i].events = (short)events;
 		l->pfds[i].revents = 0;
 		l->pws[i] = w;
 		i++;
@@ -320,11 +355,22 @@ loop_once(struct loop *l, int max_wait_ms)
 		h->fn(l, h->arg);
 	}
 	loop_sweep(l);
+	l->now = clock_mono_ms(); /* the hooks took time: rests may be over */
 	npfd = loop_build_pollset(l);
 	if (npfd == -1)
 		return -1;
 	l->now = clock_mono_ms();
 	timeout = loop_next_timeout(l);
+	if (l->rest_until != 0) {
+		/* A resting fd left out of the set: wake when its rest ends
+		 * (it may have ended since the set was built: then at once). */
+		uint64_t left = l->rest_until > l->now
+				    ? l->rest_until - l->now
+				    : 0;
+
+		if (timeout == -1 || (uint64_t)timeout > left)
+			timeout = (int)left;
+	}
 	if (max_wait_ms >= 0 && (timeout == -1 || timeout > max_wait_ms))
 		timeout = max_wait_ms;
 	if (l->stop)
@@ -339,6 +385,8 @@ loop_once(struct loop *l, int max_wait_ms)
 		if (l->pfds[i].revents == 0 || w->deleted)
 			continue;
 		w->fn(l, w->fd, l->pfds[i].revents, w->arg);
+		if (w->coalesce_ms != 0 && (l->pfds[i].revents & POLLIN))
+			loop_fd_after_input(w, clock_mono_ms());
 	}
 	l->now = clock_mono_ms();
 	loop_run_timers(l);

@@ -412,6 +412,10 @@ redis_link_attach(struct redis_link *rl, redisAsyncContext *ac)
 	rl->w = loop_fd_add(rl->loop, ac->c.fd, 0, redis_link_io_cb, rl);
 	if (rl->w == NULL)
 		return -1;
+	/* The subscriber's messages come one by one: read them in batches
+	 * under sustained traffic ([bridge] coalesce_ms, loop.h). */
+	if (rl->cbs.push != NULL)
+		loop_fd_coalesce(rl->w, rl->conf->coalesce_ms);
 	rl->ac = ac;
 	rl->events = 0;
 	ac->ev.data = rl;

@@ -64,6 +64,7 @@ struct resp_conn {
 	char *name, *host, *user, *password;
 	uint16_t port;
 	bool pubsub;
+	uint32_t coalesce_ms;
 	uint32_t connect_timeout_ms, ping_interval_ms;
 	uint32_t backoff_min_ms, backoff_max_ms;
 	resp_push_fn *on_push;
@@ -110,6 +111,7 @@ resp_conn_new(struct loop *l, const struct resp_conn_opts *o)
 	rc->fd = -1;
 	rc->port = o->port;
 	rc->pubsub = o->pubsub;
+	rc->coalesce_ms = o->coalesce_ms;
 	rc->connect_timeout_ms =
 	    o->connect_timeout_ms ? o->connect_timeout_ms : 5000;
 	rc->ping_interval_ms = o->ping_interval_ms;
@@ -847,6 +849,8 @@ rc_connect(struct resp_conn *rc)
 		return;
 	}
 	rc->w = loop_fd_add(rc->loop, fd, POLLOUT, fd_cb, rc);
+	if (rc->w != NULL)
+		loop_fd_coalesce(rc->w, rc->coalesce_ms);
 	rc->connect_timer = loop_timer_add(
 	    rc->loop, rc->connect_timeout_ms, 0, connect_timeout_cb, rc);
 	if (rc->w == NULL || rc->connect_timer == 0) {

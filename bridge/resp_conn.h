@@ -62,6 +62,7 @@ struct resp_conn_opts {
 	const char *user;     /* ACL user for AUTH, NULL: password only */
 	const char *password; /* NULL or "": no AUTH */
 	bool pubsub;          /* a subscriber link: pushes are recognised */
+	uint32_t coalesce_ms; /* input coalescing (loop_fd_coalesce()) */
 	uint32_t connect_timeout_ms; /* TCP connect + AUTH; 0: 5000 */
 	/* > 0: PING every interval while up; a PING still unanswered at the
 	 * next tick drops the link (a silent peer: cable cut, frozen host). */

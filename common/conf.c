@@ -166,7 +166,7 @@ static const struct conf_key conf_keys[] = {
     ROW("bridge", "metrics_listen", CONF_T_HOSTPORT, metrics_listen,
 	"127.0.0.1:9480", 0, 0, NULL, NULL),
     U32("bridge", "heartbeat_ms", heartbeat_ms, "1000", 100, 60000),
-    U32("bridge", "bus_batch_ms", bus_batch_ms, "2", 0, 50),
+    U32("bridge", "coalesce_ms", coalesce_ms, "2", 0, 50),
 };
 
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))

@@ -121,7 +121,7 @@ struct conf {
 	/* [bridge] */
 	struct conf_hostport metrics_listen;
 	uint32_t heartbeat_ms;
-	uint32_t bus_batch_ms;
+	uint32_t coalesce_ms;
 };
 
 /* Fills c with the documented defaults (c->file is left empty). */

@@ -1650,7 +1650,7 @@ def main():
     ap.add_argument("--wspush-set", action="append", default=[],
                     metavar="SECTION.KEY=VALUE",
                     help="a wspush config value for this run (e.g. "
-                    "bridge.bus_batch_ms=0); repeatable")
+                    "bridge.coalesce_ms=0); repeatable")
     ap.add_argument("--rounds", type=int, default=1,
                     help="run the servers this many times, alternating "
                     "(paired runs); the table shows each figure's median")

@@ -1,9 +1,9 @@
-"""The bridge's coalescing window (`[bridge] bus_batch_ms`): under
-sustained traffic a worker's bus stream sends at most one nng message per
-window, carrying every MSG that arrived meanwhile, because each nng
-message costs the bridge and the worker a fixed amount of thread
-hand-offs whatever it carries. A message after a quiet spell is not held,
-and nothing is lost or reordered by the holding.
+"""Input coalescing (`[bridge] coalesce_ms`): under sustained traffic the
+bridge reads its Redis subscriber connection at most once per window and
+sends each worker what it read as one nng message, because every wakeup
+and every nng message costs the bridge and the worker a fixed amount of
+context switches whatever it carries. A message after a quiet spell is
+read at once, and nothing is lost or reordered by the waiting.
 
 The bridge counts the nng messages it sent as `bus_batches` and the
 envelopes as `envelopes_published` (MSGs) in its stats.
@@ -24,9 +24,9 @@ def bridge_figures(node):
 def test_sustained_messages_share_nng_messages(h):
     """100 messages to one user, one PUBLISH every ~2 ms, with a 20 ms
     window: about one nng message per window instead of one per message
-    (before the window existed: one per message, ~100)."""
+    (without coalescing: one per message, ~100)."""
     c = wsp.Cluster(h, nodes=1, workers=1,
-                    conf={"bridge": {"bus_batch_ms": "20"}})
+                    conf={"bridge": {"coalesce_ms": "20"}})
     node = c.a
     node.wait_attached()
     cl = node.connect(wsp.uid("batch"))
@@ -61,7 +61,7 @@ def test_a_message_after_a_quiet_spell_is_not_held(h):
     """With the widest window (50 ms), a message that follows a quiet
     spell goes at once: its delivery time is far below the window."""
     c = wsp.Cluster(h, nodes=1, workers=1,
-                    conf={"bridge": {"bus_batch_ms": "50"}})
+                    conf={"bridge": {"coalesce_ms": "50"}})
     node = c.a
     node.wait_attached()
     cl = node.connect(wsp.uid("quiet"))
@@ -77,9 +77,9 @@ def test_a_message_after_a_quiet_spell_is_not_held(h):
 
 
 def test_a_window_of_zero_sends_every_loop_pass(h):
-    """bus_batch_ms = 0: no holding; still in order and complete."""
+    """coalesce_ms = 0: no holding; still in order and complete."""
     c = wsp.Cluster(h, nodes=1, workers=1,
-                    conf={"bridge": {"bus_batch_ms": "0"}})
+                    conf={"bridge": {"coalesce_ms": "0"}})
     node = c.a
     node.wait_attached()
     cl = node.connect(wsp.uid("zero"))

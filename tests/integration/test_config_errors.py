@@ -17,7 +17,7 @@ PROGRAMS = ["bridge/wspush-bridge", "gateway/wspush-gateway"]
 BAD = [
     ("gateway", "wrokers", "2", "wrokers"),
     ("bridge", "heartbeat", "200", "heartbeat"),
-    ("bridge", "bus_batch_ms", "51", "bus_batch_ms"),
+    ("bridge", "coalesce_ms", "51", "coalesce_ms"),
     ("gateway", "workers", "lots", "workers"),
     ("gateway", "listen", "127.0.0.1:99999", "listen"),
     ("gateway", "delivery", "carrier-pigeon", "delivery"),

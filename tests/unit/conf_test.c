@@ -81,7 +81,7 @@ defaults_are_those_of_the_design(void **state)
 	assert_string_equal(c.metrics_listen.host, "127.0.0.1");
 	assert_int_equal(c.metrics_listen.port, 9480);
 	assert_int_equal(c.heartbeat_ms, 1000);
-	assert_int_equal(c.bus_batch_ms, 2);
+	assert_int_equal(c.coalesce_ms, 2);
 }
 
 static void

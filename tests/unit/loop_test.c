@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -243,6 +244,145 @@ loop_stop_ends_loop_run(void **state)
 	assert_true(loop_now(c->l) > 0);
 }
 
+/* ---- input coalescing ---- */
+
+struct rd {
+	int calls;
+	int last_bytes; /* bytes read by the last call */
+	size_t per_call; /* read at most this much per call */
+};
+
+static void
+flow_cb(struct loop *l, int fd, int revents, void *arg)
+{
+	struct rd *r = arg;
+	char buf[64];
+	ssize_t n = read(fd, buf, r->per_call);
+
+	r->calls++;
+	r->last_bytes = n > 0 ? (int)n : 0;
+}
+
+static void
+put(struct ctx *c)
+{
+	assert_int_equal(write(c->fds[1], "x", 1), 1);
+}
+
+/* Runs the loop until r->calls reaches want or limit_ms passed. */
+static void
+run_until(struct ctx *c, struct rd *r, int want, uint64_t limit_ms)
+{
+	uint64_t t0 = clock_mono_ms();
+
+	while (r->calls < want && clock_mono_ms() - t0 < limit_ms)
+		loop_once(c->l, 5);
+}
+
+static void
+a_dense_flow_is_read_once_per_window(void **state)
+{
+	struct ctx *c = *state;
+	struct rd r = {.per_call = 64};
+	uint64_t t0;
+
+	c->w = loop_fd_add(c->l, c->fds[0], POLLIN, flow_cb, &r);
+	loop_fd_coalesce(c->w, 60);
+	put(c);
+	run_until(c, &r, 1, 1000);
+	put(c); /* a second read soon after the first: the flow is dense */
+	run_until(c, &r, 2, 1000);
+	assert_int_equal(r.calls, 2);
+	/* Resting now: two messages wait and are read by one call. */
+	t0 = clock_mono_ms();
+	put(c);
+	put(c);
+	loop_once(c->l, 20);
+	assert_int_equal(r.calls, 2);
+	run_until(c, &r, 3, 1000);
+	assert_int_equal(r.calls, 3);
+	assert_int_equal(r.last_bytes, 2);
+	assert_true(clock_mono_ms() - t0 >= 40);
+	assert_true(clock_mono_ms() - t0 < 500);
+}
+
+static void
+a_backlog_is_drained_without_resting(void **state)
+{
+	struct ctx *c = *state;
+	struct rd r = {.per_call = 1}; /* leaves the rest unread */
+	uint64_t t0;
+
+	c->w = loop_fd_add(c->l, c->fds[0], POLLIN, flow_cb, &r);
+	loop_fd_coalesce(c->w, 200);
+	for (int i = 0; i < 4; i++)
+		put(c);
+	t0 = clock_mono_ms();
+	run_until(c, &r, 4, 1000);
+	assert_int_equal(r.calls, 4);
+	assert_true(clock_mono_ms() - t0 < 150);
+}
+
+static void
+the_first_message_after_a_quiet_spell_is_read_at_once(void **state)
+{
+	struct ctx *c = *state;
+	struct rd r = {.per_call = 64};
+	uint64_t t0;
+
+	c->w = loop_fd_add(c->l, c->fds[0], POLLIN, flow_cb, &r);
+	loop_fd_coalesce(c->w, 20);
+	put(c);
+	run_until(c, &r, 1, 1000);
+	usleep(60 * 1000); /* > 2 windows */
+	put(c);
+	t0 = clock_mono_ms();
+	loop_once(c->l, 5);
+	assert_int_equal(r.calls, 2);
+	assert_true(clock_mono_ms() - t0 < 15);
+}
+
+static void
+slow_hook(struct loop *l, void *arg)
+{
+	int *armed = arg;
+
+	if (*armed) {
+		*armed = 0;
+		usleep(40 * 1000);
+	}
+}
+
+/*
+ * A rest that ends while the loop is busy elsewhere (here a slow hook)
+ * must not leave the fd out of a long poll: before the fix the set was
+ * built against the time before the hooks and the poll had no timeout, so
+ * the waiting message sat there until some other event.
+ */
+static void
+a_rest_that_ended_meanwhile_does_not_stall_the_loop(void **state)
+{
+	struct ctx *c = *state;
+	struct rd r = {.per_call = 64};
+	int armed = 0;
+	uint64_t t0;
+
+	c->w = loop_fd_add(c->l, c->fds[0], POLLIN, flow_cb, &r);
+	loop_fd_coalesce(c->w, 20);
+	assert_int_equal(loop_hook_add(c->l, slow_hook, &armed), 0);
+	put(c);
+	run_until(c, &r, 1, 1000);
+	put(c);
+	run_until(c, &r, 2, 1000); /* dense: resting for 20 ms now */
+	put(c);
+	armed = 1; /* the next pass's hook outlasts the rest */
+	t0 = clock_mono_ms();
+	for (int i = 0; i < 3 && r.calls < 3; i++)
+		loop_once(c->l, 2000);
+	assert_int_equal(r.calls, 3);
+	assert_true(clock_mono_ms() - t0 < 500);
+}
+
 int
 main(void)
 {
@@ -264,6 +404,16 @@ main(void)
 		hooks_run_before_every_sleep, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		loop_stop_ends_loop_run, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		a_dense_flow_is_read_once_per_window, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		a_backlog_is_drained_without_resting, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		the_first_message_after_a_quiet_spell_is_read_at_once, setup,
+		teardown),
+	    cmocka_unit_test_setup_teardown(
+		a_rest_that_ended_meanwhile_does_not_stall_the_loop, setup,
+		teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
