@@ -364,9 +364,8 @@ loop_once(struct loop *l, int max_wait_ms)
 	if (l->rest_until != 0) {
 		/* A resting fd left out of the set: wake when its rest ends
 		 * (it may have ended since the set was built: then at once). */
-		uint64_t left = l->rest_until > l->now
-				    ? l->rest_until - l->now
-				    : 0;
+		uint64_t left =
+		    l->rest_until > l->now ? l->rest_until - l->now : 0;
 
 		if (timeout == -1 || (uint64_t)timeout > left)
 			timeout = (int)left;

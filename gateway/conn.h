@@ -79,8 +79,8 @@ struct conn {
 	uint64_t established_ms;
 	struct keepalive_entry ka; /* in w->ka while open (keepalive.h) */
 	bool ping_due; /* a ping waits for the queue to drain (send.c) */
-	const char *close_msg;  /* its reason text; NULL: by code */
-	const char *reason;     /* for the disconnect event */
+	const char *close_msg; /* its reason text; NULL: by code */
+	const char *reason;    /* for the disconnect event */
 
 	/*
 	 * auth.mode = jwt: the claims of the last accepted token (owned),

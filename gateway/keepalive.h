@@ -59,7 +59,8 @@ void keepalive_init(
     struct keepalive *k, uint32_t ping_interval_s, uint32_t idle_timeout_s);
 
 /* Starts tracking e (a connection just established, valid at now). */
-void keepalive_add(struct keepalive *k, struct keepalive_entry *e, uint64_t now);
+void keepalive_add(
+    struct keepalive *k, struct keepalive_entry *e, uint64_t now);
 
 /* e answered a ping (or proved itself valid otherwise) at now. */
 void keepalive_valid(

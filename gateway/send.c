@@ -161,7 +161,8 @@ send_queue(struct conn *c)
 		w->c.frames_out += n;
 		w->c.bytes_out += bytes;
 	}
-	if (c->ping_due && connq_empty(&c->q) && !lws_partial_buffered(c->wsi)) {
+	if (c->ping_due && connq_empty(&c->q) &&
+	    !lws_partial_buffered(c->wsi)) {
 		c->ping_due = false;
 		return send_bytes(c, send_ping_frame + LWS_PRE, 4);
 	}

@@ -266,7 +266,8 @@ worker_adopt_raw(struct worker *w, int fd, enum worker_raw what)
 static void
 worker_keepalive_init(struct worker *w)
 {
-	uint32_t ping = w->conf->ping_interval_s, idle = w->conf->idle_timeout_s;
+	uint32_t ping = w->conf->ping_interval_s,
+		 idle = w->conf->idle_timeout_s;
 
 	/* A hang-up is never due before the ping that could prevent it. */
 	keepalive_init(&w->ka, ping, idle > ping ? idle : ping + 1);
@@ -287,8 +288,8 @@ worker_hangup_cb(struct keepalive_entry *e, void *arg)
 
 	if (c->reason == NULL)
 		c->reason = "idle";
-	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_REASON_BASE + 3,
-	    LWS_TO_KILL_ASYNC);
+	lws_set_timeout(
+	    c->wsi, PENDING_TIMEOUT_USER_REASON_BASE + 3, LWS_TO_KILL_ASYNC);
 }
 
 static void

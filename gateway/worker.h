@@ -73,7 +73,7 @@ struct worker {
 	bool node_known;    /* node: learnt from the bridge (busrx.c) */
 	char node[CONF_NODE_ID_MAX];
 
-	struct dlist conns; /* struct conn.node: every websocket */
+	struct dlist conns;  /* struct conn.node: every websocket */
 	struct keepalive ka; /* struct conn.ka: pings and idle hang-ups */
 	/* Connections with frames queued during this loop pass (struct
 	 * conn.flush_node); send_flush_pending() writes them after it. */

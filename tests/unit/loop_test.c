@@ -2,11 +2,11 @@
  * loop_test.c - the bridge event loop (bridge/loop.c): timers, fd
  * watchers, hooks, and removal from inside callbacks.
  */
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <poll.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -248,7 +248,7 @@ loop_stop_ends_loop_run(void **state)
 
 struct rd {
 	int calls;
-	int last_bytes; /* bytes read by the last call */
+	int last_bytes;  /* bytes read by the last call */
 	size_t per_call; /* read at most this much per call */
 };
 
