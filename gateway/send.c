@@ -169,6 +169,17 @@ send_queue(struct conn *c)
 	return 0;
 }
 
+/* A direct write failed: lws kills the socket asynchronously; the frames
+ * left go with it (counted by conn_free()). */
+static void
+send_failed(struct conn *c)
+{
+	c->dead = true;
+	c->reason = "error";
+	lws_set_timeout(
+	    c->wsi, PENDING_TIMEOUT_USER_REASON_BASE + 2, LWS_TO_KILL_ASYNC);
+}
+
 void
 send_ping(struct conn *c)
 {
@@ -179,12 +190,8 @@ send_ping(struct conn *c)
 		lws_callback_on_writable(c->wsi); /* after the queue */
 		return;
 	}
-	if (send_queue(c) == -1) {
-		c->dead = true;
-		c->reason = "error";
-		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_REASON_BASE + 2,
-		    LWS_TO_KILL_ASYNC);
-	}
+	if (send_queue(c) == -1)
+		send_failed(c);
 }
 
 static const char *
@@ -250,12 +257,7 @@ send_flush(struct conn *c)
 		return;
 	}
 	if (send_queue(c) == -1) {
-		/* The socket failed; the frames left go with it (counted
-		 * by conn_free()). */
-		c->dead = true;
-		c->reason = "error";
-		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_REASON_BASE + 2,
-		    LWS_TO_KILL_ASYNC);
+		send_failed(c);
 		return;
 	}
 	if (!connq_empty(&c->q))

@@ -436,18 +436,8 @@ metrics_listen = 127.0.0.1:{self.metrics_port}
     def diag(self):
         """The bridge's /metrics (workers report to it about once a
         second, so a count may lag a little)."""
-        try:
-            with socket.create_connection(("127.0.0.1", self.metrics_port),
-                                          timeout=5) as s:
-                s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n"
-                          b"Connection: close\r\n\r\n")
-                data = b""
-                while True:
-                    chunk = s.recv(1 << 16)
-                    if not chunk:
-                        break
-                    data += chunk
-        except OSError:
+        data = http_get(self.metrics_port, "/metrics")
+        if data is None:
             return {}
         out = {}
         for line in data.decode(errors="replace").split("\r\n\r\n", 1)[-1] \
@@ -470,6 +460,24 @@ metrics_listen = 127.0.0.1:{self.metrics_port}
             except ValueError:
                 pass
         return out
+
+
+def http_get(port, path, timeout=5):
+    """The whole answer (head and body) to GET path on a loopback port, or
+    None if the connection failed."""
+    try:
+        with socket.create_connection(("127.0.0.1", port),
+                                      timeout=timeout) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n"
+                      "Connection: close\r\n\r\n".encode())
+            data = b""
+            while True:
+                chunk = s.recv(1 << 16)
+                if not chunk:
+                    return data
+                data += chunk
+    except OSError:
+        return None
 
 
 def http_status(port, path):
@@ -559,18 +567,8 @@ http {{
         """nchan_stub_status as name -> number (shared memory used and
         its limit in KiB, channels, subscribers, ...)."""
         out = {}
-        try:
-            with socket.create_connection(("127.0.0.1", self.port),
-                                          timeout=5) as s:
-                s.sendall(b"GET /nchan_status HTTP/1.1\r\nHost: x\r\n"
-                          b"Connection: close\r\n\r\n")
-                data = b""
-                while True:
-                    chunk = s.recv(1 << 16)
-                    if not chunk:
-                        break
-                    data += chunk
-        except OSError:
+        data = http_get(self.port, "/nchan_status")
+        if data is None:
             return out
         for line in data.decode(errors="replace").splitlines():
             k, sep, v = line.partition(":")
