@@ -43,6 +43,11 @@ struct uptx {
 	nng_dialer dialer;
 	uint64_t dialed_ms;   /* when dialer was created */
 	atomic_bool up_added; /* set by an nng thread: the PUSH pipe is up */
+	/* The id of the newest PUSH pipe while it is open, else 0 (nng
+	 * threads keep it). Not a count: nng also reports the removal of
+	 * pipes it never reported added (refused before ADD_POST). */
+	atomic_uint live_pipe;
+	uint64_t no_pipe_since; /* loop: when the last pipe went, or 0 */
 	/* The loop to wake from nng threads; NULL once the loop is gone. */
 	_Atomic(struct lws_context *) wake_ctx;
 
@@ -61,9 +66,16 @@ uptx_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	struct uptx *u = arg;
 	struct lws_context *ctx;
 
-	(void)p;
+	unsigned id = (unsigned)nng_pipe_id(p);
+
+	if (ev == NNG_PIPE_EV_REM_POST) {
+		/* Only the newest pipe's end leaves us without one. */
+		atomic_compare_exchange_strong(&u->live_pipe, &id, 0);
+		return;
+	}
 	if (ev != NNG_PIPE_EV_ADD_POST)
 		return;
+	atomic_store(&u->live_pipe, id);
 	atomic_store(&u->up_added, true);
 	ctx = atomic_load(&u->wake_ctx);
 	if (ctx != NULL)
@@ -99,6 +111,7 @@ uptx_new(struct worker *w)
 	u->me.gen = w->gen;
 	u->me.pid = (uint32_t)w->pid;
 	atomic_init(&u->up_added, false);
+	atomic_init(&u->live_pipe, 0);
 	atomic_init(&u->wake_ctx, w->ctx);
 	msgpack_sbuffer_init(&u->sb);
 	u->q = calloc(UPTX_Q_SLOTS, sizeof(*u->q));
@@ -112,7 +125,9 @@ uptx_new(struct worker *w)
 	if ((rv = nng_socket_set_int(
 		 u->push, NNG_OPT_SENDBUF, UPTX_PUSH_SENDBUF)) != 0 ||
 	    (rv = nng_pipe_notify(
-		 u->push, NNG_PIPE_EV_ADD_POST, uptx_pipe_cb, u)) != 0) {
+		 u->push, NNG_PIPE_EV_ADD_POST, uptx_pipe_cb, u)) != 0 ||
+	    (rv = nng_pipe_notify(
+		 u->push, NNG_PIPE_EV_REM_POST, uptx_pipe_cb, u)) != 0) {
 		log_errx("nng_socket_set(push): %s", nng_strerror(rv));
 		goto fail;
 	}
@@ -131,8 +146,10 @@ uptx_detach(struct uptx *u)
 {
 	if (u == NULL)
 		return;
-	if (u->push_open)
+	if (u->push_open) {
 		nng_pipe_notify(u->push, NNG_PIPE_EV_ADD_POST, NULL, NULL);
+		nng_pipe_notify(u->push, NNG_PIPE_EV_REM_POST, NULL, NULL);
+	}
 	atomic_store(&u->wake_ctx, NULL);
 }
 
@@ -155,6 +172,18 @@ uptx_free(struct uptx *u)
 }
 
 bool
+uptx_pipeless(struct uptx *u, uint64_t now_ms, uint64_t for_ms)
+{
+	if (atomic_load(&u->live_pipe) != 0) {
+		u->no_pipe_since = 0;
+		return false;
+	}
+	if (u->no_pipe_since == 0)
+		u->no_pipe_since = now_ms;
+	return now_ms - u->no_pipe_since >= for_ms;
+}
+
+bool
 uptx_pipe_added(struct uptx *u)
 {
 	if (u == NULL || !atomic_exchange(&u->up_added, false))
@@ -164,23 +193,21 @@ uptx_pipe_added(struct uptx *u)
 }
 
 /*
- * The upstream twin of the bus watchdog (busrx_tick()): interest requests
- * went unanswered for FANOUT_ACK_TIMEOUT_MS while the bridge's heartbeat
- * flows and Redis is up, so the bridge is alive but does not hear us; the
+ * The upstream twin of the bus watchdog (busrx_tick()): the bridge's
+ * heartbeat flows, so the bridge is alive, but it does not hear us: the
  * PUSH dialer is dead or sits on a dead connection. Redial it, at most
- * once per ack timeout; the new pipe brings a full INTEREST_SYNC.
+ * once per FANOUT_ACK_TIMEOUT_MS; the new pipe brings a full INTEREST_SYNC.
  */
 void
-uptx_redial(struct uptx *u, uint64_t now_ms)
+uptx_redial(struct uptx *u, uint64_t now_ms, const char *why)
 {
 	char url[CONF_RUNTIME_DIR_MAX + 32];
 	nng_dialer d;
 
 	if (now_ms - u->dialed_ms < FANOUT_ACK_TIMEOUT_MS)
 		return;
-	log_warnx("upstream: interest not acknowledged within %d ms while "
-		  "the bridge is up: redialling upstream",
-	    FANOUT_ACK_TIMEOUT_MS);
+	log_warnx(
+	    "upstream: %s while the bridge is up: redialling upstream", why);
 	conf_up_url(u->w->conf, url, sizeof(url));
 	nng_dialer_close(u->dialer);
 	if (uptx_dial(u->push, url, &d) == 0)

@@ -48,9 +48,18 @@ bool uptx_pipe_added(struct uptx *u);
  * (INTEREST_SYNC for epoch, from fan) and re-requests what is pending. */
 void uptx_sync(struct uptx *u, struct fanout *fan, uint64_t epoch);
 
-/* Interest requests went unanswered while the bridge is up: redials the
+/* The bridge is up but does not hear us (why: for the log): redials the
  * PUSH socket, at most once per FANOUT_ACK_TIMEOUT_MS. */
-void uptx_redial(struct uptx *u, uint64_t now_ms);
+void uptx_redial(struct uptx *u, uint64_t now_ms, const char *why);
+
+/*
+ * True if the PUSH socket has had no pipe to the bridge for for_ms up to
+ * now_ms (called from the worker's tick, which also keeps the time the
+ * last pipe went). nng 1.5.2 can leave a dialer that never redials: seen
+ * after a bridge restart, the bus came back and upstream never did, so
+ * the bridge never learnt the worker's addresses and routed it nothing.
+ */
+bool uptx_pipeless(struct uptx *u, uint64_t now_ms, uint64_t for_ms);
 
 /* Upstream envelopes; each is queued if it cannot be sent now. */
 void uptx_interest(struct uptx *u, enum up_kind kind, uint64_t req_id,

@@ -48,6 +48,9 @@
 /* Accepting again after EMFILE/ENFILE waits this long (no spinning). */
 #define WORKER_ACCEPT_PAUSE_MS 100
 #define WORKER_TICK_MS 1000
+/* A bridge whose bus heartbeat flows accepts upstream connections too:
+ * none for this long means the dialer is stuck (uptx_pipeless()). */
+#define WORKER_UP_PIPELESS_MS 2000
 /* lws' table sizes follow RLIMIT_NOFILE; cap them. */
 #define WORKER_FD_LIMIT_MAX (1u << 20)
 #define WORKER_MAX_HEADER 16384
@@ -315,10 +318,14 @@ worker_tick(lws_sorted_usec_list_t *sul)
 	recover_tick(w, now);
 	report_send(w, now);
 	/* Requests re-sent for want of an ACK while the bridge is up and
-	 * hears Redis: it does not hear us. */
+	 * hears Redis, or no upstream pipe at all while its heartbeat flows:
+	 * it does not hear us. */
 	if (fanout_tick(w->fan, now) > 0 && busrx_attached(w->bus, now) &&
 	    busrx_redis_up(w->bus))
-		uptx_redial(w->up, now);
+		uptx_redial(w->up, now, "interest not acknowledged");
+	if (uptx_pipeless(w->up, now, WORKER_UP_PIPELESS_MS) &&
+	    busrx_attached(w->bus, now))
+		uptx_redial(w->up, now, "no upstream connection");
 	if (w->master_fd != -1 && write(w->master_fd, "H", 1) == -1 &&
 	    errno == EPIPE) {
 		log_warnx("the master is gone: draining");

@@ -50,11 +50,14 @@ def test_sustained_messages_share_nng_messages(h):
         return (b, m) if m - msgs0 >= n else None
     batches1, msgs1 = wsp.wait_until(settled, 5, "the bridge's counters")
     batches = batches1 - batches0
-    # Heartbeats travel in batches too: one a second, plus one per window.
+    # One batch per window, plus: the two reads before the flow counts as
+    # dense, the last partial window, heartbeats (one a second, each a
+    # batch of its own when it falls between reads) and slack for a
+    # loaded machine. Without coalescing: one batch per message.
     windows = elapsed / 0.020
-    assert batches <= windows + 2 * (elapsed + 1) + 2, \
+    assert batches <= windows + 2 * elapsed + 8, \
         (batches, msgs1 - msgs0, elapsed)
-    assert batches <= n // 2, (batches, elapsed)
+    assert batches <= n // 3, (batches, elapsed)
 
 
 def test_a_message_after_a_quiet_spell_is_not_held(h):
