@@ -17,6 +17,7 @@ import http.client
 import json
 import os
 import queue
+import random
 import re
 import shutil
 import signal
@@ -75,8 +76,39 @@ def binary(rel):
     return p
 
 
+_ports_handed = set()
+
+
+def _below_ephemeral():
+    """(lo, hi): ports below the kernel's ephemeral range, or None."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return (10000, low - 1) if low > 12000 else None
+
+
 def free_port():
-    """A loopback TCP port that was free a moment ago."""
+    """A loopback TCP port that was free a moment ago and that no outgoing
+    connection can take before the server under test binds it: a port
+    from bind(0) is ephemeral, and the kernel may hand it to the next
+    connect() of any process (seen: "gateway.listen ...: Address already
+    in use"). So ports come from below the ephemeral range, at random
+    (two test runs rarely meet), never twice in one run, and only if a
+    plain bind (no SO_REUSEADDR: not even TIME_WAIT on it) succeeds."""
+    window = _below_ephemeral()
+    for _ in range(500 if window else 0):
+        port = random.randint(*window)
+        if port in _ports_handed:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _ports_handed.add(port)
+        return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
